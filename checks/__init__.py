@@ -1,0 +1,1 @@
+"""Built-in checks: one module per component. Importing a module registers its checks."""

@@ -1,0 +1,189 @@
+"""The mastoaudit command line.
+
+Exit codes: 0 clean, 1 failures at or above --fail-on, 2 usage or input error, 3 incomplete run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+from .engine import EXIT_CLEAN, EXIT_USAGE, RunResult, run
+from .model import Severity
+from .registry import CheckLoadError, Registry, default_registry
+from .reporting import FORMATS
+from .reporting.output import write_reports
+from .selection import SELECTOR_HELP, Selection
+from .sources.local import InputError, collect_tree
+
+
+class UsageError(Exception):
+    pass
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("reports and exit code")
+    g.add_argument("--format", "-f", dest="formats", action="append", choices=FORMATS,
+                   help="output format, repeatable (default: terminal, html and json)")
+    g.add_argument("-o", "--output", dest="output", metavar="PATH",
+                   help="a file for one format, a folder for several, - for standard output (default: reports/)")
+    g.add_argument("--fail-on", default="low", metavar="SEVERITY",
+                   help="exit 1 when a failed finding is at or above this severity: "
+                        "info, low, medium, high, critical, or never (default: low)")
+    g.add_argument("--show-passed", action="store_true", help="list passed results on the terminal too")
+    s = p.add_argument_group("which checks")
+    s.add_argument("--select", action="append", metavar="SELECTOR", help=f"run only these checks: {SELECTOR_HELP}")
+    s.add_argument("--exclude", action="append", metavar="SELECTOR", help="skip these checks (same forms)")
+    _add_check_sources(s)
+
+
+def _add_check_sources(g) -> None:
+    g.add_argument("--checks-dir", action="append", type=Path, default=[], metavar="DIR",
+                   help="also load checks from the .py files in DIR")
+    g.add_argument("--no-plugins", action="store_true", help="do not load checks from installed plugins")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mastoaudit",
+        description="Security hardening checker for Mastodon deployments.",
+        epilog="Exit codes: 0 clean, 1 failures at or above --fail-on, 2 usage or input error, 3 incomplete run.",
+    )
+    parser.add_argument("--version", action="version", version=f"mastoaudit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    lint = sub.add_parser("lint", help="audit configuration files under PATHs (no live host)")
+    lint.add_argument("paths", nargs="+", metavar="PATH", help="a config tree or file; each PATH is one target")
+    _add_run_options(lint)
+
+    checks = sub.add_parser("checks", help="the check catalogue")
+    checks_sub = checks.add_subparsers(dest="checks_command", metavar="list|show|threats")
+    lst = checks_sub.add_parser("list", help="list the checks")
+    lst.add_argument("--format", choices=["terminal", "json"], default="terminal")
+    lst.add_argument("--select", action="append", metavar="SELECTOR", help=SELECTOR_HELP)
+    lst.add_argument("--exclude", action="append", metavar="SELECTOR")
+    _add_check_sources(lst)
+    show = checks_sub.add_parser("show", help="everything about one check")
+    show.add_argument("check_id", metavar="ID")
+    show.add_argument("--format", choices=["terminal", "json"], default="terminal")
+    _add_check_sources(show)
+    thr = checks_sub.add_parser("threats", help="the threat catalogue and which checks verify each threat")
+    thr.add_argument("--format", choices=["terminal", "json"], default="terminal")
+    _add_check_sources(thr)
+    return parser
+
+
+def _registry(args: argparse.Namespace) -> Registry:
+    return default_registry(args.checks_dir, plugins=not args.no_plugins)
+
+
+def _fail_on(text: str) -> Severity | None:
+    if text.lower() == "never":
+        return None
+    try:
+        return Severity.parse(text)
+    except ValueError as exc:
+        raise UsageError(f"--fail-on: {exc}") from None
+
+
+def _finish(args: argparse.Namespace, result: RunResult, stem: str) -> int:
+    fail_on = _fail_on(args.fail_on)
+    try:
+        written = write_reports(result, args.formats, args.output, stem)
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"cannot write reports: {exc}") from None
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr)
+    return result.exit_code(fail_on)
+
+
+def cmd_lint(args: argparse.Namespace) -> int:
+    _fail_on(args.fail_on)  # a bad threshold is a usage error before any work
+    selection = _selection(args)
+    registry = _registry(args)
+    targets = []
+    for raw in args.paths:
+        try:
+            targets.append(collect_tree(Path(raw)))
+        except InputError as exc:
+            raise UsageError(str(exc)) from None
+    result = run("lint", registry, selection, targets)
+    return _finish(args, result, "mastoaudit-lint")
+
+
+def _selection(args: argparse.Namespace) -> Selection:
+    try:
+        return Selection.parse(args.select, args.exclude)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_checks(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    sub = args.checks_command or "list"
+    fmt = getattr(args, "format", "terminal")
+    if sub == "list":
+        selection = _selection(args) if hasattr(args, "select") else Selection()
+        metas = [c.meta for c in registry if selection.wants(c.meta)]
+        if fmt == "json":
+            print(json.dumps([m.to_dict() for m in metas], indent=2))
+        else:
+            for m in metas:
+                print(f"{m.id:40} {m.severity.value:8} {m.component:14} {m.title}")
+            print(f"\n{len(metas)} checks", file=sys.stderr)
+        return EXIT_CLEAN
+    if sub == "show":
+        found = registry.get(args.check_id)
+        if found is None:
+            raise UsageError(f"no check with id {args.check_id!r} (see `mastoaudit checks list`)")
+        meta = found.meta
+        if fmt == "json":
+            print(json.dumps(meta.to_dict(), indent=2))
+            return EXIT_CLEAN
+        catalogue = registry.catalogue
+        print(f"{meta.id}: {meta.title}")
+        print(f"  component: {meta.component}   severity: {meta.severity.value}   "
+              f"tags: {', '.join(meta.tags) or '-'}   origin: {found.origin}")
+        print(f"  needs: {', '.join(meta.needs) or '-'}")
+        print("  threats:")
+        for tid in meta.threats:
+            print(f"    {tid}  {catalogue.threats[tid].title}")
+        print(f"\n  Why: {meta.rationale}\n\n  Fix: {meta.remediation.text}")
+        if meta.remediation.snippet:
+            print("\n" + "\n".join("    " + line for line in meta.remediation.snippet.splitlines()))
+        if meta.references:
+            print("\n  References:\n" + "\n".join(f"    {r}" for r in meta.references))
+        return EXIT_CLEAN
+    rows = registry.catalogue.coverage([c.meta for c in registry])
+    if fmt == "json":
+        print(json.dumps(rows, indent=2))
+        return EXIT_CLEAN
+    for row in rows:
+        print(f"{row['id']:28} {row['title']}  [{row['source']}]")
+        print(f"    checks: {', '.join(row['checks']) or '(none: left to people)'}")
+        for item in row["people"]:
+            print(f"    people: {item}")
+    return EXIT_CLEAN
+
+
+COMMANDS = {"lint": cmd_lint, "checks": cmd_checks}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](args)
+    except (UsageError, CheckLoadError) as exc:
+        print(f"mastoaudit: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("mastoaudit: interrupted", file=sys.stderr)
+        return 130
+

@@ -1,0 +1,116 @@
+"""Plain data shared by the engine and the reporters: severities, statuses, findings.
+
+Reporters only ever see these types; nothing here knows how a fact was collected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+
+
+class Severity(str, Enum):
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_ORDER.index(self)
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls(text.lower())
+        except ValueError:
+            names = ", ".join(s.value for s in cls)
+            raise ValueError(f"unknown severity {text!r} (one of: {names})") from None
+
+
+_SEVERITY_ORDER = [Severity.INFO, Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL]
+
+
+class Status(str, Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    WARN = "warn"
+    SKIP = "skip"
+    ERROR = "error"
+
+
+COMPONENTS = (
+    "nginx",
+    "app",
+    "streaming",
+    "postgresql",
+    "redis",
+    "sidekiq",
+    "elasticsearch",
+    "s3",
+    "smtp",
+    "mail-dns",
+    "tls",
+    "host",
+    "mastodon-env",
+    "federation",
+)
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a finding points: a file (as the user named it, or host:path) and a 1-based line."""
+
+    file: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a check yields: one verdict about one subject. The engine turns it into a Finding."""
+
+    status: Status
+    message: str
+    location: Location | None = None
+    subject: str | None = None  # what was judged, e.g. "server example.com:443" or "REDIS_PASSWORD"
+    observed: str | None = None
+    expected: str | None = None
+    severity: Severity | None = None  # overrides the check's severity for this outcome
+
+
+@dataclass
+class Finding:
+    check_id: str
+    title: str
+    component: str
+    severity: Severity
+    status: Status
+    message: str
+    target: str
+    threats: list[str] = field(default_factory=list)
+    location: Location | None = None
+    subject: str | None = None
+    observed: str | None = None
+    expected: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable identity across runs (for diff and SARIF): check, target, file and subject.
+
+        The line number is left out on purpose so that an edit above a finding does not make it
+        look new.
+        """
+        parts = [self.check_id, self.target, self.location.file if self.location else "", self.subject or ""]
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["severity"] = self.severity.value
+        data["status"] = self.status.value
+        data["fingerprint"] = self.fingerprint
+        return data

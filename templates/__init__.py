@@ -1,0 +1,1 @@
+"""Report templates (HTML). Installed as a package so importlib.resources finds them."""
