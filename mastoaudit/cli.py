@@ -11,10 +11,14 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .diff import ReportError, compare, load_report
+from .diff import render_terminal as render_diff
 from .engine import EXIT_CLEAN, EXIT_USAGE, RunResult, run
+from .fixplan import plan
 from .model import Severity
 from .registry import CheckLoadError, Registry, default_registry
 from .reporting import FORMATS
+from .reporting.document import build_document
 from .reporting.output import write_reports
 from .selection import SELECTOR_HELP, Selection
 from .sources.local import InputError, collect_tree
@@ -58,6 +62,33 @@ def build_parser() -> argparse.ArgumentParser:
     lint = sub.add_parser("lint", help="audit configuration files under PATHs (no live host)")
     lint.add_argument("paths", nargs="+", metavar="PATH", help="a config tree or file; each PATH is one target")
     _add_run_options(lint)
+
+    audit = sub.add_parser("audit", help="audit live hosts over SSH (read-only)")
+    audit.add_argument("-i", "--inventory", required=True, type=Path, metavar="INVENTORY",
+                       help="YAML inventory (see inventories/) or a pyinfra inventory .py file")
+    audit.add_argument("--limit", action="append", metavar="HOST", help="audit only these inventory hosts")
+    audit.add_argument("--trust-on-first-use", action="store_true",
+                       help="accept and remember host keys not yet in known_hosts (default: refuse them)")
+    audit.add_argument("--command-log", type=Path, metavar="FILE",
+                       help="append every command sent to the hosts to FILE (JSON lines)")
+    audit.add_argument("--quiet", "-q", action="store_true", help="no per-host progress on stderr")
+    _add_run_options(audit)
+
+    diff = sub.add_parser("diff", help="what changed between two JSON reports (compliance runs)")
+    diff.add_argument("before", type=Path, metavar="OLD.json")
+    diff.add_argument("after", type=Path, metavar="NEW.json")
+    diff.add_argument("--format", "-f", dest="formats", action="append", choices=["terminal", "json"])
+    diff.add_argument("-o", "--output", dest="output", metavar="PATH", help="write the json diff to PATH")
+    diff.add_argument("--fail-on", default="low", metavar="SEVERITY",
+                      help="exit 1 when a NEW failed finding is at or above this severity (default: low)")
+
+    fix = sub.add_parser("fix", help="a remediation plan for the failed findings (changes nothing)")
+    fix.add_argument("--plan", action="store_true", required=True,
+                     help="print the plan; applying fixes is left to you or your config management")
+    fix.add_argument("--report", type=Path, metavar="REPORT.json", help="plan from an existing JSON report")
+    fix.add_argument("paths", nargs="*", metavar="PATH", help="or lint these config trees and plan from that")
+    fix.add_argument("--checks-dir", action="append", type=Path, default=[], metavar="DIR")
+    fix.add_argument("--no-plugins", action="store_true")
 
     checks = sub.add_parser("checks", help="the check catalogue")
     checks_sub = checks.add_subparsers(dest="checks_command", metavar="list|show|threats")
@@ -169,7 +200,78 @@ def cmd_checks(args: argparse.Namespace) -> int:
     return EXIT_CLEAN
 
 
-COMMANDS = {"lint": cmd_lint, "checks": cmd_checks}
+def cmd_audit(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .inventory import InventoryError, load_inventory
+    from .sources.ssh import collect_hosts
+
+    _fail_on(args.fail_on)
+    selection = _selection(args)
+    try:
+        inventory = load_inventory(args.inventory)
+    except InventoryError as exc:
+        raise UsageError(str(exc)) from None
+    if args.limit:
+        unknown = [name for name in args.limit if inventory.host(name) is None]
+        if unknown:
+            raise UsageError(f"--limit: no host named {', '.join(unknown)} in {args.inventory}")
+        inventory.hosts = [h for h in inventory.hosts if h.name in args.limit]
+    if args.trust_on_first_use:
+        inventory.hosts = [replace(h, ssh=replace(h.ssh, trust_on_first_use=True)) for h in inventory.hosts]
+    registry = _registry(args)
+
+    def progress(host: str, event: str) -> None:
+        if not args.quiet:
+            print(f"  {host}: {event}", file=sys.stderr, flush=True)
+
+    if not args.quiet:
+        print(f"auditing {len(inventory.hosts)} host(s) of {inventory.web_domain} over SSH", file=sys.stderr)
+    targets = collect_hosts(inventory, progress, str(args.command_log) if args.command_log else None)
+    result = run("audit", registry, selection, targets)
+    return _finish(args, result, "mastoaudit-audit")
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    fail_on = _fail_on(args.fail_on)
+    try:
+        before, after = load_report(args.before), load_report(args.after)
+    except ReportError as exc:
+        raise UsageError(str(exc)) from None
+    result = compare(before, after)
+    formats = args.formats or ["terminal"]
+    if "terminal" in formats:
+        sys.stdout.write(render_diff(result, args.before, args.after))
+    if "json" in formats:
+        text = json.dumps(result.to_dict(), indent=2) + "\n"
+        if args.output:
+            Path(args.output).write_text(text, encoding="utf-8")
+        else:
+            sys.stdout.write(text)
+    worst = result.worst_new()
+    return 1 if fail_on is not None and worst is not None and worst.rank >= fail_on.rank else EXIT_CLEAN
+
+
+def cmd_fix(args: argparse.Namespace) -> int:
+    if args.report:
+        try:
+            document = load_report(args.report)
+        except ReportError as exc:
+            raise UsageError(str(exc)) from None
+    elif args.paths:
+        registry = _registry(args)
+        try:
+            targets = [collect_tree(Path(p)) for p in args.paths]
+        except InputError as exc:
+            raise UsageError(str(exc)) from None
+        document = build_document(run("lint", registry, Selection(), targets))
+    else:
+        raise UsageError("fix --plan needs --report REPORT.json or config PATHs")
+    sys.stdout.write(plan(document))
+    return EXIT_CLEAN
+
+
+COMMANDS = {"lint": cmd_lint, "audit": cmd_audit, "checks": cmd_checks, "diff": cmd_diff, "fix": cmd_fix}
 
 
 def main(argv: list[str] | None = None) -> int:

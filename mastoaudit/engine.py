@@ -96,7 +96,8 @@ def run_check(check: Check, facts: FactSet, redactor: Redactor) -> list[Finding]
         outcomes = list(check.run(facts))
     except Exception as exc:  # a broken check is an error finding, never a crash of the run
         where = traceback.extract_tb(exc.__traceback__)[-1]
-        message = f"check failed to run: {type(exc).__name__}: {exc} ({where.filename.rsplit('/', 1)[-1]}:{where.lineno})"
+        origin = f"{where.filename.rsplit('/', 1)[-1]}:{where.lineno}"
+        message = f"check failed to run: {type(exc).__name__}: {exc} ({origin})"
         return [Finding(meta.id, meta.title, meta.component, meta.severity, Status.ERROR,
                         redactor.scrub(message) or "", facts.target, list(meta.threats))]
     if not outcomes:
@@ -133,7 +134,7 @@ def run(command: str, registry: Registry, selection: Selection, targets: Iterabl
     for facts in targets:
         redactor = Redactor(facts.secrets)
         findings.extend(problem_findings(facts, redactor))
-        for check in selected:
+        for check in selected if facts.reachable else ():
             findings.extend(run_check(check, facts, redactor))
         summaries.append(TargetSummary(facts.target, sorted(facts.kinds()), len(facts.problems)))
     return RunResult(

@@ -29,6 +29,9 @@ class FactSet:
     problems: list[InputProblem] = field(default_factory=list)
     # Secret values seen while collecting; the engine scrubs them from every finding.
     secrets: set[str] = field(default_factory=set)
+    # False when the target could not be collected at all (an unreachable host): its checks are not
+    # run, so the report shows the one error instead of a skip per check.
+    reachable: bool = True
 
     def add(self, kind: str, fact: Any) -> None:
         self._facts[kind].append(fact)

@@ -15,7 +15,8 @@ DEFAULT_DIR = Path("reports")
 
 
 def write_reports(result: RunResult, formats: list[str] | None, out: str | None, stem: str,
-                  stdout: TextIO = sys.stdout) -> list[Path]:
+                  stdout: TextIO | None = None) -> list[Path]:
+    stdout = stdout or sys.stdout
     formats = list(dict.fromkeys(formats or DEFAULT_FORMATS))
     files = [f for f in formats if f != "terminal"]
     written: list[Path] = []

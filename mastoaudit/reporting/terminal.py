@@ -38,7 +38,8 @@ def render(result: RunResult, colour: bool = False, show_passed: bool = False) -
     for f in shown:
         where = f" {f.location}" if f.location else ""
         target = f" [{f.target}]" if len(result.targets) > 1 else ""
-        out.append(paint(f.status, f"{f.status.value.upper():5}") + f" {f.severity.value:8} {f.check_id}{target}{where}")
+        label = paint(f.status, f"{f.status.value.upper():5}")
+        out.append(f"{label} {f.severity.value:8} {f.check_id}{target}{where}")
         out.append(f"      {_clean(f.message)}")
         if f.observed is not None or f.expected is not None:
             out.append(f"      observed: {_clean(f.observed or '-')}  expected: {_clean(f.expected or '-')}")

@@ -1,0 +1,275 @@
+"""Inventories: one Mastodon instance, its hosts, their roles and how to reach them over SSH.
+
+The YAML form (see inventories/example.yaml) is validated with line numbers: every error names the
+key and the line. A pyinfra inventory file (Python, groups of hosts) is accepted too; its group
+names are read as roles.
+"""
+
+from __future__ import annotations
+
+import ast
+import ipaddress
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import yaml
+
+ROLES = ("web", "app", "streaming", "sidekiq", "db", "redis", "search", "mail", "storage")
+MAX_INVENTORY_BYTES = 1024 * 1024
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+
+
+class InventoryError(Exception):
+    """A bad inventory: the message names the file, line and key."""
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    user: str = "root"
+    port: int = 22
+    key: str | None = None
+    password_env: str | None = None  # name of an environment variable holding the password, never the password
+    known_hosts: str = "~/.ssh/known_hosts"
+    trust_on_first_use: bool = False
+    sudo: bool = False
+    jump: str | None = None  # another inventory host's name, or user@host:port
+    connect_timeout: float = 5.0
+    command_timeout: float = 10.0
+    host_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class Services:
+    """Where the services' own configs and sockets are, when not at Debian's defaults."""
+
+    nginx_config: str = "/etc/nginx/nginx.conf"
+    sshd_config: str = "/etc/ssh/sshd_config"
+    postgres_port: int = 5432
+    postgres_socket_dir: str = "/var/run/postgresql"
+    redis_config: str = "/etc/redis/redis.conf"
+    redis_port: int = 6379
+
+
+_SERVICE_FIELDS = {"nginx_config": str, "sshd_config": str, "postgres_port": int, "postgres_socket_dir": str,
+                   "redis_config": str, "redis_port": int}
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    address: str
+    roles: tuple[str, ...]
+    ssh: SshSettings
+    path_prefix: str = ""  # prepended to the absolute paths of files read on the host (labs, chroots)
+    services: Services = field(default_factory=Services)
+
+
+@dataclass
+class Inventory:
+    source: str
+    local_domain: str
+    web_domain: str
+    mastodon_path: str = "/home/mastodon/live"
+    hosts: list[Host] = field(default_factory=list)
+
+    def host(self, name: str) -> Host | None:
+        return next((h for h in self.hosts if h.name == name), None)
+
+
+_SSH_FIELDS = {
+    "user": str, "port": int, "key": str, "password_env": str, "known_hosts": str,
+    "trust_on_first_use": bool, "sudo": bool, "jump": str,
+    "connect_timeout": (int, float), "command_timeout": (int, float), "host_timeout": (int, float),
+}
+
+
+class _Reader:
+    """Walks the composed YAML so that every error can say where it is."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, node: yaml.Node | None, key: str, message: str) -> InventoryError:
+        line = f":{node.start_mark.line + 1}" if node is not None else ""
+        return InventoryError(f"{self.source}{line}: {key}: {message}")
+
+    def mapping(self, node: yaml.Node, key: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, key, "expected a mapping")
+        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for k, v in node.value:
+            if not isinstance(k, yaml.ScalarNode):
+                raise self.fail(k, key, "keys must be plain names")
+            if k.value in out:
+                raise self.fail(k, f"{key}.{k.value}", "given twice")
+            out[k.value] = (k, v)
+        return out
+
+    def scalar(self, node: yaml.Node, key: str, kind: type | tuple[type, ...]):
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, key, "expected a single value")
+        value = yaml.safe_load(yaml.serialize(node))
+        if kind is str and isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, kind) or (kind in (int, (int, float)) and isinstance(value, bool)):
+            want = kind.__name__ if isinstance(kind, type) else "a number"
+            raise self.fail(node, key, f"expected {want}, got {value!r}")
+        return value
+
+    def only(self, mapping: dict, allowed: tuple[str, ...] | dict, key: str) -> None:
+        for name, (knode, _) in mapping.items():
+            if name not in allowed:
+                raise self.fail(knode, f"{key}.{name}" if key else name,
+                                f"unknown key (expected one of: {', '.join(allowed)})")
+
+
+def _ssh(reader: _Reader, node: yaml.Node, key: str, base: SshSettings) -> SshSettings:
+    fields = reader.mapping(node, key)
+    reader.only(fields, _SSH_FIELDS, key)
+    values = {}
+    for name, (_, vnode) in fields.items():
+        value = reader.scalar(vnode, f"{key}.{name}", _SSH_FIELDS[name])
+        if name == "port" and not 0 < value < 65536:
+            raise reader.fail(vnode, f"{key}.port", f"not a port number: {value}")
+        if name.endswith("_timeout") and not 0 < value <= 3600:
+            raise reader.fail(vnode, f"{key}.{name}", "must be between 0 and 3600 seconds")
+        values[name] = float(value) if name.endswith("_timeout") else value
+    return replace(base, **values)
+
+
+def _valid_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return bool(_HOSTNAME.match(text))
+
+
+def load_yaml_inventory(path: Path, text: str) -> Inventory:
+    reader = _Reader(str(path))
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise InventoryError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if root is None:
+        raise InventoryError(f"{path}: empty inventory")
+    top = reader.mapping(root, "inventory")
+    reader.only(top, ("instance", "ssh", "hosts"), "")
+    if "instance" not in top:
+        raise reader.fail(root, "instance", "missing (local_domain, web_domain)")
+    inst = reader.mapping(top["instance"][1], "instance")
+    reader.only(inst, ("local_domain", "web_domain", "mastodon_path"), "instance")
+    if "local_domain" not in inst:
+        raise reader.fail(top["instance"][1], "instance.local_domain", "missing")
+    local_domain = reader.scalar(inst["local_domain"][1], "instance.local_domain", str)
+    web_domain = (reader.scalar(inst["web_domain"][1], "instance.web_domain", str)
+                  if "web_domain" in inst else local_domain)
+    for name, value in (("local_domain", local_domain), ("web_domain", web_domain)):
+        if not _HOSTNAME.match(value):
+            raise reader.fail(inst.get(name, inst["local_domain"])[1], f"instance.{name}", f"not a domain: {value!r}")
+    mastodon_path = (reader.scalar(inst["mastodon_path"][1], "instance.mastodon_path", str)
+                     if "mastodon_path" in inst else "/home/mastodon/live")
+    defaults = _ssh(reader, top["ssh"][1], "ssh", SshSettings()) if "ssh" in top else SshSettings()
+    if "hosts" not in top:
+        raise reader.fail(root, "hosts", "missing: name at least one host")
+    hosts_map = reader.mapping(top["hosts"][1], "hosts")
+    if not hosts_map:
+        raise reader.fail(top["hosts"][1], "hosts", "empty: name at least one host")
+    hosts = []
+    for name, (knode, hnode) in hosts_map.items():
+        key = f"hosts.{name}"
+        if not _HOSTNAME.match(name):
+            raise reader.fail(knode, key, "host names are letters, digits, dots and dashes")
+        fields = reader.mapping(hnode, key)
+        reader.only(fields, ("address", "roles", "ssh", "path_prefix", "services"), key)
+        address = reader.scalar(fields["address"][1], f"{key}.address", str) if "address" in fields else name
+        if not _valid_address(address):
+            raise reader.fail(fields["address"][1], f"{key}.address", f"not an address or host name: {address!r}")
+        if "roles" not in fields:
+            raise reader.fail(hnode, f"{key}.roles", f"missing (any of: {', '.join(ROLES)})")
+        rnode = fields["roles"][1]
+        if not isinstance(rnode, yaml.SequenceNode) or not rnode.value:
+            raise reader.fail(rnode, f"{key}.roles", "expected a non-empty list")
+        roles = []
+        for item in rnode.value:
+            role = reader.scalar(item, f"{key}.roles", str)
+            if role not in ROLES:
+                raise reader.fail(item, f"{key}.roles", f"unknown role {role!r} (one of: {', '.join(ROLES)})")
+            roles.append(role)
+        ssh = _ssh(reader, fields["ssh"][1], f"{key}.ssh", defaults) if "ssh" in fields else defaults
+        prefix = reader.scalar(fields["path_prefix"][1], f"{key}.path_prefix", str) if "path_prefix" in fields else ""
+        services = Services()
+        if "services" in fields:
+            smap = reader.mapping(fields["services"][1], f"{key}.services")
+            reader.only(smap, _SERVICE_FIELDS, f"{key}.services")
+            services = replace(services, **{
+                sname: reader.scalar(vnode, f"{key}.services.{sname}", _SERVICE_FIELDS[sname])
+                for sname, (_, vnode) in smap.items()
+            })
+        hosts.append(Host(name, address, tuple(dict.fromkeys(roles)), ssh, prefix.rstrip("/"), services))
+    names = {h.name for h in hosts}
+    for h in hosts:
+        jump = h.ssh.jump
+        if jump and "@" not in jump and ":" not in jump and jump not in names:
+            raise InventoryError(f"{path}: hosts.{h.name}.ssh.jump: no host named {jump!r} in the inventory")
+    return Inventory(str(path), local_domain, web_domain, mastodon_path, hosts)
+
+
+def load_pyinfra_inventory(path: Path, text: str, local_domain: str | None) -> Inventory:
+    """A pyinfra inventory: module-level lists of hosts (or (host, data) tuples); groups are roles.
+
+    It is read as data (ast.literal_eval of each assignment), never executed.
+    """
+    try:
+        tree = ast.parse(text, filename=str(path))
+    except SyntaxError as exc:
+        raise InventoryError(f"{path}:{exc.lineno}: not valid Python ({exc.msg})") from None
+    by_host: dict[str, tuple[set[str], dict]] = {}
+    for node in tree.body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            continue
+        group = node.targets[0].id
+        try:
+            value = ast.literal_eval(node.value)
+        except ValueError:
+            raise InventoryError(f"{path}:{node.lineno}: {group}: only literal lists of hosts are read") from None
+        if not isinstance(value, list | tuple):
+            continue
+        for entry in value:
+            name, data = (entry, {}) if isinstance(entry, str) else (entry[0], dict(entry[1]))
+            roles, merged = by_host.setdefault(name, (set(), {}))
+            if group in ROLES:
+                roles.add(group)
+            merged.update(data)
+    if not by_host:
+        raise InventoryError(f"{path}: no hosts found (expected lists of hosts, e.g. web = ['host1'])")
+    hosts = []
+    for name, (roles, data) in by_host.items():
+        ssh = SshSettings(
+            user=str(data.get("ssh_user", "root")), port=int(data.get("ssh_port", 22)),
+            key=data.get("ssh_key"), known_hosts=str(data.get("ssh_known_hosts_file", "~/.ssh/known_hosts")),
+            sudo=bool(data.get("_sudo", False)),
+        )
+        hosts.append(Host(name, str(data.get("ssh_hostname", name)), tuple(sorted(roles)) or ROLES, ssh))
+    domain = local_domain or hosts[0].address
+    return Inventory(str(path), domain, domain, hosts=hosts)
+
+
+def load_inventory(path: Path, local_domain: str | None = None) -> Inventory:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InventoryError(f"{path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_INVENTORY_BYTES:
+        raise InventoryError(f"{path}: larger than 1 MiB; not an inventory")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InventoryError(f"{path}: not UTF-8 text") from None
+    if path.suffix == ".py":
+        return load_pyinfra_inventory(path, text, local_domain)
+    return load_yaml_inventory(path, text)

@@ -1,0 +1,220 @@
+"""Parsers for what only a live host shows: sockets, processes, packages, file modes, and the
+effective settings of PostgreSQL and Redis. Each turns one allow-listed command's output into a
+fact; bad output becomes a ParseError like any malformed config."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+from ..model import Location
+from .base import ParseError
+
+
+@dataclass(frozen=True)
+class Socket:
+    proto: str
+    address: str  # as ss prints it, without brackets: 0.0.0.0, ::, 127.0.0.1, *
+    port: int
+    process: str  # the program name, when ss could tell
+
+    @property
+    def loopback_only(self) -> bool:
+        if self.address in ("localhost",):
+            return True
+        try:
+            return ipaddress.ip_address(self.address.split("%", 1)[0]).is_loopback
+        except ValueError:
+            return False
+
+
+@dataclass
+class ListeningSockets:
+    host: str
+    sockets: list[Socket]
+
+    def at(self) -> Location:
+        return Location(f"{self.host}:ss -ltunp")
+
+
+_PROCESS_IN_SS = re.compile(r'users:\(\("([^"]+)"')
+
+
+def parse_listening(host: str, text: str) -> ListeningSockets:
+    sockets = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) < 5 or parts[0] not in ("tcp", "udp"):
+            raise ParseError(f"unexpected ss output: {line[:80]!r}", number)
+        local = parts[4]
+        address, _, port = local.rpartition(":")
+        address = address.strip("[]").split("%", 1)[0]
+        if not port.isdigit():
+            continue  # "*" ports: nothing to judge
+        if parts[0] == "tcp" and parts[1] != "LISTEN":
+            continue
+        match = _PROCESS_IN_SS.search(line)
+        sockets.append(Socket(parts[0], address or "*", int(port), match.group(1) if match else ""))
+    return ListeningSockets(host, sockets)
+
+
+@dataclass(frozen=True)
+class Process:
+    user: str
+    pid: int
+    command: str
+    args: str
+
+
+@dataclass
+class Processes:
+    host: str
+    processes: list[Process]
+
+    def at(self) -> Location:
+        return Location(f"{self.host}:ps")
+
+
+def parse_processes(host: str, text: str) -> Processes:
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        parts = line.split(None, 3)
+        if not parts:
+            continue
+        if len(parts) < 3 or not parts[1].isdigit():
+            raise ParseError(f"unexpected ps output: {line[:80]!r}", number)
+        found.append(Process(parts[0], int(parts[1]), parts[2], parts[3] if len(parts) > 3 else parts[2]))
+    return Processes(host, found)
+
+
+@dataclass
+class Packages:
+    host: str
+    versions: dict[str, str]  # installed packages only
+
+    def at(self) -> Location:
+        return Location(f"{self.host}:dpkg-query")
+
+
+def parse_packages(host: str, text: str) -> Packages:
+    versions = {}
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3 and parts[2].strip().startswith("ii"):
+            versions[parts[0]] = parts[1]
+    return Packages(host, versions)
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """A file read on a host: where it is, who owns it, its mode, whether it could be read."""
+
+    host: str
+    path: str
+    mode: int | None
+    owner: str
+    group: str
+    size: int | None
+    readable: bool
+
+    def at(self) -> Location:
+        return Location(f"{self.host}:{self.path}")
+
+
+@dataclass
+class PostgresLive:
+    host: str
+    settings: dict[str, str] = field(default_factory=dict)
+    roles: list[dict] = field(default_factory=list)  # rolname, super, createrole, createdb, login, ..., nopassword
+
+    def at(self, what: str = "pg_settings") -> Location:
+        return Location(f"{self.host}:{what}")
+
+
+_ROLE_COLUMNS = ("rolname", "super", "createrole", "createdb", "login", "replication", "bypassrls", "no_password")
+
+
+def parse_pg_settings(text: str) -> dict[str, str]:
+    settings = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, sep, value = line.partition("|")
+        if not sep:
+            raise ParseError(f"psql: {line[:200]}", number)
+        settings[name.strip()] = value.strip()
+    return settings
+
+
+def parse_pg_roles(text: str) -> list[dict]:
+    roles = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        cells = line.split("|")
+        if len(cells) != len(_ROLE_COLUMNS):
+            raise ParseError(f"psql: {line[:200]}", number)
+        row: dict = {"rolname": cells[0]}
+        for name, cell in zip(_ROLE_COLUMNS[1:], cells[1:], strict=True):
+            row[name] = cell.strip() == "t"
+        roles.append(row)
+    return roles
+
+
+@dataclass
+class RedisLive:
+    host: str
+    auth_required: bool
+    authenticated: bool
+    config: dict[str, str]
+    acl_users: list[str]
+
+    def at(self) -> Location:
+        return Location(f"{self.host}:redis CONFIG GET")
+
+
+def parse_redis_cli(host: str, text: str) -> RedisLive:
+    """redis-cli's answers to: PING, [AUTH], PING, CONFIG GET x (several), ACL USERS."""
+    lines = [line.strip() for line in text.splitlines()]
+    if not lines:
+        raise ParseError("redis-cli printed nothing (is Redis running on that port?)", None)
+    if "Could not connect" in lines[0] or "Connection refused" in lines[0]:
+        raise ParseError(f"redis-cli: {lines[0][:200]}", 1)
+    auth_required = lines[0].startswith("NOAUTH") or lines[0].startswith("(error) NOAUTH")
+    authenticated = not auth_required or "PONG" in lines[1:]
+    config: dict[str, str] = {}
+    acl: list[str] = []
+    body = [line for line in lines[1:] if line not in ("OK", "PONG") and not line.startswith("NOAUTH")]
+    known = ("bind", "protected-mode", "port", "enable-debug-command", "enable-module-command")
+    i = 0
+    while i < len(body):
+        if body[i] in known and i + 1 < len(body):
+            config[body[i]] = body[i + 1]
+            i += 2
+            continue
+        if body[i] and not body[i].startswith("ERR") and not body[i].startswith("(error)"):
+            acl.append(body[i])
+        i += 1
+    return RedisLive(host, auth_required, authenticated and bool(config), config, acl)
+
+
+_VERSION_PART = re.compile(r"def (major|minor|patch)\s*\n\s*(\d+)", re.MULTILINE)
+_VERSION_PRE = re.compile(
+    r"def default_prerelease\s*\n\s*'([^']*)'"
+    r"|def prerelease\s*\n\s*ENV.fetch\('MASTODON_VERSION_PRERELEASE', '([^']*)'\)"
+)
+
+
+def parse_mastodon_version(text: str) -> str:
+    """The version from Mastodon's lib/mastodon/version.rb."""
+    parts = dict(_VERSION_PART.findall(text))
+    if not {"major", "minor", "patch"} <= parts.keys():
+        raise ParseError("no major/minor/patch in version.rb", None)
+    version = f"{parts['major']}.{parts['minor']}.{parts['patch']}"
+    pre = _VERSION_PRE.search(text)
+    if pre and (pre.group(1) or pre.group(2)):
+        version += f"-{pre.group(1) or pre.group(2)}"
+    return version

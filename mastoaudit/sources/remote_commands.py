@@ -1,0 +1,130 @@
+"""The fixed list of read-only commands mastoaudit may run on an audited host.
+
+Nothing else is ever sent over SSH. A command is a template; its parameters (paths, ports) are
+validated and shell-quoted before they are filled in, and the SSH worker builds the command text
+itself from this table, so a caller can choose *which* commands run, never *what* they say.
+Every command only reads: no template writes a file, changes a setting or restarts a service.
+
+Output sizes are bounded on the host (`head -c`), and files travel base64-encoded, one per line, so
+that a file's content can never be mistaken for the framing around it.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_OUTPUT_BYTES = 24 * 1024 * 1024
+MAX_FILES = 200
+
+_SAFE_PATH = re.compile(r"^/[A-Za-z0-9_@%+=:,./*?\[\]-]*$")  # absolute; globs allowed; no spaces or quotes
+
+
+class CommandRefused(ValueError):
+    """A command id or parameter that is not on the list: refused before anything is sent."""
+
+
+@dataclass(frozen=True)
+class RemoteCommand:
+    id: str
+    purpose: str
+    template: str  # shell text; {name} fields are filled from validated parameters
+    params: tuple[str, ...] = ()
+    needs_root: bool = False  # run through sudo when the SSH user is not root and sudo is allowed
+    stdin: str | None = None  # fixed text fed to the command's standard input
+
+
+def _paths(value: object) -> str:
+    if not isinstance(value, list | tuple) or not value:
+        raise CommandRefused("paths must be a non-empty list")
+    out = []
+    for item in value:
+        if not isinstance(item, str) or not _SAFE_PATH.match(item) or ".." in item.split("/"):
+            raise CommandRefused(f"path refused: {item!r}")
+        # Globs must expand on the host, so they are not quoted; the pattern admits no shell syntax.
+        out.append(item)
+    return " ".join(out)
+
+
+def _path(value: object) -> str:
+    if not isinstance(value, str) or not _SAFE_PATH.match(value) or any(c in value for c in "*?[]"):
+        raise CommandRefused(f"path refused: {value!r}")
+    return shlex.quote(value)
+
+
+def _port(value: object) -> str:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 65536:
+        raise CommandRefused(f"port refused: {value!r}")
+    return str(value)
+
+
+_VALIDATORS = {"paths": _paths, "path": _path, "port": _port, "config": _path, "socket_dir": _path}
+
+# Reads each existing file matched by the globs: a header line (base64 path, mode, owner, group,
+# size, readable or not) and a line with the first MAX_FILE_BYTES of the content, base64-encoded.
+_READ_FILES = (
+    "n=0; for f in {paths}; do [ -f \"$f\" ] || continue; n=$((n+1)); [ $n -gt " + str(MAX_FILES) + " ] && break; "
+    "p=$(printf %s \"$f\" | base64 -w0); m=$(stat -c '%a %U %G %s' -- \"$f\" 2>/dev/null); "
+    "if [ -r \"$f\" ]; then printf '@@file %s %s readable\\n' \"$p\" \"$m\"; "
+    "head -c " + str(MAX_FILE_BYTES) + " -- \"$f\" | base64 -w0; echo; "
+    "else printf '@@file %s %s denied\\n' \"$p\" \"$m\"; echo; fi; done"
+)
+
+COMMANDS: dict[str, RemoteCommand] = {
+    c.id: c
+    for c in [
+        RemoteCommand("files", "config files, their modes and owners", _READ_FILES, ("paths",)),
+        RemoteCommand("files-root", "config files only root may read", _READ_FILES, ("paths",), needs_root=True),
+        RemoteCommand("nginx-dump", "nginx's whole effective configuration", "nginx -T -c {config} 2>&1", ("config",),
+                      needs_root=True),
+        RemoteCommand("sshd-effective", "sshd's effective settings", "sshd -T -f {config} 2>&1", ("config",),
+                      needs_root=True),
+        RemoteCommand("listening", "TCP and UDP sockets listening, with their processes",
+                      "ss -H -ltunp 2>/dev/null || ss -H -ltun", needs_root=True),
+        RemoteCommand("processes", "which user runs each process", "ps -eo user:32=,pid=,comm=,args= | cut -c1-400"),
+        RemoteCommand("packages", "installed package versions",
+                      "dpkg-query -W -f '${{Package}}\\t${{Version}}\\t${{db:Status-Abbrev}}\\n' 2>/dev/null"),
+        RemoteCommand("firewall", "packet filter rules", "nft list ruleset 2>/dev/null || iptables-save 2>/dev/null",
+                      needs_root=True),
+        RemoteCommand(
+            "postgres-settings", "PostgreSQL's effective settings",
+            "runuser -u postgres -- psql -X -A -t -F '|' -h {socket_dir} -p {port} -d postgres -c "
+            "\"SELECT name, setting FROM pg_settings WHERE name IN ('listen_addresses','password_encryption',"
+            "'ssl','port','log_connections','ssl_min_protocol_version')\" 2>&1",
+            ("socket_dir", "port"), needs_root=True,
+        ),
+        RemoteCommand(
+            "postgres-roles", "PostgreSQL roles and their powers (no password hashes: only whether one is set)",
+            "runuser -u postgres -- psql -X -A -t -F '|' -h {socket_dir} -p {port} -d postgres -c "
+            "\"SELECT rolname, rolsuper, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, rolbypassrls, "
+            "(rolpassword IS NULL) FROM pg_authid ORDER BY rolname\" 2>&1",
+            ("socket_dir", "port"), needs_root=True,
+        ),
+        RemoteCommand(
+            "redis-config", "Redis's effective settings (the password stays on the host)",
+            # requirepass is read from the config on the host and fed to redis-cli on stdin; it never
+            # appears in the command text or in the output (AUTH answers OK).
+            "{{ echo PING; pw=$(sed -n 's/^[[:space:]]*requirepass[[:space:]]\\+//p' {config} 2>/dev/null | tail -n1);"
+            " [ -n \"$pw\" ] && printf 'AUTH %s\\n' \"$pw\";"
+            " printf 'PING\\nCONFIG GET bind\\nCONFIG GET protected-mode\\n"
+            "CONFIG GET port\\nCONFIG GET enable-debug-command\\nCONFIG GET enable-module-command\\nACL USERS\\n'; }}"
+            " | timeout 5 redis-cli -h 127.0.0.1 -p {port} 2>&1",
+            ("config", "port"), needs_root=True,
+        ),
+    ]
+}
+
+
+def build(command_id: str, params: dict[str, object] | None = None) -> str:
+    """The exact shell text for an allowed command, or CommandRefused."""
+    command = COMMANDS.get(command_id)
+    if command is None:
+        raise CommandRefused(f"command {command_id!r} is not on the list")
+    params = params or {}
+    if set(params) != set(command.params):
+        raise CommandRefused(f"{command_id}: expected parameters {command.params}, got {tuple(params)}")
+    filled = {name: _VALIDATORS[name](params[name]) for name in command.params}
+    text = command.template.format(**filled)
+    return f"{{ {text} ; }} | head -c {MAX_OUTPUT_BYTES}"
