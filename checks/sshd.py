@@ -40,9 +40,12 @@ def sshd_root_login(facts: FactSet) -> Iterator[Outcome]:
         elif setting.value.lower() in ("prohibit-password", "without-password", "forced-commands-only"):
             yield warned(f"root may log in with a key (PermitRootLogin {setting.value})", at=setting.location,
                          observed=setting.value, expected="no")
-        else:
+        elif setting.value.lower() == "yes":
             yield failed("root may log in over SSH, with a password too", at=setting.location,
                          observed=setting.value, expected="no")
+        else:
+            yield warned("PermitRootLogin has a value sshd does not take (templated or mistyped)",
+                         at=setting.location, observed=setting.value, expected="no")
 
 
 @check(
@@ -67,7 +70,10 @@ def sshd_password_auth(facts: FactSet) -> Iterator[Outcome]:
         pw = conf.get("PasswordAuthentication")
         kbd = conf.get("KbdInteractiveAuthentication") or conf.get("ChallengeResponseAuthentication")
         pam = conf.get("UsePAM")
-        if pw is None or pw.value.lower() != "no":
+        if pw is not None and pw.value.lower() not in ("yes", "no"):
+            yield warned("PasswordAuthentication has a value sshd does not take (templated or mistyped)",
+                         at=pw.location, observed=pw.value, expected="no")
+        elif pw is None or pw.value.lower() == "yes":
             yield failed("SSH accepts passwords" + ("" if pw else " (PasswordAuthentication unset: default yes)"),
                          at=pw.location if pw else conf.at(), observed=pw.value if pw else "unset (yes)",
                          expected="no")
@@ -94,9 +100,14 @@ def sshd_password_auth(facts: FactSet) -> Iterator[Outcome]:
 def sshd_empty_passwords(facts: FactSet) -> Iterator[Outcome]:
     for conf in _configs(facts):
         setting = conf.get("PermitEmptyPasswords")
-        if setting is not None and setting.value.lower() == "yes":
+        if setting is None:
+            yield passed("empty passwords are refused (the default)", at=conf.at(), observed="unset (no)",
+                         expected="no")
+        elif setting.value.lower() == "yes":
             yield failed("accounts with empty passwords may log in", at=setting.location,
                          observed="yes", expected="no")
+        elif setting.value.lower() == "no":
+            yield passed("empty passwords are refused", at=setting.location, observed="no", expected="no")
         else:
-            yield passed("empty passwords are refused", at=setting.location if setting else conf.at(),
-                         observed=setting.value if setting else "unset (no)", expected="no")
+            yield warned("PermitEmptyPasswords has a value sshd does not take (templated or mistyped)",
+                         at=setting.location, observed=setting.value, expected="no")

@@ -99,6 +99,9 @@ def check(
     """Declare a check. Invalid metadata is a programming error and raises at import time."""
     if component not in COMPONENTS:
         raise ValueError(f"check {id}: unknown component {component!r}")
+    bad_modes = set(modes) - {"static", "live", "network"}
+    if bad_modes:
+        raise ValueError(f"check {id}: unknown modes {sorted(bad_modes)}")
     threat_ids = tuple(threats)
     if not threat_ids:
         raise ValueError(f"check {id}: cites no threat")

@@ -204,7 +204,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from .inventory import InventoryError, load_inventory
-    from .sources.ssh import collect_hosts
+    from .sources.ssh import SshCollection
 
     _fail_on(args.fail_on)
     selection = _selection(args)
@@ -219,7 +219,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
         inventory.hosts = [h for h in inventory.hosts if h.name in args.limit]
     if args.trust_on_first_use:
         inventory.hosts = [replace(h, ssh=replace(h.ssh, trust_on_first_use=True)) for h in inventory.hosts]
-    registry = _registry(args)
+    # The SSH worker starts first: the checks load while it imports pyinfra and connects.
+    collection = SshCollection(inventory, str(args.command_log) if args.command_log else None).start()
+    try:
+        registry = _registry(args)
+    except CheckLoadError:
+        collection.finish()
+        raise
 
     def progress(host: str, event: str) -> None:
         if not args.quiet:
@@ -227,7 +233,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     if not args.quiet:
         print(f"auditing {len(inventory.hosts)} host(s) of {inventory.web_domain} over SSH", file=sys.stderr)
-    targets = collect_hosts(inventory, progress, str(args.command_log) if args.command_log else None)
+    targets = collection.finish(progress)
     result = run("audit", registry, selection, targets)
     return _finish(args, result, "mastoaudit-audit")
 

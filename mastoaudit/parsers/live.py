@@ -137,31 +137,24 @@ class PostgresLive:
 _ROLE_COLUMNS = ("rolname", "super", "createrole", "createdb", "login", "replication", "bypassrls", "no_password")
 
 
-def parse_pg_settings(text: str) -> dict[str, str]:
-    settings = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        name, sep, value = line.partition("|")
-        if not sep:
-            raise ParseError(f"psql: {line[:200]}", number)
-        settings[name.strip()] = value.strip()
-    return settings
-
-
-def parse_pg_roles(text: str) -> list[dict]:
-    roles = []
+def parse_pg_state(text: str) -> tuple[dict[str, str], list[dict]]:
+    """psql's unaligned rows: `setting|name|value` and `role|rolname|t|f|...` (see postgres-state)."""
+    settings: dict[str, str] = {}
+    roles: list[dict] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         cells = line.split("|")
-        if len(cells) != len(_ROLE_COLUMNS):
+        if cells[0] == "setting" and len(cells) == 3:
+            settings[cells[1]] = cells[2]
+        elif cells[0] == "role" and len(cells) == len(_ROLE_COLUMNS) + 1:
+            row: dict = {"rolname": cells[1]}
+            for name, cell in zip(_ROLE_COLUMNS[1:], cells[2:], strict=True):
+                row[name] = cell.strip() == "t"
+            roles.append(row)
+        else:
             raise ParseError(f"psql: {line[:200]}", number)
-        row: dict = {"rolname": cells[0]}
-        for name, cell in zip(_ROLE_COLUMNS[1:], cells[1:], strict=True):
-            row[name] = cell.strip() == "t"
-        roles.append(row)
-    return roles
+    return settings, roles
 
 
 @dataclass

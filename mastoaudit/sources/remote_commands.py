@@ -7,6 +7,10 @@ Every command only reads: no template writes a file, changes a setting or restar
 
 Output sizes are bounded on the host (`head -c`), and files travel base64-encoded, one per line, so
 that a file's content can never be mistaken for the framing around it.
+
+A host's commands travel together as one `bundle`: one SSH session and one sudo per host instead of
+one per command (session setup dominates on loopback and small VMs). Each command in the bundle
+keeps its own time limit (coreutils `timeout`) and its own exit status.
 """
 
 from __future__ import annotations
@@ -89,28 +93,28 @@ COMMANDS: dict[str, RemoteCommand] = {
         RemoteCommand("firewall", "packet filter rules", "nft list ruleset 2>/dev/null || iptables-save 2>/dev/null",
                       needs_root=True),
         RemoteCommand(
-            "postgres-settings", "PostgreSQL's effective settings",
-            "runuser -u postgres -- psql -X -A -t -F '|' -h {socket_dir} -p {port} -d postgres -c "
-            "\"SELECT name, setting FROM pg_settings WHERE name IN ('listen_addresses','password_encryption',"
-            "'ssl','port','log_connections','ssl_min_protocol_version')\" 2>&1",
-            ("socket_dir", "port"), needs_root=True,
-        ),
-        RemoteCommand(
-            "postgres-roles", "PostgreSQL roles and their powers (no password hashes: only whether one is set)",
-            "runuser -u postgres -- psql -X -A -t -F '|' -h {socket_dir} -p {port} -d postgres -c "
-            "\"SELECT rolname, rolsuper, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication, rolbypassrls, "
-            "(rolpassword IS NULL) FROM pg_authid ORDER BY rolname\" 2>&1",
+            "postgres-state",
+            "PostgreSQL's effective settings and its roles' powers (no password hashes: only whether one is set)",
+            "cd / && runuser -u postgres -- psql -X -A -t -F '|' -h {socket_dir} -p {port} -d postgres"
+            " -c \"SELECT 'setting', name, setting FROM pg_settings WHERE name IN ('listen_addresses',"
+            "'password_encryption','ssl','port','log_connections','ssl_min_protocol_version')\""
+            " -c \"SELECT 'role', rolname, rolsuper, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication,"
+            " rolbypassrls, (rolpassword IS NULL) FROM pg_authid ORDER BY rolname\" 2>&1",
             ("socket_dir", "port"), needs_root=True,
         ),
         RemoteCommand(
             "redis-config", "Redis's effective settings (the password stays on the host)",
             # requirepass is read from the config on the host and fed to redis-cli on stdin; it never
             # appears in the command text or in the output (AUTH answers OK).
-            "{{ echo PING; pw=$(sed -n 's/^[[:space:]]*requirepass[[:space:]]\\+//p' {config} 2>/dev/null | tail -n1);"
+            # The first PING (argument mode) answers at once when nothing listens; fed from a pipe,
+            # redis-cli would retry the connection instead.
+            "first=$(redis-cli -h 127.0.0.1 -p {port} PING 2>&1); echo \"$first\";"
+            " case \"$first\" in *'Could not connect'*) exit 3;; esac;"
+            " {{ pw=$(sed -n 's/^[[:space:]]*requirepass[[:space:]]\\+//p' {config} 2>/dev/null | tail -n1);"
             " [ -n \"$pw\" ] && printf 'AUTH %s\\n' \"$pw\";"
             " printf 'PING\\nCONFIG GET bind\\nCONFIG GET protected-mode\\n"
             "CONFIG GET port\\nCONFIG GET enable-debug-command\\nCONFIG GET enable-module-command\\nACL USERS\\n'; }}"
-            " | timeout 5 redis-cli -h 127.0.0.1 -p {port} 2>&1",
+            " | redis-cli -h 127.0.0.1 -p {port} 2>&1",
             ("config", "port"), needs_root=True,
         ),
     ]
@@ -119,6 +123,10 @@ COMMANDS: dict[str, RemoteCommand] = {
 
 def build(command_id: str, params: dict[str, object] | None = None) -> str:
     """The exact shell text for an allowed command, or CommandRefused."""
+    return _text(command_id, params)
+
+
+def _text(command_id: str, params: dict[str, object] | None) -> str:
     command = COMMANDS.get(command_id)
     if command is None:
         raise CommandRefused(f"command {command_id!r} is not on the list")
@@ -126,5 +134,31 @@ def build(command_id: str, params: dict[str, object] | None = None) -> str:
     if set(params) != set(command.params):
         raise CommandRefused(f"{command_id}: expected parameters {command.params}, got {tuple(params)}")
     filled = {name: _VALIDATORS[name](params[name]) for name in command.params}
-    text = command.template.format(**filled)
-    return f"{{ {text} ; }} | head -c {MAX_OUTPUT_BYTES}"
+    return command.template.format(**filled)
+
+
+_KEY = re.compile(r"^[a-z0-9-]{1,40}$")
+
+
+def bundle(items: list[tuple[str, str, dict[str, object]]], timeout: float) -> str:
+    """One shell text running each (key, command id, params) in turn.
+
+    Per command: a line `@@cmd KEY`, then one base64 line holding the output (stdout and stderr,
+    at most MAX_OUTPUT_BYTES) followed by a last line `@@rc N` with the exit status (124: timed out).
+    """
+    seconds = max(1, int(timeout + 0.999))
+    parts = []
+    for key, command_id, params in items:
+        if not _KEY.match(key):
+            raise CommandRefused(f"bad result key {key!r}")
+        text = _text(command_id, params)
+        parts.append(
+            f"printf '@@cmd %s\\n' {key}; "
+            f"{{ timeout -k 2 {seconds} sh -c {shlex.quote(text)} 2>&1 </dev/null; echo \"@@rc $?\"; }} "
+            f"| head -c {MAX_OUTPUT_BYTES} | base64 -w0; echo"
+        )
+    return "; ".join(parts)
+
+
+def needs_root(command_ids: list[str]) -> bool:
+    return any(COMMANDS[c].needs_root for c in command_ids)

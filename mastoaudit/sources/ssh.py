@@ -30,8 +30,7 @@ from ..parsers.live import (
     parse_listening,
     parse_mastodon_version,
     parse_packages,
-    parse_pg_roles,
-    parse_pg_settings,
+    parse_pg_state,
     parse_processes,
     parse_redis_cli,
 )
@@ -75,7 +74,7 @@ def plan(inventory: Inventory, host: Host) -> list[Planned]:
         root_files += [_p(host, f"/etc/postgresql/*/main/{name}")
                        for name in ("postgresql.conf", "pg_hba.conf", "conf.d/*.conf")]
         pg = {"socket_dir": s.postgres_socket_dir, "port": s.postgres_port}
-        steps += [Planned("pg-settings", "postgres-settings", pg), Planned("pg-roles", "postgres-roles", pg)]
+        steps.append(Planned("postgres", "postgres-state", pg))
     if "redis" in roles:
         root_files.append(_p(host, s.redis_config))
         steps.append(Planned("redis", "redis-config", {"config": _p(host, s.redis_config), "port": s.redis_port}))
@@ -251,85 +250,106 @@ def build_facts(inventory: Inventory, host: Host, results: dict[str, dict], fail
 
 
 def _postgres(host: Host, results: dict[str, dict], facts: FactSet) -> None:
-    settings, roles = results.get("pg-settings"), results.get("pg-roles")
-    if settings is None and roles is None:
+    result = results.get("postgres")
+    if result is None:
         return
-    live = PostgresLive(host.name)
-    for key, result, parse, attr in (("settings", settings, parse_pg_settings, "settings"),
-                                     ("roles", roles, parse_pg_roles, "roles")):
-        if result is None:
-            continue
-        if "error" in result:
-            facts.problem("pg_hba", f"PostgreSQL {key}: {result['error']}", Location(f"{host.name}:psql"))
-            return
-        try:
-            setattr(live, attr, parse(_decode(result)))
-        except ParseError as exc:
-            facts.problem("pg_hba", f"PostgreSQL {key}: {exc.message}", Location(f"{host.name}:psql"))
-            return
-    facts.add("postgres_live", live)
+    where = Location(f"{host.name}:psql")
+    if "error" in result:
+        facts.problem("postgresql_conf", f"PostgreSQL: {result['error']}", where)
+        return
+    text = _decode(result)
+    if not result.get("ok"):
+        facts.problem("postgresql_conf", f"PostgreSQL could not be asked: {text.strip()[:300]}", where)
+        return
+    try:
+        settings, roles = parse_pg_state(text)
+    except ParseError as exc:
+        facts.problem("postgresql_conf", f"PostgreSQL: {exc.message}", Location(where.file, exc.line))
+        return
+    facts.add("postgres_live", PostgresLive(host.name, settings, roles))
 
 
 ProgressFn = Callable[[str, str], None]
 
 
+class SshCollection:
+    """One audit's SSH work: `start()` launches the worker at once (it spends half a second
+    importing pyinfra, time the caller can use to load its checks), `finish()` gathers the facts."""
+
+    def __init__(self, inventory: Inventory, command_log: str | None = None) -> None:
+        self.inventory = inventory
+        self.command_log = command_log
+        self.proc: subprocess.Popen | None = None
+        self.started = 0.0
+
+    def start(self) -> SshCollection:
+        job: dict = {"hosts": [], "command_log": self.command_log}
+        for host in self.inventory.hosts:
+            ssh = host.ssh
+            job["hosts"].append({
+                "name": host.name, "address": host.address, "port": ssh.port, "user": ssh.user, "key": ssh.key,
+                "known_hosts": ssh.known_hosts, "tofu": ssh.trust_on_first_use, "sudo": ssh.sudo,
+                "jump": _jump(self.inventory, ssh.jump), "connect_timeout": ssh.connect_timeout,
+                "command_timeout": ssh.command_timeout, "host_timeout": ssh.host_timeout,
+                "commands": [{"key": p.key, "id": p.id, "params": p.params} for p in plan(self.inventory, host)],
+            })
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen([sys.executable, "-m", "mastoaudit.sources.ssh_worker"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(job).encode())
+        self.proc.stdin.close()
+        return self
+
+    def finish(self, progress: ProgressFn | None = None) -> list[FactSet]:
+        """Audit every host concurrently; an unreachable host ends as an error, never an abort."""
+        proc = self.proc
+        assert proc is not None and proc.stdout is not None and proc.stderr is not None
+        hosts = self.inventory.hosts
+        limit = max(h.ssh.host_timeout + h.ssh.connect_timeout for h in hosts) + 15
+        results: dict[str, dict[str, dict]] = {h.name: {} for h in hosts}
+        failures: dict[str, str] = {}
+        done: set[str] = set()
+        stderr_chunks: list[bytes] = []
+        drain = threading.Thread(target=lambda: stderr_chunks.append(proc.stderr.read(65536)), daemon=True)
+        drain.start()
+        timer = threading.Timer(max(1.0, limit - (time.monotonic() - self.started)), proc.kill)
+        timer.start()
+        try:
+            for raw in proc.stdout:
+                try:
+                    event = json.loads(raw)
+                except ValueError:
+                    continue
+                name = event.get("host")
+                if name not in results:
+                    continue
+                kind = event.get("event")
+                if kind == "result":
+                    results[name][event["key"]] = event
+                elif kind == "failed":
+                    failures[name] = event.get("error", "failed")
+                elif kind == "done":
+                    done.add(name)
+                if progress and kind in ("connected", "failed", "done"):
+                    label = f"failed: {failures[name]}" if kind == "failed" else kind
+                    progress(name, f"{label} ({event.get('t', 0):.1f} s)")
+        finally:
+            timer.cancel()
+            proc.wait(timeout=10)
+        if len(done) < len(results):
+            tail = b"".join(stderr_chunks).decode("utf-8", "replace").strip().splitlines()[-1:] or ["no detail"]
+            elapsed = time.monotonic() - self.started
+            for name in results:
+                if name not in done:
+                    failures.setdefault(name, f"SSH worker stopped ({tail[0][:200]}) after {elapsed:.0f} s")
+        return [build_facts(self.inventory, h, results[h.name], failures.get(h.name)) for h in hosts]
+
+
 def collect_hosts(inventory: Inventory, progress: ProgressFn | None = None,
                   command_log: str | None = None) -> list[FactSet]:
-    """Audit every host concurrently; a host that cannot be reached ends as an error, never an abort."""
-    job = {"hosts": [], "command_log": command_log}
-    for host in inventory.hosts:
-        ssh = host.ssh
-        job["hosts"].append({
-            "name": host.name, "address": host.address, "port": ssh.port, "user": ssh.user, "key": ssh.key,
-            "known_hosts": ssh.known_hosts, "tofu": ssh.trust_on_first_use, "sudo": ssh.sudo,
-            "jump": _jump(inventory, ssh.jump), "connect_timeout": ssh.connect_timeout,
-            "command_timeout": ssh.command_timeout, "host_timeout": ssh.host_timeout,
-            "commands": [{"key": p.key, "id": p.id, "params": p.params} for p in plan(inventory, host)],
-        })
-    limit = max(h.ssh.host_timeout + h.ssh.connect_timeout for h in inventory.hosts) + 15
-    results: dict[str, dict[str, dict]] = {h.name: {} for h in inventory.hosts}
-    failures: dict[str, str] = {}
-    done: set[str] = set()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "mastoaudit.sources.ssh_worker"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
-    assert proc.stdin and proc.stdout and proc.stderr
-    proc.stdin.write(json.dumps(job).encode())
-    proc.stdin.close()
-    stderr_chunks: list[bytes] = []
-    drain = threading.Thread(target=lambda: stderr_chunks.append(proc.stderr.read(65536)), daemon=True)
-    drain.start()
-    timer = threading.Timer(limit, proc.kill)
-    timer.start()
-    started = time.monotonic()
-    try:
-        for raw in proc.stdout:
-            try:
-                event = json.loads(raw)
-            except ValueError:
-                continue
-            name = event.get("host")
-            if name not in results:
-                continue
-            kind = event.get("event")
-            if kind == "result":
-                results[name][event["key"]] = event
-            elif kind == "failed":
-                failures[name] = event.get("error", "failed")
-            elif kind == "done":
-                done.add(name)
-            if progress and kind in ("connected", "failed", "done"):
-                progress(name, kind if kind != "failed" else f"failed: {failures[name]}")
-    finally:
-        timer.cancel()
-        proc.wait(timeout=10)
-    if proc.returncode not in (0, None) and len(done) < len(results):
-        detail = b"".join(stderr_chunks).decode("utf-8", "replace").strip().splitlines()[-1:] or ["no detail"]
-        for name in results:
-            if name not in done:
-                elapsed = time.monotonic() - started
-                failures.setdefault(name, f"SSH worker stopped ({detail[0][:200]}) after {elapsed:.0f} s")
-    return [build_facts(inventory, host, results[host.name], failures.get(host.name)) for host in inventory.hosts]
+    return SshCollection(inventory, command_log).start().finish(progress)
 
 
 def _jump(inventory: Inventory, jump: str | None) -> str | None:

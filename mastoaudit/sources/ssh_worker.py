@@ -18,6 +18,7 @@ from gevent import monkey
 monkey.patch_all()
 
 import base64  # noqa: E402
+import binascii  # noqa: E402
 import contextlib  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
@@ -29,9 +30,10 @@ from pathlib import Path  # noqa: E402
 import gevent  # noqa: E402
 from gevent.lock import Semaphore  # noqa: E402
 
-from mastoaudit.sources.remote_commands import COMMANDS, CommandRefused, build  # noqa: E402
+from mastoaudit.sources.remote_commands import CommandRefused, build, bundle, needs_root  # noqa: E402
 
 _out_lock = Semaphore()
+_STARTED = time.monotonic()
 MAX_LINE_CHARS = 32 * 1024 * 1024
 
 
@@ -45,6 +47,7 @@ def _no_prompt(prompt: str = "") -> str:
 
 
 def emit(event: dict) -> None:
+    event["t"] = round(time.monotonic() - _STARTED, 3)
     with _out_lock:
         sys.stdout.write(json.dumps(event) + "\n")
         sys.stdout.flush()
@@ -99,51 +102,81 @@ def audit_host(spec: dict, log_path: str | None, tmpdir: str) -> None:
         return
     emit({"host": name, "event": "connected"})
     try:
-        for item in spec["commands"]:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                emit({"host": name, "event": "result", "key": item["key"], "error": "host time limit reached"})
-                continue
-            run_one(host, name, item, spec, min(spec["command_timeout"], remaining), log_path)
+        run_bundle(host, name, spec, deadline - time.monotonic(), log_path)
     finally:
         with contextlib.suppress(Exception):  # a failed goodbye changes nothing
             host.disconnect()
 
 
-def run_one(host, name: str, item: dict, spec: dict, timeout: float, log_path: str | None) -> None:
+def run_bundle(host, name: str, spec: dict, remaining: float, log_path: str | None) -> None:
+    items = spec["commands"]
     try:
-        text = build(item["id"], item.get("params"))
+        text = bundle([(i["key"], i["id"], i.get("params") or {}) for i in items], spec["command_timeout"])
     except CommandRefused as exc:
-        emit({"host": name, "event": "result", "key": item["key"], "error": f"refused: {exc}"})
+        for item in items:
+            emit({"host": name, "event": "result", "key": item["key"], "error": f"refused: {exc}"})
         return
-    command = COMMANDS[item["id"]]
-    use_sudo = command.needs_root and spec["user"] != "root" and spec.get("sudo")
+    use_sudo = spec["user"] != "root" and bool(spec.get("sudo")) and needs_root([i["id"] for i in items])
     if log_path:
         with _out_lock, open(log_path, "a", encoding="utf-8") as log:
-            log.write(json.dumps({"host": name, "id": item["id"], "sudo": bool(use_sudo), "command": text}) + "\n")
-    kwargs: dict = {"_timeout": max(1, int(timeout + 0.999))}
+            for item in items:
+                log.write(json.dumps({"host": name, "id": item["id"], "sudo": use_sudo,
+                                      "command": build(item["id"], item.get("params"))}) + "\n")
+    kwargs: dict = {"_timeout": max(1, int(remaining))}
     if use_sudo:
         kwargs["_sudo"] = True
-    if command.stdin:
-        kwargs["_stdin"] = command.stdin
+    failure = None
+    output = None
     try:
-        ok, output = host.run_shell_command(text, **kwargs)
+        _ok, output = host.run_shell_command(text, **kwargs)
     except SudoPasswordRequired as exc:
-        emit({"host": name, "event": "result", "key": item["key"], "error": f"sudo refused: {exc}"})
-        return
+        failure = f"sudo refused: {exc}"
     except TimeoutError:
-        emit({"host": name, "event": "result", "key": item["key"], "error": f"timed out after {timeout:.0f} s"})
-        return
-    except Exception as exc:
-        emit({"host": name, "event": "result", "key": item["key"], "error": _describe(exc)})
-        return
-    stdout = "\n".join(output.stdout_lines)
-    stderr = "\n".join(output.stderr_lines)
-    emit({
-        "host": name, "event": "result", "key": item["key"], "ok": bool(ok),
-        "stdout_b64": base64.b64encode(stdout.encode("utf-8", "replace")[:MAX_LINE_CHARS]).decode(),
-        "stderr": stderr[:4096],
-    })
+        failure = f"timed out after {remaining:.0f} s (host time limit)"
+    except Exception as exc:  # a broken channel is a result, not a crash
+        failure = _describe(exc)
+    if failure is None and output is not None and any(
+        line.strip() in ("sudo: a password is required", "sudo-rs: interactive authentication is required")
+        for line in output.stderr_lines
+    ):
+        failure = "sudo refused: sudo asked for a password (use passwordless sudo for the audit user)"
+    results = parse_bundle(output.stdout_lines if output is not None and failure is None else [])
+    for item in items:
+        key = item["key"]
+        if failure is not None:
+            emit({"host": name, "event": "result", "key": key, "error": failure})
+        elif key not in results:
+            stderr = " ".join(output.stderr_lines)[:300] if output is not None else ""
+            emit({"host": name, "event": "result", "key": key,
+                  "error": "no answer (the host stopped before this command)" + (f": {stderr}" if stderr else "")})
+        else:
+            out, rc = results[key]
+            event = {"host": name, "event": "result", "key": key, "ok": rc == 0, "rc": rc,
+                     "stdout_b64": base64.b64encode(out[:MAX_LINE_CHARS]).decode()}
+            if rc == 124:
+                event["error"] = f"timed out after {spec['command_timeout']:.0f} s"
+            emit(event)
+
+
+def parse_bundle(lines: list[str]) -> dict[str, tuple[bytes, int | None]]:
+    """`@@cmd KEY` lines, each followed by a base64 line ending in `@@rc N` once decoded."""
+    results: dict[str, tuple[bytes, int | None]] = {}
+    for i, line in enumerate(lines):
+        if not line.startswith("@@cmd ") or i + 1 >= len(lines):
+            continue
+        key = line[6:].strip()
+        try:
+            raw = base64.b64decode(lines[i + 1].strip(), validate=False)
+        except (ValueError, binascii.Error):
+            continue
+        body, _, last = raw.rstrip(b"\n").rpartition(b"\n")
+        if last.startswith(b"@@rc ") and last[5:].strip().isdigit():
+            results[key] = (body, int(last[5:].strip()))
+        elif raw.startswith(b"@@rc ") and raw[5:].strip().isdigit():
+            results[key] = (b"", int(raw[5:].strip()))
+        else:
+            results[key] = (raw, None)  # cut at the size limit: no status
+    return results
 
 
 def main() -> int:

@@ -1,0 +1,1202 @@
+"""nginx: the front door of a Mastodon instance (TLS, HSTS, redirects, headers, the proxy to the app).
+
+What Mastodon's own documentation sets up is the baseline and never fails: large request bodies,
+the app (Rails) setting its own HSTS and Content-Security-Policy on the responses nginx proxies to
+it, publicly readable media. A check judges what nginx itself puts on the wire.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+
+from mastoaudit.checkdef import Remediation, check, failed, passed, skipped, warned
+from mastoaudit.facts import FactSet
+from mastoaudit.model import Location, Outcome, Status
+from mastoaudit.parsers.nginx import Directive, NginxConfig, Server, is_templated, split_hostport
+
+NGINX_DOC = "https://nginx.org/en/docs/"
+MASTODON_INSTALL = "https://docs.joinmastodon.org/admin/install/"
+MOZILLA_TLS = "https://ssl-config.mozilla.org/"
+HSTS_MIN = 31536000  # one year
+MEDIA_URI = "/system/media_attachments/files/110/000/000/000/000/001/original/0123456789abcdef.png"
+STREAMING_URI = "/api/v1/streaming"
+BAD_PROTOCOLS = ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1")
+# Parts of an OpenSSL cipher string that add weak suites (matched on '-' / '+' separated parts).
+WEAK_CIPHER_PARTS = {"RC4", "DES", "3DES", "CBC3", "NULL", "ENULL", "ANULL", "EXP", "EXPORT", "MD5", "LOW",
+                     "ADH", "AECDH", "IDEA", "SEED", "RC2"}
+_STORAGE_HINT = re.compile(r"s3|bucket|storage|wasabi|backblaze|b2|r2\.|minio|spaces|objects|media|files|cdn", re.I)
+
+
+def _configs(facts: FactSet) -> list[NginxConfig]:
+    return facts.all("nginx")
+
+
+# --- what serves a request -----------------------------------------------------------------------
+
+
+def serve_mode(conf: NginxConfig, server: Directive, loc: Directive | None, depth: int = 0) -> str:
+    """How nginx answers in a location: "return" (redirect/refusal), "app" (proxied inside the
+    deployment), "external" (proxied to another host, e.g. object storage), "app-fallback" (files
+    from disk, else the app), or "static" (files from disk)."""
+    if server.first("return") is not None:
+        return "return"
+    if loc is None:
+        return "static"
+    if loc.first("return") is not None:
+        return "return"
+    target = conf.proxy_target(loc)
+    if target is not None:
+        return "app" if target.internal else "external"
+    if any(loc.first(n) for n in ("fastcgi_pass", "uwsgi_pass", "grpc_pass", "scgi_pass")):
+        return "app"
+    fallback = conf.falls_back_to(server, loc)
+    if fallback is not None and depth < 4 and serve_mode(conf, server, fallback, depth + 1) == "app":
+        return "app-fallback"
+    return "static"
+
+
+def _proxy_node(conf: NginxConfig, server: Directive, loc: Directive | None) -> Directive | None:
+    """The location whose proxy settings apply: the location itself or the one it falls back to."""
+    if loc is None:
+        return None
+    if conf.proxy_target(loc) is not None:
+        return loc
+    fallback = conf.falls_back_to(server, loc)
+    if fallback is not None and conf.proxy_target(fallback) is not None:
+        return fallback
+    return None
+
+
+def _app_locations(conf: NginxConfig, server: Directive) -> list[Directive]:
+    return [loc for loc in conf.locations(server) if serve_mode(conf, server, loc) == "app"]
+
+
+def is_mastodon_server(conf: NginxConfig, server: Server) -> bool:
+    """A server in front of Mastodon: it proxies to the app, or serves a Mastodon public/ directory."""
+    if _app_locations(conf, server.directive):
+        return True
+    root = conf.effective(server.directive, "root")
+    return root is not None and bool(re.search(r"(live|mastodon)[^/]*/public/?$", root.arg))
+
+
+def _http_servers(conf: NginxConfig) -> list[Server]:
+    return conf.servers()
+
+
+def _tls_servers(conf: NginxConfig) -> list[Server]:
+    """Servers that complete TLS handshakes (not those set to ssl_reject_handshake on)."""
+    out = []
+    for server in conf.servers():
+        reject = conf.effective(server.directive, "ssl_reject_handshake")
+        if server.ssl and not (reject is not None and reject.arg.lower() == "on"):
+            out.append(server)
+    return out
+
+
+def _mastodon_servers(conf: NginxConfig) -> list[Server]:
+    return [s for s in conf.servers() if is_mastodon_server(conf, s)]
+
+
+def _serves_content(conf: NginxConfig, server: Server) -> bool:
+    """False for a server that only redirects or refuses (the ACME challenge path aside)."""
+    s = server.directive
+    if s.first("return") is not None:
+        return False
+    locations = [loc for loc in conf.locations(s) if not loc.arg.startswith("@") and not _acme(loc)]
+    if not locations:
+        return True
+    return any(serve_mode(conf, s, loc) != "return" for loc in locations)
+
+
+def _grouped(conf: NginxConfig, servers: Iterable[Server],
+             name: str) -> Iterator[tuple[Directive | None, list[Server]]]:
+    """Servers grouped by the directive that sets `name` for them (an http-level line once;
+    the servers where it is unset in one group with None)."""
+    groups: dict[int, tuple[Directive | None, list[Server]]] = {}
+    for server in servers:
+        d = conf.effective(server.directive, name)
+        groups.setdefault(id(d) if d is not None else 0, (d, []))[1].append(server)
+    yield from groups.values()
+
+
+def _at(conf: NginxConfig, d: Directive | None, servers: list[Server]) -> Location:
+    return d.location if d is not None else _unset_at(conf, servers)
+
+
+def _unset_at(conf: NginxConfig, servers: list[Server]) -> Location:
+    """Where a missing http-level setting belongs: the http block, else the first server."""
+    http = conf.http_blocks()
+    if http and http[0].name == "http" and http[0].line is not None:
+        return http[0].location
+    return servers[0].location
+
+
+def _unseen_for(conf: NginxConfig, d: Directive | None, servers: list[Server]) -> str:
+    """Includes that could not be read and sit where they could override `d` for these servers."""
+    notes = []
+    for server in servers:
+        for level in conf.levels(server.directive):
+            if d is not None and level is d.parent:
+                break  # at d's own level an include could only repeat it, which nginx rejects
+            notes += [f"include {x.arg} ({x.file}:{x.line})" for x in level.children("include") if x.unresolved]
+    return ", ".join(dict.fromkeys(notes))
+
+
+def _hedge(note: str, outcome: Outcome) -> Outcome:
+    """A failure that an unreadable include might undo becomes a warning that says so."""
+    if not note or outcome.status not in (Status.FAIL, Status.WARN):
+        return outcome
+    return replace(outcome, status=Status.WARN, message=f"{outcome.message}; but {note} could not be read "
+                   "and may set it")
+
+
+def _subject(servers: list[Server]) -> str:
+    return ", ".join(s.label for s in servers)
+
+
+def _templated(d: Directive | None) -> bool:
+    return d is not None and any(is_templated(a) for a in d.args)
+
+
+def _unseen_note(conf: NginxConfig, node: Directive) -> str:
+    unseen = conf.unseen(node)
+    return ", ".join(f"include {d.arg} ({d.file}:{d.line})" for d in unseen)
+
+
+# --- TLS -----------------------------------------------------------------------------------------
+
+
+@check(
+    id="nginx.tls-protocols",
+    title="HTTPS accepts only TLS 1.2 and TLS 1.3",
+    component="tls",
+    severity="high",
+    threats=["T-TRANSPORT-MITM"],
+    needs=["nginx"],
+    rationale="""TLS 1.0 and 1.1 (and SSLv3) have known downgrade and cipher weaknesses and are
+        deprecated (RFC 8996). Mozilla's intermediate profile, which Mastodon's sample follows,
+        allows TLS 1.2 and 1.3 only. Debian's stock nginx.conf still lists TLSv1 and TLSv1.1 in the
+        http block; a server that does not set its own ssl_protocols inherits them. With OpenSSL 3
+        the old versions are negotiated only when the cipher string also lowers @SECLEVEL, but the
+        configuration should not ask for them at all. nginx takes the protocols of the default
+        server of an address:port for the handshake, so every TLS server should agree.""",
+    remediation=Remediation("Allow TLS 1.2 and 1.3 only, in the http block or every TLS server.",
+                            "ssl_protocols TLSv1.2 TLSv1.3;"),
+    references=[MOZILLA_TLS, "https://nginx.org/en/docs/http/ngx_http_ssl_module.html#ssl_protocols"],
+    tags=["tls", "mozilla-intermediate"],
+)
+def tls_protocols(facts: FactSet) -> Iterator[Outcome]:
+    for conf in _configs(facts):
+        for d, servers in _grouped(conf, _tls_servers(conf), "ssl_protocols"):
+            subject = _subject(servers)
+            note = _unseen_for(conf, d, servers)
+            if d is None:
+                yield _hedge(note, warned("ssl_protocols is not set: nginx's default depends on its version "
+                             "(TLS 1.0 and 1.1 included before nginx 1.23.4)", at=_unset_at(conf, servers),
+                             subject=subject, observed="unset", expected="TLSv1.2 TLSv1.3"))
+                continue
+            if _templated(d):
+                yield skipped("ssl_protocols is templated: cannot be judged", at=d.location, subject=subject)
+                continue
+            bad = [p for p in d.args if p in BAD_PROTOCOLS]
+            unknown = [p for p in d.args if p not in BAD_PROTOCOLS and p not in ("TLSv1.2", "TLSv1.3")]
+            observed = " ".join(d.args)
+            if bad:
+                yield _hedge(note, failed(f"deprecated protocols enabled: {', '.join(bad)}", at=d.location,
+                                          subject=subject, observed=observed, expected="TLSv1.2 TLSv1.3"))
+            elif unknown or not d.args:
+                yield warned(f"unrecognised ssl_protocols value: {observed}", at=d.location, subject=subject,
+                             observed=observed, expected="TLSv1.2 TLSv1.3")
+            else:
+                yield passed("only TLS 1.2/1.3 are allowed", at=d.location, subject=subject, observed=observed,
+                             expected="TLSv1.2 TLSv1.3")
+
+
+def cipher_verdict(spec: str) -> tuple[str, str]:
+    """("fail"|"warn"|"pass", why) for an OpenSSL cipher string as nginx passes it to OpenSSL."""
+    tokens = [t for t in re.split(r"[:, ]+", spec) if t]
+    if any(t.upper().startswith("@SECLEVEL=0") for t in tokens):
+        return "fail", "@SECLEVEL=0 re-enables every weak suite and key size the OpenSSL build has"
+    removed = {p.upper() for t in tokens if t[0] in "!-" for p in re.split(r"[+-]", t[1:]) if p}
+    weak: list[str] = []
+    broad: list[str] = []
+    for t in tokens:
+        if t[0] in "!-+@":
+            continue
+        parts = {p.upper() for p in re.split(r"[+-]", t) if p}
+        hits = sorted((parts & WEAK_CIPHER_PARTS) - removed)
+        if hits:
+            weak.append(t)
+        elif t.upper() in ("ALL", "COMPLEMENTOFALL") and "ANULL" not in removed:
+            weak.append(f"{t} (includes anonymous suites)")
+        elif t.upper() in ("ALL", "DEFAULT", "COMPLEMENTOFDEFAULT", "MEDIUM"):
+            broad.append(t)
+    if weak:
+        return "fail", f"weak suites enabled: {', '.join(weak)}"
+    if broad:
+        return "warn", f"a broad group ({', '.join(broad)}) whose contents depend on the OpenSSL build"
+    return "pass", "no weak suites named"
+
+
+@check(
+    id="nginx.tls-ciphers",
+    title="HTTPS offers no weak cipher suites",
+    component="tls",
+    severity="high",
+    threats=["T-TRANSPORT-MITM"],
+    needs=["nginx"],
+    rationale="""RC4, 3DES, NULL, EXPORT, MD5 and anonymous suites are broken or offer no
+        authentication; @SECLEVEL=0 tells OpenSSL to allow all of them again together with short
+        keys. Mastodon's sample uses HIGH:!MEDIUM:!LOW:!aNULL:!NULL:!SHA; Mozilla's intermediate
+        list is the usual reference. (TLS 1.3 suites are not set by ssl_ciphers and are all
+        strong.)""",
+    remediation=Remediation(
+        "Use Mozilla's intermediate cipher list (or Mastodon's sample string) and never lower @SECLEVEL.",
+        "ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+        "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;",
+    ),
+    references=[MOZILLA_TLS, "https://nginx.org/en/docs/http/ngx_http_ssl_module.html#ssl_ciphers"],
+    tags=["tls", "mozilla-intermediate"],
+)
+def tls_ciphers(facts: FactSet) -> Iterator[Outcome]:
+    for conf in _configs(facts):
+        for d, servers in _grouped(conf, _tls_servers(conf), "ssl_ciphers"):
+            subject = _subject(servers)
+            if d is None:
+                yield passed("ssl_ciphers is not set: nginx's default HIGH:!aNULL:!MD5 has no weak suites",
+                             at=_unset_at(conf, servers), subject=subject, observed="unset (HIGH:!aNULL:!MD5)",
+                             expected="no weak suites")
+                continue
+            if _templated(d):
+                yield skipped("ssl_ciphers is templated: cannot be judged", at=d.location, subject=subject)
+                continue
+            spec = " ".join(d.args)
+            verdict, why = cipher_verdict(spec)
+            make = {"fail": failed, "warn": warned, "pass": passed}[verdict]
+            yield _hedge(_unseen_for(conf, d, servers), make(why, at=d.location, subject=subject, observed=spec,
+                                                               expected="no weak suites, no @SECLEVEL=0"))
+
+
+@check(
+    id="nginx.tls-prefer-server-ciphers",
+    title="The server, not the client, picks the cipher when the list is not all strong",
+    component="tls",
+    severity="low",
+    threats=["T-TRANSPORT-MITM"],
+    needs=["nginx"],
+    rationale="""With ssl_prefer_server_ciphers off the client chooses among the offered suites. That is
+        what Mozilla's intermediate profile does, because its list holds strong suites only; with a
+        broader or weaker list a client (or a man in the middle steering the handshake) can pick
+        the weakest. Mastodon's sample turns server preference on.""",
+    remediation=Remediation("Turn server preference on, or offer only strong suites.",
+                            "ssl_prefer_server_ciphers on;"),
+    references=["https://nginx.org/en/docs/http/ngx_http_ssl_module.html#ssl_prefer_server_ciphers", MOZILLA_TLS],
+    tags=["tls"],
+)
+def tls_prefer_server_ciphers(facts: FactSet) -> Iterator[Outcome]:
+    for conf in _configs(facts):
+        for d, servers in _grouped(conf, _tls_servers(conf), "ssl_prefer_server_ciphers"):
+            subject = _subject(servers)
+            on = d is not None and d.arg.lower() == "on"
+            observed = d.arg if d is not None else "unset (off)"
+            if on:
+                yield passed("the server's cipher order is used", at=d.location, subject=subject,
+                             observed=observed, expected="on")
+                continue
+            ciphers = conf.effective(servers[0].directive, "ssl_ciphers")
+            verdict = cipher_verdict(" ".join(ciphers.args))[0] if ciphers is not None else "pass"
+            if ciphers is not None and _templated(ciphers):
+                yield skipped("the cipher list is templated: cannot be judged", at=_at(conf, d, servers),
+                              subject=subject)
+            elif verdict == "pass":
+                yield passed("clients choose, but only among strong suites (Mozilla intermediate style)",
+                             at=_at(conf, d, servers), subject=subject, observed=observed,
+                             expected="on, or a list of strong suites only")
+            elif verdict == "warn":
+                yield _hedge(_unseen_for(conf, d, servers), warned(
+                    "clients choose the cipher from a broad group whose contents depend on OpenSSL",
+                    at=_at(conf, d, servers), subject=subject, observed=observed, expected="on"))
+            else:
+                yield _hedge(_unseen_for(conf, d, servers), failed(
+                    "clients choose the cipher from a list that holds weak or broad suites",
+                    at=_at(conf, d, servers), subject=subject, observed=observed, expected="on"))
+
+
+@check(
+    id="nginx.tls-session-tickets",
+    title="TLS session tickets are off",
+    component="tls",
+    severity="low",
+    threats=["T-TRANSPORT-MITM"],
+    needs=["nginx"],
+    rationale="""nginx encrypts session tickets with a key that lives as long as the worker process and
+        is never rotated, which undoes forward secrecy: whoever obtains the key can decrypt recorded
+        sessions. Mastodon's sample and Mozilla's profiles set ssl_session_tickets off (session
+        resumption still works through ssl_session_cache).""",
+    remediation=Remediation("Turn session tickets off in the http block or every TLS server.",
+                            "ssl_session_tickets off;"),
+    references=["https://nginx.org/en/docs/http/ngx_http_ssl_module.html#ssl_session_tickets", MOZILLA_TLS],
+    tags=["tls", "mozilla-intermediate"],
+)
+def tls_session_tickets(facts: FactSet) -> Iterator[Outcome]:
+    for conf in _configs(facts):
+        for d, servers in _grouped(conf, _tls_servers(conf), "ssl_session_tickets"):
+            subject = _subject(servers)
+            if d is not None and d.arg.lower() == "off":
+                yield passed("session tickets are off", at=d.location, subject=subject, observed="off", expected="off")
+                continue
+            keys = conf.effective(servers[0].directive, "ssl_session_ticket_key")
+            if keys is not None:
+                yield passed("session tickets use ssl_session_ticket_key files (rotate them regularly)",
+                             at=keys.location, subject=subject, observed="on, with ticket key files",
+                             expected="off, or rotated ticket keys")
+                continue
+            yield _hedge(_unseen_for(conf, d, servers), failed(
+                "session tickets are on with a key nginx never rotates", at=_at(conf, d, servers),
+                subject=subject, observed=d.arg if d is not None else "unset (on)", expected="off"))
+
+
+@check(
+    id="nginx.tls-certificate",
+    title="Every TLS listener has a real certificate configured",
+    component="tls",
+    severity="high",
+    threats=["T-TRANSPORT-MITM"],
+    needs=["nginx"],
+    rationale="""A TLS server without ssl_certificate fails every handshake; one that still uses the
+        distribution's self-signed "snakeoil" certificate teaches users to click through warnings,
+        which is what a man in the middle needs. Mastodon's guide obtains a Let's Encrypt
+        certificate with certbot.""",
+    remediation=Remediation("Configure a CA-issued certificate and key for every TLS server.",
+                            "ssl_certificate     /etc/letsencrypt/live/example.com/fullchain.pem;\n"
+                            "ssl_certificate_key /etc/letsencrypt/live/example.com/privkey.pem;"),
+    references=["https://nginx.org/en/docs/http/configuring_https_servers.html", MASTODON_INSTALL],
+    tags=["tls"],
+)
+def tls_certificate(facts: FactSet) -> Iterator[Outcome]:
+    for conf in _configs(facts):
+        for server in _tls_servers(conf):
+            cert = conf.effective(server.directive, "ssl_certificate")
+            key = conf.effective(server.directive, "ssl_certificate_key")
+            if cert is None or key is None:
+                missing = "ssl_certificate" if cert is None else "ssl_certificate_key"
+                note = _unseen_note(conf, server.directive)
+                if note:
+                    yield warned(f"{missing} not found, but {note} could not be read", at=server.location,
+                                 subject=server.label, observed=f"{missing} unset", expected="a certificate and key")
+                else:
+                    yield failed(f"TLS listener without {missing}", at=server.location, subject=server.label,
+                                 observed=f"{missing} unset", expected="a certificate and key")
+            elif _templated(cert):
+                yield skipped("the certificate path is templated: cannot be judged", at=cert.location,
+                              subject=server.label)
+            elif "snakeoil" in cert.arg.lower():
+                yield warned("the self-signed snakeoil certificate of the distribution is in use", at=cert.location,
+                             subject=server.label, observed=cert.arg, expected="a CA-issued certificate")
+            else:
+                yield passed("a certificate and key are configured", at=cert.location, subject=server.label,
+                             observed=cert.arg, expected="a certificate and key")
+
+
+# --- HSTS and the plain-HTTP side ----------------------------------------------------------------
+
+
+def hsts_max_age(value: str) -> int | None:
+    m = re.search(r"max-age\s*=\s*\"?(\d+)", value, re.I)
+    return int(m.group(1)) if m else None
+
+
+@check(
+    id="nginx.hsts",
+    title="HTTPS responses carry HSTS for at least a year",
+    component="tls",
+    severity="medium",
+    threats=["T-TRANSPORT-MITM"],
+    needs=["nginx"],
+    rationale="""Strict-Transport-Security makes browsers refuse plain HTTP to the instance, which
+        closes the window an SSL-stripping attacker uses. Responses nginx proxies to Mastodon get
+        HSTS from Rails (force_ssl), so only what nginx answers itself needs the header. The trap is
+        nginx's inheritance rule: a location with any add_header of its own inherits none from the
+        server, so a static location adding Cache-Control silently drops the server's HSTS.
+        Mastodon's sample repeats the HSTS line in every such location.""",
+    remediation=Remediation(
+        "Add HSTS with max-age of at least 31536000 in the server and again in every location that has "
+        "add_header lines of its own (an include of one snippet keeps them in step).",
+        'add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;',
+    ),
+    references=["https://nginx.org/en/docs/http/ngx_http_headers_module.html#add_header",
+                "https://developer.mozilla.org/en-US/docs/Web/HTTP/Headers/Strict-Transport-Security"],
+    tags=["headers", "tls"],
+)
+def hsts(facts: FactSet) -> Iterator[Outcome]:
+    for conf in _configs(facts):
+        for server in _tls_servers(conf):
+            yield from _hsts_server(conf, server)
+
+
+def _hsts_server(conf: NginxConfig, server: Server) -> Iterator[Outcome]:
+    s = server.directive
+    if s.first("return") is not None:
+        yield passed("the server only answers with a return (no content)", at=s.first("return").location,
+                     subject=server.label, observed=s.first("return").text(), expected="HSTS on content")
+        return
+    bad: list[Outcome] = []
+    good: list[Directive] = []
+    judged: set[int] = set()
+    nodes = [s, *conf.locations(s)]
+    app_host = bool(_app_locations(conf, s))
+    for node in nodes:
+        for h in conf.add_headers(node):
+            if h.name.lower() != "strict-transport-security" or id(h.directive) in judged:
+                continue
+            judged.add(id(h.directive))
+            age = hsts_max_age(h.value)
+            if is_templated(h.value) or "$" in h.value:
+                bad.append(skipped("the HSTS value is templated or a variable: cannot be judged",
+                                   at=h.directive.location, subject=server.label))
+            elif age is None or age < HSTS_MIN:
+                bad.append(failed(f"HSTS max-age is {'missing' if age is None else age}, under a year",
+                                  at=h.directive.location, subject=server.label, observed=h.value,
+                                  expected=f"max-age>={HSTS_MIN}"))
+            else:
+                good.append(h.directive)
+    locations = conf.locations(s)
+    to_judge = [loc for loc in locations if not loc.arg.startswith("@")] or [None]
+    for loc in to_judge:
+        mode = serve_mode(conf, s, loc)
+        if mode == "return" or (mode in ("app", "app-fallback") and app_host):
+            continue
+        node = loc if loc is not None else s
+        if conf.header(node, "Strict-Transport-Security") is not None:
+            continue
+        where = node.location
+        own = node.children("add_header")
+        above = [d for lvl in conf.levels(node)[1:] for d in lvl.children("add_header")
+                 if d.arg.lower() == "strict-transport-security"]
+        if own and above:
+            msg = (f"this location adds its own headers ({own[0].arg} ...), so by nginx's add_header rule it "
+                   f"does not inherit the HSTS header set at {above[0].file}:{above[0].line}")
+        else:
+            msg = "responses nginx serves here carry no HSTS header"
+        note = _unseen_note(conf, node)
+        if note:
+            bad.append(warned(f"{msg}; {note} could not be read", at=where, subject=_loc_subject(server, loc),
+                              observed="no Strict-Transport-Security", expected=f"max-age>={HSTS_MIN}"))
+        else:
+            bad.append(failed(msg, at=where, subject=_loc_subject(server, loc), observed="no Strict-Transport-Security",
+                              expected=f"max-age>={HSTS_MIN}"))
+    if bad:
+        yield from bad
+    elif good:
+        h = good[0]
+        yield passed("HSTS is set wherever nginx answers itself" + ("; the app sets it on proxied responses"
+                                                                    if app_host else ""),
+                     at=h.location, subject=server.label, observed=h.args[1], expected=f"max-age>={HSTS_MIN}")
+    elif app_host:
+        yield passed("every response comes from the Mastodon app, which sets HSTS (Rails force_ssl)",
+                     at=server.location, subject=server.label, observed="set by the app",
+                     expected=f"max-age>={HSTS_MIN}")
+    else:
+        yield passed("the server only redirects or refuses (no content)", at=server.location,
+                     subject=server.label, observed="no content served", expected="HSTS on content")
+
+
+def _loc_subject(server: Server, loc: Directive | None) -> str:
+    return f"{server.label} location {' '.join(loc.args)}" if loc is not None else server.label
+
+
+def _redirect_verdict(d: Directive) -> str | None:
+    """"permanent", "temporary", "refuse", "insecure" for a return/rewrite line; None if it serves."""
+    if d.name == "return":
+        code = d.arg
+        target = d.args[1] if len(d.args) > 1 else ""
+        if code in ("301", "308") and target.lower().startswith("https://"):
+            return "permanent"
+        if code in ("302", "303", "307") and target.lower().startswith("https://"):
+            return "temporary"
+        if code.isdigit() and int(code) >= 400:
+            return "refuse"
+        if code.lower().startswith("https://"):
+            return "temporary"  # "return URL" is a 302
+        return "insecure"
+    if d.name == "rewrite" and len(d.args) >= 2 and d.args[1].lower().startswith("https://"):
+        flag = d.args[2] if len(d.args) > 2 else ""
+        return "permanent" if flag == "permanent" else "temporary"
+    return None
+
+
+def _acme(loc: Directive) -> bool:
+    return "acme-challenge" in " ".join(loc.args)
+
+
+@check(
+    id="nginx.http-redirect",
+    title="Plain HTTP only redirects to HTTPS",
+    component="nginx",
+    severity="medium",
+    threats=["T-TRANSPORT-MITM"],
+    needs=["nginx"],
+    rationale="""A port-80 server that serves the site lets anyone on the path read and change pages,
+        cookies and tokens. Mastodon's sample answers every plain-HTTP request with a 301 to https,
+        except the ACME challenge path certbot needs.""",
+    remediation=Remediation("Redirect everything on port 80 (except the ACME challenge) with a 301.",
+                            "location / { return 301 https://$host$request_uri; }"),
+    references=[MASTODON_INSTALL, "https://nginx.org/en/docs/http/ngx_http_rewrite_module.html#return"],
+    tags=["tls", "redirect"],
+)
+def http_redirect(facts: FactSet) -> Iterator[Outcome]:
+    for conf in _configs(facts):
+        for server in _http_servers(conf):
+            plain = [x for x in server.listens if not x.ssl]
+            if not server.plain or all(x.loopback_only for x in plain):
+                continue
+            yield from _redirect_server(conf, server)
+
+
+def _redirect_server(conf: NginxConfig, server: Server) -> Iterator[Outcome]:
+    s = server.directive
+    mixed = server.ssl
+    for d in s.children():
+        verdict = _redirect_verdict(d) if d.name in ("return", "rewrite") else None
+        if d.name == "if" and any(a in ("$scheme", "$https") for a in d.args):
+            inner = [_redirect_verdict(x) for x in d.children() if x.name in ("return", "rewrite")]
+            if "permanent" in inner:
+                yield passed("plain-HTTP requests are redirected to https", at=d.location, subject=server.label,
+                             observed=d.text(), expected="301/308 to https")
+                return
+        if verdict is not None and (not mixed or verdict == "refuse"):
+            yield from _judge_redirect(verdict, d, server, "every request")
+            return
+    if mixed:
+        yield failed("the server listens for both HTTP and HTTPS and serves the same content over plain HTTP",
+                     at=next(x for x in server.listens if not x.ssl).directive.location, subject=server.label,
+                     observed="no redirect for plain HTTP", expected="301/308 to https")
+        return
+    host_ifs = [d for d in s.children("if") if any(_redirect_verdict(x) == "permanent" for x in d.children())]
+    locations = [loc for loc in conf.locations(s) if not loc.arg.startswith("@") and not _acme(loc)]
+    serving = []
+    judged = False
+    for loc in locations:
+        ret = loc.first("return") or loc.first("rewrite")
+        verdict = _redirect_verdict(ret) if ret is not None else None
+        if verdict is None:
+            if not loc.children("location"):
+                serving.append(loc)
+            continue
+        judged = True
+        if verdict in ("temporary", "insecure"):
+            yield from _judge_redirect(verdict, ret, server, f"location {' '.join(loc.args)}")
+            return
+    if serving:
+        loc = serving[0]
+        yield failed(f"location {' '.join(loc.args)} serves content over plain HTTP", at=loc.location,
+                     subject=server.label, observed=f"{serve_mode(conf, s, loc)} content, no redirect",
+                     expected="301/308 to https")
+    elif judged:
+        first = next(loc for loc in locations if loc.first("return") or loc.first("rewrite"))
+        d = first.first("return") or first.first("rewrite")
+        yield passed("plain-HTTP requests are redirected to https (ACME challenge exempt)", at=d.location,
+                     subject=server.label, observed=d.text(), expected="301/308 to https")
+    elif host_ifs:
+        yield passed("known host names are redirected to https (certbot style)", at=host_ifs[0].location,
+                     subject=server.label, observed=host_ifs[0].text(), expected="301/308 to https")
+    else:
+        yield failed("the server serves its root over plain HTTP", at=server.location, subject=server.label,
+                     observed="no redirect", expected="301/308 to https")
+
+
+def _judge_redirect(verdict: str, d: Directive, server: Server, scope: str) -> Iterator[Outcome]:
+    if verdict == "permanent":
+        yield passed(f"{scope}: redirected to https", at=d.location, subject=server.label, observed=d.text(),
+                     expected="301/308 to https")
+    elif verdict == "refuse":
+        yield passed(f"{scope}: refused, nothing served over plain HTTP", at=d.location, subject=server.label,
+                     observed=d.text(), expected="301/308 to https, or a refusal")
+    elif verdict == "temporary":
+        yield warned(f"{scope}: a temporary redirect; browsers do not remember it", at=d.location,
+                     subject=server.label, observed=d.text(), expected="301/308 to https")
+    else:
+        yield failed(f"{scope}: redirected, but not to https", at=d.location, subject=server.label,
+                     observed=d.text(), expected="301/308 to https")
+
+
+# --- information leaks ---------------------------------------------------------------------------
+
+
+@check(
+    id="nginx.server-tokens",
+    title="nginx does not announce its version",
+    component="nginx",
+    severity="low",
+    threats=["T-APP-INFO-LEAK"],
+    needs=["nginx"],
+    rationale="""With server_tokens on (the default) every response and error page names the exact
+        nginx version, which tells an attacker which published vulnerabilities to try.
+        Mastodon's sample does not set it; Debian ships it commented out.""",
+    remediation=Remediation("Set server_tokens off in the http block.", "server_tokens off;"),
+    references=["https://nginx.org/en/docs/http/ngx_http_core_module.html#server_tokens"],
+    tags=["headers", "cis"],
+)
+def server_tokens(facts: FactSet) -> Iterator[Outcome]:
+    for conf in _configs(facts):
+        servers = _http_servers(conf)
+        for d, group in _grouped(conf, servers, "server_tokens"):
+            subject = _subject(group)
+            if d is not None and d.arg.lower() == "off":
+                loud = [x for s in group for x in conf.locations(s.directive)
+                        for x in x.children("server_tokens") if x.arg.lower() != "off"]
+                if loud:
+                    yield failed("a location turns server_tokens back on", at=loud[0].location, subject=subject,
+                                 observed=loud[0].arg, expected="off")
+                else:
+                    yield passed("the version is not announced", at=d.location, subject=subject,
+                                 observed="off", expected="off")
+            else:
+                yield _hedge(_unseen_for(conf, d, group), failed(
+                    "responses and error pages show the nginx version", at=_at(conf, d, group),
+                    subject=subject, observed=d.arg if d is not None else "unset (on)", expected="off"))
+
+
+@check(
+    id="nginx.autoindex",
+    title="No directory listings",
+    component="nginx",
+    severity="high",
+    threats=["T-MEDIA-ACCESS", "T-APP-INFO-LEAK"],
+    needs=["nginx"],
+    rationale="""autoindex on lists a directory's files. On /system it lets anyone enumerate every
+        upload, including the media of private and direct posts, whose unguessable URLs are the
+        only thing keeping them private.""",
+    remediation=Remediation("Remove autoindex on (the default is off).", "autoindex off;"),
+    references=["https://nginx.org/en/docs/http/ngx_http_autoindex_module.html"],
+    tags=["media"],
+)
+def autoindex(facts: FactSet) -> Iterator[Outcome]:
+    for conf in _configs(facts):
+        on = [d for d in conf.all("autoindex") if d.arg.lower() == "on"]
+        for d in on:
+            yield failed("directory listing is on", at=d.location, observed="on", expected="off")
+        if not on:
+            yield passed("no directory listing is turned on", at=conf.at(), observed="off (default)",
+                         expected="off")
+
+
+# --- media ---------------------------------------------------------------------------------------
+
+
+def _media_nodes(conf: NginxConfig) -> Iterator[tuple[Server, Directive | None, str]]:
+    """(server, location or None, mode) for every place that serves uploaded media: the location a
+    Mastodon server picks for a /system/ URL, and object-storage proxy locations."""
+    for server in conf.servers():
+        s = server.directive
+        if is_mastodon_server(conf, server):
+            loc = conf.match_location(s, MEDIA_URI)
+            yield server, loc, serve_mode(conf, s, loc)
+            continue
+        for loc in conf.locations(s):
+            target = conf.proxy_target(loc)
+            if target is None or target.internal:
+                continue
+            hint = " ".join([target.raw, *server.names])
+            if _STORAGE_HINT.search(hint):
+                yield server, loc, "external"
+
+
+def _media_check(facts: FactSet, judge) -> Iterator[Outcome]:
+    for conf in _configs(facts):
+        for server, loc, mode in _media_nodes(conf):
+            subject = _loc_subject(server, loc)
+            if mode == "return":
+                continue
+            if mode == "app":
+                where = loc.location if loc is not None else server.location
+                yield passed("media is proxied to the Mastodon app, which sets this header itself", at=where,
+                             subject=subject, observed="served by the app", expected="set by nginx or the app")
+                continue
+            node = loc if loc is not None else server.directive
+            yield judge(conf, node, subject, mode)
+
+
+_MEDIA_MODE = {"static": "files served from disk by nginx", "app-fallback": "files served from disk by nginx",
+               "external": "files proxied from object storage"}
+
+
+def csp_blocks_scripts(value: str) -> bool:
+    """True when a CSP runs no script: sandbox without allow-scripts, or script-src / default-src 'none'."""
+    directives = {}
+    for part in value.split(";"):
+        words = part.split()
+        if words:
+            directives[words[0].lower()] = [w.lower() for w in words[1:]]
+    if "sandbox" in directives and "allow-scripts" not in directives["sandbox"]:
+        return True
+    scripts = directives.get("script-src", directives.get("default-src"))
+    return scripts == ["'none'"]
+
+
+@check(
+    id="nginx.media-csp",
+    title="Uploaded media is served with a script-blocking Content-Security-Policy",
+    component="nginx",
+    severity="high",
+    threats=["T-MEDIA-XSS"],
+    needs=["nginx"],
+    rationale="""Anyone can upload files that end up under /system (or in object storage). If a browser
+        renders one as HTML or SVG on the instance's origin, its script runs with the victim's
+        session. Mastodon's sample adds Content-Security-Policy "default-src 'none'; form-action
+        'none'" to /system so such a file can run nothing. When /system is proxied to the app, the
+        app sets the header; when nginx serves the files from disk or from object storage, nginx
+        must.""",
+    remediation=Remediation("Add the CSP in the location that serves /system (and in the media proxy).",
+                            "add_header Content-Security-Policy \"default-src 'none'; form-action 'none'\";"),
+    references=["https://docs.joinmastodon.org/admin/optional/object-storage-proxy/", MASTODON_INSTALL],
+    tags=["media", "headers"],
+)
+def media_csp(facts: FactSet) -> Iterator[Outcome]:
+    def judge(conf: NginxConfig, node: Directive, subject: str, mode: str) -> Outcome:
+        h = conf.header(node, "Content-Security-Policy")
+        expected = "default-src 'none'; form-action 'none'"
+        note = _unseen_note(conf, node)
+        if h is None:
+            if note:
+                return warned(f"no Content-Security-Policy seen on {_MEDIA_MODE[mode]}; {note} could not be read",
+                              at=node.location, subject=subject, observed="missing", expected=expected)
+            return failed(f"{_MEDIA_MODE[mode]} carry no Content-Security-Policy", at=node.location,
+                          subject=subject, observed="missing", expected=expected)
+        if is_templated(h.value):
+            return skipped("the CSP value is templated: cannot be judged", at=h.directive.location, subject=subject)
+        if not csp_blocks_scripts(h.value):
+            return failed("the media CSP still lets scripts run", at=h.directive.location, subject=subject,
+                          observed=h.value, expected=expected)
+        return passed(f"{_MEDIA_MODE[mode]} carry a script-blocking CSP", at=h.directive.location, subject=subject,
+                      observed=h.value, expected=expected)
+
+    yield from _media_check(facts, judge)
+
+
+@check(
+    id="nginx.media-nosniff",
+    title="Uploaded media is served with X-Content-Type-Options: nosniff",
+    component="nginx",
+    severity="medium",
+    threats=["T-MEDIA-XSS"],
+    needs=["nginx"],
+    rationale="""Without nosniff a browser may guess that an uploaded "image" is HTML or script and run
+        it. Mastodon's sample sets X-Content-Type-Options nosniff on /system; the object storage
+        proxy guide does the same.""",
+    remediation=Remediation("Add the header in the location that serves /system (and in the media proxy).",
+                            "add_header X-Content-Type-Options nosniff;"),
+    references=["https://docs.joinmastodon.org/admin/optional/object-storage-proxy/", MASTODON_INSTALL],
+    tags=["media", "headers"],
+)
+def media_nosniff(facts: FactSet) -> Iterator[Outcome]:
+    def judge(conf: NginxConfig, node: Directive, subject: str, mode: str) -> Outcome:
+        h = conf.header(node, "X-Content-Type-Options")
+        note = _unseen_note(conf, node)
+        if h is None or h.value.strip().lower() != "nosniff":
+            observed = "missing" if h is None else h.value
+            if h is None and note:
+                return warned(f"no nosniff header seen on {_MEDIA_MODE[mode]}; {note} could not be read",
+                              at=node.location, subject=subject, observed=observed, expected="nosniff")
+            return failed(f"{_MEDIA_MODE[mode]} may be content-sniffed by browsers",
+                          at=h.directive.location if h else node.location, subject=subject, observed=observed,
+                          expected="nosniff")
+        return passed(f"{_MEDIA_MODE[mode]} are sent with nosniff", at=h.directive.location, subject=subject,
+                      observed=h.value, expected="nosniff")
+
+    yield from _media_check(facts, judge)
+
+
+# --- the proxy to the app ------------------------------------------------------------------------
+
+
+def _proxy_locations(conf: NginxConfig) -> Iterator[tuple[Server, Directive]]:
+    for server in conf.servers():
+        for loc in _app_locations(conf, server.directive):
+            if conf.proxy_target(loc) is not None:
+                yield server, loc
+
+
+@check(
+    id="nginx.proxy-headers",
+    title="Requests proxied to Mastodon carry Host, X-Forwarded-For/-Proto and an empty Proxy header",
+    component="nginx",
+    severity="medium",
+    threats=["T-PROXY-MISCONFIG"],
+    needs=["nginx"],
+    rationale="""Mastodon learns the client's address and scheme from these headers: without
+        X-Forwarded-For every request seems to come from nginx, so the app's rate limits and logs
+        see one client; without X-Forwarded-Proto the app believes the request was plain HTTP;
+        without Host nginx sends the upstream's name. Proxy "" strips a client-sent Proxy header
+        (httpoxy). Beware nginx's rule: a location with any proxy_set_header of its own (say
+        Upgrade) inherits none of the server's.""",
+    remediation=Remediation("Set all four in every location that proxies to Mastodon (an include keeps them together).",
+                            "proxy_set_header Host $host;\nproxy_set_header X-Real-IP $remote_addr;\n"
+                            "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
+                            "proxy_set_header X-Forwarded-Proto $scheme;\nproxy_set_header Proxy \"\";"),
+    references=["https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_set_header", MASTODON_INSTALL,
+                "https://httpoxy.org/"],
+    tags=["proxy"],
+)
+def proxy_headers(facts: FactSet) -> Iterator[Outcome]:
+    expected = 'Host, X-Forwarded-For, X-Forwarded-Proto, Proxy ""'
+    for conf in _configs(facts):
+        for server, loc in _proxy_locations(conf):
+            headers = conf.proxy_headers(loc)
+            missing = []
+            if "host" not in headers:
+                missing.append("Host")
+            xff = headers.get("x-forwarded-for")
+            if xff is None or "$" not in xff.args[1]:
+                missing.append("X-Forwarded-For")
+            proto = headers.get("x-forwarded-proto")
+            if proto is None or proto.args[1].lower() not in ("$scheme", "https"):
+                missing.append("X-Forwarded-Proto" if proto is None else f"X-Forwarded-Proto ({proto.args[1]})")
+            proxy = headers.get("proxy")
+            if proxy is None or proxy.args[1] != "":
+                missing.append('Proxy ""')
+            subject = _loc_subject(server, loc)
+            target = conf.proxy_target(loc)
+            where = target.directive.location if target else loc.location
+            note = _unseen_note(conf, loc)
+            if not missing:
+                yield passed("the app receives the client's address, scheme and host", at=where, subject=subject,
+                             observed=expected, expected=expected)
+            elif note:
+                yield warned(f"not seen: {', '.join(missing)}; {note} could not be read", at=where,
+                             subject=subject, observed="missing: " + ", ".join(missing), expected=expected)
+            else:
+                yield failed(f"proxied to the app without {', '.join(missing)}", at=where, subject=subject,
+                             observed="missing: " + ", ".join(missing), expected=expected)
+
+
+def address_kind(host: str) -> str:
+    """loopback, unspecified, private, public (documentation ranges count as public), or name."""
+    host = host.strip("[]")
+    if host.lower() == "localhost":
+        return "loopback"
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return "name"
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_unspecified:
+        return "unspecified"
+    private = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+                                                   "169.254.0.0/16", "fc00::/7", "fe80::/10")]
+    if any(ip in net for net in private if net.version == ip.version):
+        return "private"
+    return "public"
+
+
+@check(
+    id="nginx.upstream-loopback",
+    title="The app and streaming backends are reached on loopback",
+    component="nginx",
+    severity="high",
+    threats=["T-PROXY-MISCONFIG", "T-INTERNAL-CLEARTEXT"],
+    needs=["nginx"],
+    rationale="""Mastodon's sample proxies to 127.0.0.1:3000 and 127.0.0.1:4000: Puma and the
+        streaming server listen on loopback and only nginx reaches them. An upstream on a public
+        address means the backend listens where the internet can reach it around nginx, and the
+        proxied traffic (sessions, tokens) crosses the network in clear; 0.0.0.0 is the "all
+        interfaces" address a backend binds to, not one to connect to. A private address is a
+        documented multi-host setup, but the traffic is still unencrypted on that network.""",
+    remediation=Remediation("Point upstreams at 127.0.0.1 (or a unix socket); keep Puma bound to loopback.",
+                            "upstream backend {\n    server 127.0.0.1:3000 fail_timeout=0;\n}"),
+    references=["https://nginx.org/en/docs/http/ngx_http_upstream_module.html#server", MASTODON_INSTALL],
+    tags=["proxy", "network"],
+)
+def upstream_loopback(facts: FactSet) -> Iterator[Outcome]:
+    for conf in _configs(facts):
+        for name, up in conf.upstreams().items():
+            for d in up.children("server"):
+                yield _judge_address(d.arg, d.location, f"upstream {name}")
+        for server in conf.servers():
+            for loc in conf.locations(server.directive):
+                target = conf.proxy_target(loc)
+                if target is None or target.kind in ("upstream", "variable", "hostname"):
+                    continue
+                if target.kind == "unix":
+                    yield passed("proxied to a unix socket", at=target.directive.location,
+                                 subject=_loc_subject(server, loc), observed=target.raw, expected="loopback")
+                    continue
+                yield _judge_address(target.raw.split("://", 1)[-1].split("/", 1)[0], target.directive.location,
+                                     _loc_subject(server, loc), target.scheme)
+
+
+def _judge_address(spec: str, where: Location, subject: str, scheme: str = "http") -> Outcome:
+    if spec.startswith("unix:"):
+        return passed("a unix socket", at=where, subject=subject, observed=spec, expected="loopback")
+    if is_templated(spec) or "$" in spec:
+        return skipped("the address is templated or a variable: cannot be judged", at=where, subject=subject)
+    host, _ = split_hostport(spec)
+    kind = address_kind(host)
+    if kind == "loopback":
+        return passed("the backend is on loopback", at=where, subject=subject, observed=spec, expected="loopback")
+    if kind == "unspecified":
+        return failed("0.0.0.0 / :: means the backend listens on every interface", at=where, subject=subject,
+                      observed=spec, expected="127.0.0.1 or a unix socket")
+    if kind == "public":
+        return failed("the backend is on a public address: reachable around nginx, and proxied in clear",
+                      at=where, subject=subject, observed=spec, expected="127.0.0.1 or a unix socket")
+    if kind == "private":
+        if scheme == "https":
+            return passed("a private address over TLS", at=where, subject=subject, observed=spec, expected="loopback")
+        return warned("the backend is on another host: proxied traffic crosses the network in clear",
+                      at=where, subject=subject, observed=spec, expected="loopback, or TLS to the backend",
+                      severity="low")
+    if "." not in host:
+        return passed("a container or service name on the deployment's own network", at=where, subject=subject,
+                      observed=spec, expected="loopback")
+    return warned("a host name: where it resolves cannot be judged from the configuration", at=where,
+                  subject=subject, observed=spec, expected="loopback", severity="low")
+
+
+_SIZE = re.compile(r"^(\d+)([kKmMgG]?)$")
+
+
+def body_size_bytes(value: str) -> int | None:
+    m = _SIZE.match(value)
+    if not m:
+        return None
+    return int(m.group(1)) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[m.group(2).lower()]
+
+
+@check(
+    id="nginx.client-max-body-size",
+    title="Request bodies have a size limit",
+    component="nginx",
+    severity="low",
+    threats=["T-PROXY-DOS"],
+    needs=["nginx"],
+    rationale="""client_max_body_size 0 removes the limit: nginx then buffers request bodies of any size
+        to disk for the app, which fills the disk or ties up workers. Mastodon needs a large limit
+        for media uploads (its sample sets 99m; older ones 80m), and that is fine: only an unlimited
+        body is a finding.""",
+    remediation=Remediation("Set a finite limit that fits Mastodon's uploads.", "client_max_body_size 99m;"),
+    references=["https://nginx.org/en/docs/http/ngx_http_core_module.html#client_max_body_size", MASTODON_INSTALL],
+    tags=["dos"],
+)
+def client_max_body_size(facts: FactSet) -> Iterator[Outcome]:
+    for conf in _configs(facts):
+        for server in _mastodon_servers(conf):
+            if not _serves_content(conf, server):
+                continue
+            s = server.directive
+            lines = [conf.effective(s, "client_max_body_size")] + [
+                d for loc in conf.locations(s) for d in loc.children("client_max_body_size")]
+            zero = [d for d in lines if d is not None and body_size_bytes(d.arg) == 0]
+            for d in zero:
+                yield failed("request bodies are unlimited", at=d.location, subject=server.label, observed="0",
+                             expected="a finite size such as 99m")
+            if zero:
+                continue
+            d = lines[0]
+            if d is None:
+                yield passed("nginx's default 1m limit applies (Mastodon's uploads need about 99m)",
+                             at=server.location, subject=server.label, observed="unset (1m)", expected="finite")
+            else:
+                yield passed("request bodies are limited", at=d.location, subject=server.label, observed=d.arg,
+                             expected="finite")
+
+
+@check(
+    id="nginx.streaming-upgrade",
+    title="The streaming API is proxied with WebSocket upgrade headers",
+    component="streaming",
+    severity="low",
+    threats=["T-PROXY-MISCONFIG"],
+    needs=["nginx"],
+    rationale="""Mastodon's streaming server speaks WebSocket at /api/v1/streaming. nginx passes the
+        upgrade only with proxy_http_version 1.1 and the Upgrade and Connection headers set; without
+        them real-time updates break and clients fall back to polling the app, which multiplies the
+        load on it.""",
+    remediation=Remediation("Proxy /api/v1/streaming to the streaming server with the upgrade headers.",
+                            "proxy_http_version 1.1;\nproxy_set_header Upgrade $http_upgrade;\n"
+                            "proxy_set_header Connection $connection_upgrade;"),
+    references=["https://nginx.org/en/docs/http/websocket.html", MASTODON_INSTALL],
+    tags=["proxy", "streaming"],
+)
+def streaming_upgrade(facts: FactSet) -> Iterator[Outcome]:
+    expected = "proxy_http_version 1.1, Upgrade $http_upgrade, Connection upgrade"
+    for conf in _configs(facts):
+        for server in _mastodon_servers(conf):
+            s = server.directive
+            if s.first("return") is not None:
+                continue
+            loc = conf.match_location(s, STREAMING_URI)
+            mode = serve_mode(conf, s, loc)
+            if mode == "return":
+                continue
+            subject = _loc_subject(server, loc)
+            node = _proxy_node(conf, s, loc)
+            if node is None:
+                yield failed("/api/v1/streaming is not proxied to the streaming server", at=(loc or s).location,
+                             subject=subject, observed=mode, expected="proxied with upgrade headers")
+                continue
+            version = conf.effective(node, "proxy_http_version")
+            headers = conf.proxy_headers(node)
+            upgrade = headers.get("upgrade")
+            connection = headers.get("connection")
+            missing = []
+            if version is None or version.arg != "1.1":
+                missing.append("proxy_http_version 1.1")
+            if upgrade is None or upgrade.args[1] != "$http_upgrade":
+                missing.append("Upgrade $http_upgrade")
+            if connection is None or "upgrade" not in connection.args[1].lower():
+                missing.append("Connection upgrade")
+            where = conf.proxy_target(node).directive.location  # type: ignore[union-attr]
+            if missing:
+                yield failed(f"WebSocket upgrade cannot pass: missing {', '.join(missing)}", at=where,
+                             subject=subject, observed="missing: " + ", ".join(missing), expected=expected)
+            else:
+                yield passed("WebSocket upgrades reach the streaming server", at=where, subject=subject,
+                             observed=expected, expected=expected)
+
+
+_UNSAFE = ("'unsafe-inline'", "'unsafe-eval'", "*", "http:", "https:", "data:")
+
+
+def csp_script_weakness(value: str) -> list[str]:
+    """What in a CSP lets injected script run: unsafe-inline/eval or wildcard sources, or no limit."""
+    directives = {}
+    for part in value.split(";"):
+        words = part.split()
+        if words:
+            directives[words[0].lower()] = [w.lower() for w in words[1:]]
+    scripts = directives.get("script-src", directives.get("default-src"))
+    if scripts is None:
+        return ["no script-src or default-src"]
+    if "'strict-dynamic'" in scripts and "'unsafe-eval'" not in scripts:
+        return []
+    return [w for w in scripts if w in _UNSAFE]
+
+
+@check(
+    id="nginx.app-csp",
+    title="nginx does not replace Mastodon's Content-Security-Policy with a weaker one",
+    component="nginx",
+    severity="high",
+    threats=["T-APP-XSS"],
+    needs=["nginx"],
+    rationale="""Mastodon sends a strict Content-Security-Policy (no inline script) that limits what an
+        XSS bug can do. proxy_hide_header Content-Security-Policy drops it; an add_header policy with
+        'unsafe-inline' or 'unsafe-eval' in script-src then becomes the only one. A weak nginx policy
+        added next to the app's is not enforced alone (browsers apply both), but it is a loosening
+        waiting for the app's header to go missing.""",
+    remediation=Remediation("Let the app's CSP through: drop proxy_hide_header Content-Security-Policy and any "
+                            "add_header Content-Security-Policy on locations proxied to Mastodon."),
+    references=["https://developer.mozilla.org/en-US/docs/Web/HTTP/CSP",
+                "https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_hide_header"],
+    tags=["headers", "xss"],
+)
+def app_csp(facts: FactSet) -> Iterator[Outcome]:
+    for conf in _configs(facts):
+        for server, loc in _proxy_locations(conf):
+            subject = _loc_subject(server, loc)
+            hidden = [d for d in conf.effective_all(loc, "proxy_hide_header")
+                      if d.arg.lower() == "content-security-policy"]
+            csp = conf.header(loc, "Content-Security-Policy")
+            if csp is not None and is_templated(csp.value):
+                yield skipped("the CSP value is templated: cannot be judged", at=csp.directive.location,
+                              subject=subject)
+                continue
+            weak = csp_script_weakness(csp.value) if csp is not None else []
+            if hidden and csp is None:
+                yield failed("the app's CSP is hidden and nothing replaces it", at=hidden[0].location,
+                             subject=subject, observed="proxy_hide_header Content-Security-Policy",
+                             expected="the app's CSP passed through")
+            elif hidden and weak:
+                yield failed(f"the app's CSP is replaced by one allowing {', '.join(weak)} in scripts",
+                             at=csp.directive.location, subject=subject, observed=csp.value,  # type: ignore[union-attr]
+                             expected="the app's CSP passed through")
+            elif weak:
+                yield warned(f"nginx adds a CSP allowing {', '.join(weak)} in scripts next to the app's",
+                             at=csp.directive.location, subject=subject, observed=csp.value,  # type: ignore[union-attr]
+                             expected="no CSP added by nginx on app responses")
+            else:
+                yield passed("the app's own CSP reaches the browser",
+                             at=csp.directive.location if csp else loc.location, subject=subject,
+                             observed=csp.value if csp else "not touched by nginx", expected="the app's CSP")
+
+
+@check(
+    id="nginx.rate-limit",
+    title="nginx limits request rates to the app",
+    component="nginx",
+    severity="info",
+    threats=["T-PROXY-DOS"],
+    needs=["nginx"],
+    rationale="""Mastodon limits requests per IP and per account in the app (Rack::Attack), but each
+        request still costs a Puma thread before it is refused. limit_req / limit_conn in nginx
+        turn floods away before they reach the app. Mastodon's sample has none: this is advice, not
+        a documented requirement.""",
+    remediation=Remediation("Define a zone in http and apply it to the proxied locations.",
+                            "limit_req_zone $binary_remote_addr zone=mastodon:10m rate=30r/s;\n"
+                            "limit_req zone=mastodon burst=60 nodelay;"),
+    references=["https://nginx.org/en/docs/http/ngx_http_limit_req_module.html"],
+    tags=["dos"],
+)
+def rate_limit(facts: FactSet) -> Iterator[Outcome]:
+    for conf in _configs(facts):
+        for server in _mastodon_servers(conf):
+            if not _serves_content(conf, server):
+                continue
+            s = server.directive
+            nodes = [s, *conf.locations(s)]
+            found = next((d for n in nodes for name in ("limit_req", "limit_conn")
+                          for d in conf.effective_all(n, name)), None)
+            if found is not None:
+                yield passed("request limits are applied", at=found.location, subject=server.label,
+                             observed=found.text(), expected="limit_req or limit_conn")
+            else:
+                yield warned("no limit_req or limit_conn applies to this server", at=server.location,
+                             subject=server.label, observed="none", expected="limit_req or limit_conn")
+
+
+@check(
+    id="nginx.document-root",
+    title="nginx serves Mastodon's public/ directory, not the application directory",
+    component="nginx",
+    severity="critical",
+    threats=["T-SECRETS-EXPOSED"],
+    needs=["nginx"],
+    rationale="""Mastodon's checkout holds .env.production (the secret key base, database and SMTP
+        passwords, encryption keys) next to public/. A root or alias pointing at the checkout, or
+        above it, lets anyone download those files by name. Mastodon's sample uses
+        /home/mastodon/live/public.""",
+    remediation=Remediation("Point root at the public/ directory of the checkout.",
+                            "root /home/mastodon/live/public;"),
+    references=[MASTODON_INSTALL, "https://nginx.org/en/docs/http/ngx_http_core_module.html#root"],
+    tags=["secrets"],
+)
+def document_root(facts: FactSet) -> Iterator[Outcome]:
+    for conf in _configs(facts):
+        for server in _mastodon_servers(conf):
+            s = server.directive
+            lines = [d for d in [conf.effective(s, "root")] if d is not None] + [
+                d for loc in conf.locations(s) for name in ("root", "alias") for d in loc.children(name)]
+            if not lines:
+                yield passed("no root is set: nothing is served from disk", at=server.location, subject=server.label,
+                             observed="unset", expected="…/live/public")
+                continue
+            for d in lines:
+                yield _judge_root(d, server)
+
+
+def _judge_root(d: Directive, server: Server) -> Outcome:
+    path = d.arg.rstrip("/")
+    if is_templated(d.arg):
+        return skipped(f"the {d.name} path is templated: cannot be judged", at=d.location, subject=server.label)
+    base = path.rsplit("/", 1)[-1]
+    if path in ("", "/home", "/root", "/var", "/srv", "/opt") or base in ("live", "mastodon") or (
+            "/public" not in path and re.search(r"/(home/mastodon|mastodon)(/|$)", path)):
+        return failed(f"{d.name} exposes the Mastodon checkout (.env.production can be downloaded)", at=d.location,
+                      subject=server.label, observed=d.arg, expected="…/live/public")
+    return passed(f"{d.name} is not the application directory", at=d.location, subject=server.label,
+                  observed=d.arg, expected="…/live/public")

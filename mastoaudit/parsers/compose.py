@@ -1,0 +1,661 @@
+"""docker-compose files: services, published ports, networks and environment, with line numbers.
+
+The YAML is composed into nodes (PyYAML's compose()) so that every value keeps the line it was
+written on, then built the way Compose reads it: YAML 1.2 scalars (`yes` and `22:22` are strings),
+anchors and aliases, `<<` merge keys (the file's own keys win; of several merged maps the first
+wins), and Compose's `!reset` tag. A `docker-compose.override.yml` beside a base file is merged
+into it, as `docker compose` does when no -f is given.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from ..facts import FactSet
+from ..model import Location
+from .base import ConfigFact, FileProvider, ParseError, SourceFile
+
+MAX_NODES = 200_000  # alias bombs: values are shared, but a hostile file is still bounded
+
+# --- YAML with locations --------------------------------------------------------------------------
+
+
+class YMap(dict):
+    """A mapping whose entries remember where their key was written."""
+
+    def __init__(self, loc: Location) -> None:
+        super().__init__()
+        self.loc = loc
+        self.locs: dict[str, Location] = {}
+
+    def at(self, key: str) -> Location:
+        return self.locs.get(key, self.loc)
+
+
+class YSeq(list):
+    """A sequence whose items remember where they were written."""
+
+    def __init__(self, loc: Location) -> None:
+        super().__init__()
+        self.loc = loc
+        self.locs: list[Location] = []
+
+    def at(self, index: int) -> Location:
+        return self.locs[index] if index < len(self.locs) else self.loc
+
+
+_RESET = object()  # Compose's `!reset`: the key is removed, also from what a merge brought in
+
+
+class _Loader(yaml.SafeLoader):
+    """Resolves plain scalars as YAML 1.2's core schema does (Compose reads YAML 1.2)."""
+
+
+_Loader.yaml_implicit_resolvers = {}
+for _tag, _rx, _first in [
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", list("-+0123456789")),
+    ("tag:yaml.org,2002:float",
+     r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+     list("-+.0123456789")),
+    ("tag:yaml.org,2002:merge", r"^<<$", ["<"]),
+]:
+    _Loader.add_implicit_resolver(_tag, re.compile(_rx), list(_first))
+
+
+def _scalar(node: yaml.ScalarNode) -> Any:
+    value, tag = node.value, node.tag
+    if tag.endswith(":bool"):
+        return value.lower() == "true"
+    if tag.endswith(":null"):
+        return None
+    if tag.endswith(":int"):
+        if value.startswith("0x"):
+            return int(value, 16)
+        if value.startswith("0o"):
+            return int(value[2:], 8)
+        return int(value)
+    if tag.endswith(":float"):
+        return float(value.replace("Inf", "inf").replace("INF", "inf").replace("NaN", "nan").replace("NAN", "nan"))
+    return value  # str, and unknown tags (!override, custom) read as their text
+
+
+class _Builder:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.done: dict[int, Any] = {}
+        self.busy: set[int] = set()
+        self.count = 0
+
+    def loc(self, node: yaml.Node) -> Location:
+        return Location(self.path, node.start_mark.line + 1)
+
+    def build(self, node: yaml.Node) -> Any:
+        key = id(node)
+        if key in self.done:
+            return self.done[key]  # an alias: the anchored value, shared
+        if key in self.busy:
+            raise ParseError("an alias refers to a node that contains it (recursive anchor)", node.start_mark.line + 1)
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise ParseError(f"more than {MAX_NODES} YAML nodes (alias expansion)", node.start_mark.line + 1)
+        if node.tag == "!reset":
+            return _RESET
+        self.busy.add(key)
+        try:
+            if isinstance(node, yaml.MappingNode):
+                value: Any = self._mapping(node)
+            elif isinstance(node, yaml.SequenceNode):
+                value = YSeq(self.loc(node))
+                for item in node.value:
+                    built = self.build(item)
+                    if built is not _RESET:
+                        value.append(built)
+                        value.locs.append(self.loc(item))
+            else:
+                value = _scalar(node)
+        finally:
+            self.busy.discard(key)
+        self.done[key] = value
+        return value
+
+    def _mapping(self, node: yaml.MappingNode) -> YMap:
+        result = YMap(self.loc(node))
+        merged: list[YMap] = []
+        reset: set[str] = set()
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                for source in sources:
+                    built = self.build(source)
+                    if not isinstance(built, YMap):
+                        raise ParseError("a << merge key needs a mapping (or a list of them)", self.loc(source).line)
+                    merged.append(built)
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise ParseError("a mapping key must be a plain value", self.loc(key_node).line)
+            key = str(_scalar(key_node))
+            if key in result or key in reset:
+                raise ParseError(f"duplicate key {key!r}", self.loc(key_node).line)
+            value = self.build(value_node)
+            if value is _RESET:
+                reset.add(key)
+                continue
+            result[key] = value
+            result.locs[key] = self.loc(key_node)
+        for source in merged:  # the file's own keys win; of several merged maps, the first wins
+            for key, value in source.items():
+                if key not in result and key not in reset:
+                    result[key] = value
+                    result.locs[key] = source.at(key)
+        return result
+
+
+def load_located(source: SourceFile) -> Any:
+    """The document as plain values in YMap/YSeq containers that know their lines."""
+    text = source.text
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise ParseError(f"invalid YAML: {exc.problem or exc.context}", mark.line + 1 if mark else None) from None
+    except yaml.YAMLError as exc:
+        raise ParseError(f"invalid YAML: {exc}", None) from None
+    if node is None:
+        return None
+    return _Builder(source.path).build(node)
+
+
+# --- Compose's model -------------------------------------------------------------------------------
+
+_TEMPLATE = re.compile(r"(?<!\$)\$(\{|[A-Za-z_])|\{\{|\{%|<%=")
+SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|PRIVATE|_KEY$|KEY_BASE|CREDENTIAL", re.IGNORECASE)
+
+
+def is_templated(text: str) -> bool:
+    """Compose interpolation (${VAR}, $VAR; $$ is a literal $) or a config-management template."""
+    return bool(_TEMPLATE.search(text))
+
+
+_DOC_NETS = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")]
+
+
+@dataclass(frozen=True)
+class PortPublish:
+    raw: str
+    host_ip: str | None  # None: every interface
+    host_port: str | None  # None: an ephemeral port chosen by Docker
+    container_port: str
+    protocol: str
+    location: Location
+
+    @property
+    def templated(self) -> bool:
+        return is_templated(self.raw)
+
+    @property
+    def exposure(self) -> str:
+        """all | loopback | private | public | templated | unknown"""
+        if self.templated:
+            return "templated"
+        if self.host_ip is None:
+            return "all"
+        ip = self.host_ip.strip("[]")
+        if ip == "localhost":
+            return "loopback"
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return "unknown"
+        if addr.is_unspecified:
+            return "all"
+        if addr.is_loopback:
+            return "loopback"
+        if any(addr in net for net in _DOC_NETS if net.version == addr.version):
+            return "public"  # documentation ranges stand for public addresses in examples
+        return "private" if addr.is_private or addr.is_link_local else "public"
+
+    def describe(self) -> str:
+        host = f"{self.host_ip}:" if self.host_ip else ""
+        return f"{host}{self.host_port or '(ephemeral)'}->{self.container_port}/{self.protocol}"
+
+
+@dataclass(frozen=True)
+class EnvSetting:
+    name: str
+    value: str | None  # None: passed through from the shell that runs compose
+    location: Location
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str | None
+    target: str
+    read_only: bool
+    location: Location
+    kind: str  # bind | volume | tmpfs | ...
+
+
+@dataclass(frozen=True)
+class Item:
+    value: str
+    location: Location
+
+
+_MASTODON_IMAGE = re.compile(r"(^|/)(tootsuite|mastodon|linuxserver)/mastodon(-streaming)?$")
+_ROLE_BY_NAME = [
+    ("elasticsearch", re.compile(r"elasticsearch|opensearch(?!-dashboards)")),
+    ("postgresql", re.compile(r"postgres|postgis|timescaledb|pgvector")),
+    ("redis", re.compile(r"redis|valkey|keydb|dragonfly")),
+]
+
+_SIDECAR = re.compile(r"exporter|commander|insight|backup|admin|dashboards|kibana|pgbouncer|sentinel-proxy")
+
+
+@dataclass
+class ComposeService:
+    name: str
+    location: Location
+    raw: YMap
+    image: str | None = None
+    image_location: Location | None = None
+    command: str = ""
+    ports: list[PortPublish] = field(default_factory=list)
+    networks: list[Item] = field(default_factory=list)  # empty: the project's default network
+    network_mode: Item | None = None
+    environment: dict[str, EnvSetting] = field(default_factory=dict)
+    env_files: list[Item] = field(default_factory=list)
+    mounts: list[Mount] = field(default_factory=list)
+    privileged: Item | None = None
+    cap_add: list[Item] = field(default_factory=list)
+    security_opt: list[Item] = field(default_factory=list)
+    pid: Item | None = None
+
+    # image reference parts: registry/repo, tag, digest
+    @property
+    def image_repo(self) -> str | None:
+        if not self.image:
+            return None
+        ref = self.image.split("@", 1)[0]
+        last_slash = ref.rfind("/")
+        colon = ref.rfind(":")
+        return ref[:colon] if colon > last_slash else ref
+
+    @property
+    def image_tag(self) -> str | None:
+        if not self.image:
+            return None
+        ref = self.image.split("@", 1)[0]
+        colon = ref.rfind(":")
+        return ref[colon + 1:] if colon > ref.rfind("/") else None
+
+    @property
+    def image_digest(self) -> str | None:
+        return self.image.split("@", 1)[1] if self.image and "@" in self.image else None
+
+    @property
+    def is_mastodon(self) -> bool:
+        repo = (self.image_repo or "").lower()
+        if _MASTODON_IMAGE.search(repo):
+            return True
+        built = "build" in self.raw and not self.image
+        return built and bool(re.search(r"\bpuma\b|\bsidekiq\b|streaming", self.command))
+
+    @property
+    def role(self) -> str | None:
+        """postgresql | redis | elasticsearch | web | streaming | sidekiq | mastodon | None"""
+        if self.is_mastodon:
+            if "streaming" in (self.image_repo or "") or "streaming" in self.command:
+                return "streaming"
+            if "sidekiq" in self.command:
+                return "sidekiq"
+            if "puma" in self.command or "rails s" in self.command:
+                return "web"
+            return "mastodon"
+        base = (self.image_repo or "").lower().rsplit("/", 1)[-1]
+        if _SIDECAR.search(base):
+            return None  # an exporter or admin UI named after the service it watches
+        for role, rx in _ROLE_BY_NAME:
+            if rx.search(base):
+                return role
+        if any(k.startswith("POSTGRES_") for k in self.environment):
+            return "postgresql"
+        return None
+
+    @property
+    def mastodon_version(self) -> str | None:
+        """The release an image tag names (v4.3.17, 4.5.0-beta.1): None for latest, nightly, digests."""
+        tag = self.image_tag if self.is_mastodon else None
+        if not tag or is_templated(tag):
+            return None
+        match = re.fullmatch(r"v?(\d+\.\d+\.\d+(?:[-.][0-9A-Za-z.]+)?)", tag)
+        return match.group(1) if match else None
+
+    def env(self, name: str) -> EnvSetting | None:
+        return self.environment.get(name)
+
+    @property
+    def published(self) -> bool:
+        return bool(self.ports)
+
+
+@dataclass(frozen=True)
+class ComposeNetwork:
+    name: str
+    internal: bool
+    external: bool
+    location: Location | None
+
+
+@dataclass
+class ComposeFile(ConfigFact):
+    services: dict[str, ComposeService] = field(default_factory=dict)
+    networks: dict[str, ComposeNetwork] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)  # the base file, then overrides merged into it
+
+    def service_networks(self, service: ComposeService) -> list[ComposeNetwork]:
+        """The networks a service is attached to (the default network when it names none)."""
+        if service.network_mode is not None:
+            return []
+        names = [n.value for n in service.networks] or ["default"]
+        return [self.networks.get(n) or ComposeNetwork(n, False, False, None) for n in names]
+
+    def by_role(self, *roles: str) -> list[ComposeService]:
+        return [s for s in self.services.values() if s.role in roles]
+
+    def mastodon_versions(self) -> list[tuple[str, str, Location]]:
+        """(service, version, where) for Mastodon images pinned to a release (advisory checks)."""
+        return [(s.name, s.mastodon_version, s.image_location or s.location)
+                for s in self.services.values() if s.mastodon_version]
+
+    def secret_values(self) -> tuple[str, ...]:
+        found = []
+        for service in self.services.values():
+            for setting in service.environment.values():
+                value = setting.value
+                if value and SECRET_NAME.search(setting.name) and not setting.name.endswith("_FILE") \
+                        and not is_templated(value) and len(value) >= 4:
+                    found.append(value)
+        return tuple(found)
+
+
+# --- building the model ----------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def _split_short_port(raw: str) -> tuple[str | None, str | None, str]:
+    """"[ip:][host:]container" with IPv6 hosts in brackets or bare ("::1:6000:6000")."""
+    if raw.startswith("["):
+        end = raw.find("]")
+        if end < 0 or raw[end + 1:end + 2] != ":":
+            raise ValueError("bad bracketed address")
+        ip, rest = raw[1:end], raw[end + 2:]
+        host, _, container = rest.rpartition(":")
+        return ip, host or None, container
+    parts = raw.rsplit(":", 2)
+    if len(parts) == 1:
+        return None, None, parts[0]
+    if len(parts) == 2:
+        return None, parts[0] or None, parts[1]
+    return parts[0] or None, parts[1] or None, parts[2]
+
+
+def _ports(value: Any, where: Location) -> list[PortPublish]:
+    if not isinstance(value, list):
+        raise ParseError("ports must be a list", where.line)
+    found = []
+    for index, item in enumerate(value):
+        loc = value.at(index) if isinstance(value, YSeq) else where
+        if isinstance(item, dict):
+            target = _text(item.get("target"))
+            if not target:
+                raise ParseError("a long-syntax port needs a target", loc.line)
+            published = _text(item.get("published")) or None
+            host_ip = _text(item.get("host_ip")) or None
+            protocol = _text(item.get("protocol")) or "tcp"
+            raw = f"{host_ip + ':' if host_ip else ''}{published or ''}:{target}/{protocol}"
+            if _text(item.get("mode")) == "host" and published is None:
+                continue  # swarm host mode without a published port publishes nothing
+            found.append(PortPublish(raw, host_ip, published, target, protocol, loc))
+            continue
+        if isinstance(item, bool) or item is None or isinstance(item, float):
+            raise ParseError(f"bad port entry {_text(item)!r}", loc.line)
+        raw = _text(item).strip()
+        spec, _, protocol = raw.partition("/")
+        try:
+            host_ip, host_port, container = _split_short_port(spec)
+        except ValueError:
+            raise ParseError(f"bad port entry {raw!r}", loc.line) from None
+        if not container:
+            raise ParseError(f"bad port entry {raw!r}", loc.line)
+        found.append(PortPublish(raw, host_ip, host_port, container, protocol or "tcp", loc))
+    return found
+
+
+def _environment(value: Any, where: Location) -> dict[str, EnvSetting]:
+    env: dict[str, EnvSetting] = {}
+    if isinstance(value, dict):
+        for key, item in value.items():
+            loc = value.at(key) if isinstance(value, YMap) else where
+            env[key] = EnvSetting(key, None if item is None else _text(item), loc)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            loc = value.at(index) if isinstance(value, YSeq) else where
+            text = _text(item)
+            key, sep, val = text.partition("=")
+            env[key.strip()] = EnvSetting(key.strip(), val if sep else None, loc)
+    elif value is not None:
+        raise ParseError("environment must be a list or a mapping", where.line)
+    return env
+
+
+def _items(value: Any, where: Location) -> list[Item]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [Item(_text(v) if not isinstance(v, dict) else _text(v.get("path")),
+                     value.at(i) if isinstance(value, YSeq) else where) for i, v in enumerate(value)]
+    if isinstance(value, dict):  # networks as a mapping of name -> options
+        return [Item(k, value.at(k) if isinstance(value, YMap) else where) for k in value]
+    return [Item(_text(value), where)]
+
+
+def _mounts(value: Any, where: Location) -> list[Mount]:
+    if not isinstance(value, list):
+        raise ParseError("volumes must be a list", where.line)
+    found = []
+    for index, item in enumerate(value):
+        loc = value.at(index) if isinstance(value, YSeq) else where
+        if isinstance(item, dict):
+            target = _text(item.get("target"))
+            source = _text(item.get("source")) or None
+            found.append(Mount(source, target, item.get("read_only") is True, loc, _text(item.get("type")) or "volume"))
+            continue
+        text = _text(item)
+        parts = text.split(":")
+        if len(parts) == 1:
+            found.append(Mount(None, parts[0], False, loc, "volume"))
+            continue
+        source, target = parts[0], parts[1]
+        options = parts[2].split(",") if len(parts) > 2 else []
+        kind = "bind" if source.startswith(("/", ".", "~", "$")) else "volume"
+        found.append(Mount(source, target, "ro" in options, loc, kind))
+    return found
+
+
+def _command(value: Any) -> str:
+    if isinstance(value, list):
+        return " ".join(shlex.quote(_text(v)) if " " in _text(v) else _text(v) for v in value)
+    return _text(value)
+
+
+def _service(name: str, body: Any, where: Location) -> ComposeService:
+    if body is None:
+        body = YMap(where)
+    if not isinstance(body, YMap):
+        raise ParseError(f"service {name!r} must be a mapping", where.line)
+    svc = ComposeService(name, where, body)
+    if "image" in body:
+        svc.image = _text(body["image"]) or None
+        svc.image_location = body.at("image")
+    svc.command = " ".join(filter(None, [_command(body.get("entrypoint")), _command(body.get("command"))]))
+    if "ports" in body and body["ports"] is not None:
+        svc.ports = _ports(body["ports"], body.at("ports"))
+    svc.networks = _items(body.get("networks"), body.at("networks"))
+    if body.get("network_mode") is not None:
+        svc.network_mode = Item(_text(body["network_mode"]), body.at("network_mode"))
+    svc.environment = _environment(body.get("environment"), body.at("environment"))
+    svc.env_files = _items(body.get("env_file"), body.at("env_file"))
+    if body.get("volumes") is not None:
+        svc.mounts = _mounts(body["volumes"], body.at("volumes"))
+    if body.get("privileged") is not None:
+        svc.privileged = Item(_text(body["privileged"]).lower(), body.at("privileged"))
+    svc.cap_add = _items(body.get("cap_add"), body.at("cap_add"))
+    svc.security_opt = _items(body.get("security_opt"), body.at("security_opt"))
+    if body.get("pid") is not None:
+        svc.pid = Item(_text(body["pid"]), body.at("pid"))
+    return svc
+
+
+def _check_top(doc: Any, source: SourceFile) -> YMap:
+    if doc is None:
+        raise ParseError("empty compose file", 1)
+    if not isinstance(doc, YMap):
+        raise ParseError("a compose file must be a mapping at the top", 1)
+    for key in ("services", "networks"):
+        if doc.get(key) is not None and not isinstance(doc[key], YMap):
+            raise ParseError(f"{key} must be a mapping", doc.at(key).line)
+    return doc
+
+
+def _extended(services: YMap, name: str, seen: tuple[str, ...] = ()) -> Any:
+    """A service with `extends:` of a service in the same file, merged as Compose merges it."""
+    body = services[name]
+    spec = body.get("extends") if isinstance(body, YMap) else None
+    if spec is None:
+        return body
+    base_name = spec if isinstance(spec, str) else spec.get("service") if isinstance(spec, dict) else None
+    if isinstance(spec, dict) and spec.get("file"):
+        return body  # another file: not followed (what it adds is not seen)
+    if not isinstance(base_name, str) or base_name not in services:
+        raise ParseError(f"service {name!r} extends an unknown service {base_name!r}", body.at("extends").line)
+    if base_name in seen or len(seen) > 16:
+        raise ParseError(f"service {name!r}: circular extends", body.at("extends").line)
+    return _merge(_extended(services, base_name, (*seen, name)), body)
+
+
+def _model(doc: YMap, path: str, files: list[str]) -> ComposeFile:
+    compose = ComposeFile(path, files=files)
+    services = doc.get("services") or YMap(doc.loc)
+    for name in services:
+        compose.services[name] = _service(name, _extended(services, name), services.at(name))
+    networks = doc.get("networks") or {}
+    for name, body in networks.items():
+        opts = body if isinstance(body, dict) else {}
+        compose.networks[name] = ComposeNetwork(
+            name, opts.get("internal") is True, bool(opts.get("external")), networks.at(name))
+    return compose
+
+
+def parse_compose(source: SourceFile) -> ComposeFile:
+    doc = _check_top(load_located(source), source)
+    return _model(doc, source.path, [source.path])
+
+
+# --- override files --------------------------------------------------------------------------------
+
+_APPEND_KEYS = {"ports", "expose", "volumes", "cap_add", "cap_drop", "security_opt", "devices", "dns",
+                "dns_search", "tmpfs", "extra_hosts", "env_file", "external_links", "links", "secrets",
+                "configs"}
+_BY_KEY_LISTS = {"environment", "labels", "networks"}
+
+
+def _as_map(value: Any) -> YMap:
+    """A list form ("K=V" or names) as a mapping, so an override merges into it by key."""
+    if isinstance(value, YMap):
+        return value
+    result = YMap(getattr(value, "loc", Location("", None)))
+    for index, item in enumerate(value or []):
+        key, sep, val = _text(item).partition("=")
+        result[key] = val if sep else None
+        result.locs[key] = value.at(index) if isinstance(value, YSeq) else result.loc
+    return result
+
+
+def _merge(base: Any, over: Any, key: str | None = None) -> Any:
+    if key in _BY_KEY_LISTS and base is not None and over is not None:
+        base, over = _as_map(base), _as_map(over)
+    if isinstance(base, YMap) and isinstance(over, YMap):
+        result = YMap(base.loc)
+        for k, v in base.items():
+            result[k], result.locs[k] = v, base.at(k)
+        for k, v in over.items():
+            result[k] = _merge(base[k], v, k) if k in base else v
+            result.locs[k] = over.at(k)
+        return result
+    if key in _APPEND_KEYS and isinstance(base, YSeq) and isinstance(over, YSeq):
+        result = YSeq(base.loc)
+        result.extend(base)
+        result.extend(over)
+        result.locs = list(base.locs) + list(over.locs)
+        return result
+    return over
+
+
+_BASE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+
+
+def _override_of(path: str, paths: set[str]) -> str | None:
+    folder, _, name = path.rpartition("/")
+    if name.lower() not in _BASE_NAMES:
+        return None
+    stem, _, ext = name.rpartition(".")
+    for candidate_ext in (ext, "yaml" if ext == "yml" else "yml"):
+        candidate = f"{folder}/{stem}.override.{candidate_ext}" if folder else f"{stem}.override.{candidate_ext}"
+        if candidate in paths:
+            return candidate
+    return None
+
+
+def build_compose(sources: list[SourceFile], provider: FileProvider, facts: FactSet) -> None:
+    """Each compose file is a fact; an override file beside a base file is merged into it."""
+    by_path = {s.path: s for s in sources}
+    docs: dict[str, YMap] = {}
+    for source in sources:
+        try:
+            doc = _check_top(load_located(source), source)
+            _model(doc, source.path, [source.path])  # each file on its own first: errors at its own path
+            docs[source.path] = doc
+        except ParseError as exc:
+            facts.problem("compose", f"cannot parse {source.path}: {exc.message}", Location(source.path, exc.line))
+        except RecursionError:
+            facts.problem("compose", f"cannot parse {source.path}: nested too deeply", Location(source.path))
+    merged_into: dict[str, str] = {}
+    for path in by_path:
+        over = _override_of(path, set(by_path))
+        if over and path in docs and over in docs:
+            merged_into[over] = path
+    for path, doc in docs.items():
+        if path in merged_into:
+            continue  # judged as part of its base file
+        files = [path]
+        over = next((o for o, b in merged_into.items() if b == path), None)
+        if over:
+            doc = _merge(doc, docs[over])
+            files.append(over)
+        try:
+            facts.add("compose", _model(doc, path, files))
+        except ParseError as exc:  # the merge made something Compose would refuse
+            facts.problem("compose", f"cannot merge {' and '.join(files)}: {exc.message}", Location(path))

@@ -1,0 +1,744 @@
+"""nginx configuration: files tokenised by crossplane, includes followed, one tree per root file.
+
+A root is a file no other file includes (nginx.conf, or a site file audited on its own, which is
+read as the inside of an http block). Every directive keeps the file and line it came from, so an
+include is transparent to the checks. On top of the tree `NginxConfig` answers what nginx would:
+which value of a directive applies at a level (inheritance http -> server -> location), which
+add_header / proxy_set_header lines apply (a level inherits them only if it defines none itself),
+and which location serves a URI.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import posixpath
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import crossplane
+from crossplane.analyzer import analyze, enter_block_ctx
+from crossplane.errors import NgxParserBaseException, NgxParserDirectiveError
+
+from ..facts import FactSet
+from ..model import Location, Status
+from .base import ConfigFact, FileProvider, ParseError, SourceFile
+
+KIND = "nginx"
+MAX_INCLUDE_DEPTH = 10
+MAX_FILES_PER_ROOT = 500
+MAX_BLOCK_DEPTH = 64
+# Directories whose files nginx reads through an include from the directory above (the prefix).
+_SITE_DIRS = {"sites-enabled", "sites-available", "conf.d", "snippets", "vhosts.d", "sites", "http.d"}
+# Levels whose settings a location inherits (if / limit_except blocks are conditional: not followed).
+_LEVELS = {"main", "http", "server", "location"}
+# Files under /etc/nginx that are not configuration (auth_basic password files, keys): never parsed.
+_NOT_CONFIG = re.compile(r"htpasswd|htdigest|passw(or)?d|\.(pem|key|crt|der|p12|pfx)$", re.I)
+_SECRET_HEADERS = {"authorization", "proxy-authorization", "x-api-key", "cookie", "x-auth-token"}
+_TEMPLATE = re.compile(r"\{\{|\{%|<%=?|\$\{[A-Z_][A-Z0-9_]*\}")
+
+
+def is_templated(value: str) -> bool:
+    """A value a config-management tool fills in later ({{ x }}, <%= x %>, ${UPPER}): not judged.
+
+    ${lower} is nginx's own variable syntax and stays judgeable."""
+    return bool(_TEMPLATE.search(value))
+
+
+# --- the tree ------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Directive:
+    """One directive with its arguments, where it was written, and its block if it has one."""
+
+    name: str
+    args: list[str]
+    file: str
+    line: int | None
+    block: list[Directive] | None = None
+    parent: Directive | None = field(default=None, repr=False)
+    unresolved: bool = False  # an include whose files could not be read: its settings are unseen
+
+    @property
+    def location(self) -> Location:
+        return Location(self.file, self.line)
+
+    @property
+    def arg(self) -> str:
+        return self.args[0] if self.args else ""
+
+    def children(self, name: str | None = None) -> list[Directive]:
+        return [d for d in self.block or () if name is None or d.name == name]
+
+    def first(self, name: str) -> Directive | None:
+        return next((d for d in self.block or () if d.name == name), None)
+
+    def walk(self) -> Iterator[Directive]:
+        for child in self.block or ():
+            yield child
+            yield from child.walk()
+
+    def ancestors(self) -> Iterator[Directive]:
+        node = self.parent
+        while node is not None:
+            yield node
+            node = node.parent
+
+    def text(self) -> str:
+        return " ".join([self.name, *(_quote(a) for a in self.args)])
+
+
+def _quote(arg: str) -> str:
+    return f'"{arg}"' if (not arg or any(c.isspace() or c in ';{}' for c in arg)) else arg
+
+
+@dataclass(frozen=True)
+class Listen:
+    address: str | None  # None: all addresses
+    port: int | None  # None: a unix socket
+    ssl: bool
+    default: bool
+    directive: Directive
+
+    @property
+    def loopback_only(self) -> bool:
+        if self.address is None:
+            return False
+        if self.address.startswith("unix:") or self.address == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.address.strip("[]")).is_loopback
+        except ValueError:
+            return False
+
+
+@dataclass(frozen=True)
+class Server:
+    directive: Directive
+    listens: tuple[Listen, ...]
+    names: tuple[str, ...]
+
+    @property
+    def ssl(self) -> bool:
+        return any(x.ssl for x in self.listens) or _flag(self.directive.first("ssl"))
+
+    @property
+    def plain(self) -> bool:
+        return any(not x.ssl for x in self.listens) and not _flag(self.directive.first("ssl"))
+
+    @property
+    def label(self) -> str:
+        name = next((n for n in self.names if n not in ("_", '""', "")), None) or "(default)"
+        ports = sorted({x.port for x in self.listens if x.port is not None})
+        return f"server {name}:{'/'.join(map(str, ports)) or 'unix'}"
+
+    @property
+    def location(self) -> Location:
+        return self.directive.location
+
+
+def _flag(d: Directive | None) -> bool:
+    return d is not None and d.arg.lower() == "on"
+
+
+@dataclass(frozen=True)
+class Header:
+    name: str  # as written
+    value: str
+    always: bool
+    directive: Directive
+
+
+@dataclass(frozen=True)
+class ProxyTarget:
+    """Where proxy_pass sends requests, classified for the checks."""
+
+    raw: str
+    scheme: str  # http, https, unix
+    host: str  # host, upstream name, or socket path
+    port: int | None
+    kind: str  # "upstream", "unix", "ip", "localhost", "service" (one-label name), "hostname", "variable"
+    directive: Directive
+    upstream: Directive | None = None
+
+    @property
+    def internal(self) -> bool:
+        """Inside the deployment (an upstream, a socket, an IP or container name): the app side."""
+        return self.kind in ("upstream", "unix", "ip", "localhost", "service")
+
+
+# --- the fact ------------------------------------------------------------------------------------
+
+
+@dataclass
+class NginxConfig(ConfigFact):
+    """One root file with its includes expanded. `root` is a pseudo-block: "main" for a full
+    nginx.conf, "http" for a site file read on its own."""
+
+    root: Directive = field(default_factory=lambda: Directive("main", [], "", None, []))
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def context(self) -> str:
+        return self.root.name
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Credentials written into the config (an Authorization header for a backend, a
+        secure_link secret): the engine scrubs them from every finding."""
+        found = []
+        for d in self.root.walk():
+            if d.name in ("proxy_set_header", "grpc_set_header", "fastcgi_param") and len(d.args) >= 2:
+                if d.arg.lower() in _SECRET_HEADERS and d.args[1] and "$" not in d.args[1]:
+                    found.append(d.args[1])
+            elif d.name == "secure_link_secret" and d.args:
+                found.append(d.arg)
+        return tuple(v for v in found if len(v) >= 4)
+
+    # structure
+    def http_blocks(self) -> list[Directive]:
+        if self.root.name == "http":
+            return [self.root]
+        return self.root.children("http")
+
+    def server_blocks(self) -> list[Directive]:
+        return [s for http in self.http_blocks() for s in http.children("server")]
+
+    def servers(self) -> list[Server]:
+        return [parse_server(s) for s in self.server_blocks()]
+
+    def upstreams(self) -> dict[str, Directive]:
+        return {u.arg: u for http in self.http_blocks() for u in http.children("upstream") if u.args}
+
+    def all(self, name: str) -> list[Directive]:
+        return [d for d in self.root.walk() if d.name == name]
+
+    def locations(self, server: Directive) -> list[Directive]:
+        """Every location in a server, nested ones too, named ones included (not those under if)."""
+        found: list[Directive] = []
+
+        def visit(node: Directive) -> None:
+            for loc in node.children("location"):
+                found.append(loc)
+                visit(loc)
+
+        visit(server)
+        return found
+
+    def named_location(self, server: Directive, name: str) -> Directive | None:
+        return next((x for x in server.children("location") if x.arg == name), None)
+
+    # inheritance
+    def levels(self, node: Directive) -> list[Directive]:
+        """The node and the levels it inherits from, innermost first."""
+        chain = [node] + [a for a in node.ancestors() if a.name in _LEVELS]
+        return chain
+
+    def effective(self, node: Directive, name: str) -> Directive | None:
+        """The directive that sets `name` for `node`: its own, else the nearest enclosing level's."""
+        for level in self.levels(node):
+            found = level.first(name)
+            if found is not None:
+                return found  # nginx rejects most duplicates; where it does not, the first counts
+        return None
+
+    def effective_all(self, node: Directive, name: str) -> list[Directive]:
+        """For array directives (add_header, proxy_set_header, limit_req): the lines of the nearest
+        level that has any. A level with one of its own inherits none from above."""
+        for level in self.levels(node):
+            found = level.children(name)
+            if found:
+                return found
+        return []
+
+    def add_headers(self, node: Directive) -> list[Header]:
+        out = []
+        for d in self.effective_all(node, "add_header"):
+            if len(d.args) >= 2:
+                out.append(Header(d.args[0], d.args[1], len(d.args) > 2 and d.args[2] == "always", d))
+        return out
+
+    def header(self, node: Directive, name: str) -> Header | None:
+        return next((h for h in self.add_headers(node) if h.name.lower() == name.lower()), None)
+
+    def proxy_headers(self, node: Directive) -> dict[str, Directive]:
+        """proxy_set_header lines in effect (lower-cased header name -> directive)."""
+        return {d.arg.lower(): d for d in self.effective_all(node, "proxy_set_header") if len(d.args) >= 2}
+
+    def unseen(self, node: Directive) -> list[Directive]:
+        """Includes that could not be read at the node's level or above: what a check cannot see."""
+        return [d for level in self.levels(node) for d in level.children("include") if d.unresolved]
+
+    # locations
+    def match_location(self, server: Directive, uri: str) -> Directive | None:
+        """The location nginx picks for `uri` in this server (None: no location matches)."""
+        return _find_location(server, uri)
+
+    def proxy_target(self, location: Directive) -> ProxyTarget | None:
+        d = location.first("proxy_pass")
+        if d is None or not d.args:
+            return None
+        return classify_target(d, self.upstreams())
+
+    def falls_back_to(self, server: Directive, location: Directive) -> Directive | None:
+        """The named location a `try_files ... @name` in this location ends in, if any."""
+        tf = location.first("try_files")  # not inherited: each level has its own
+        if tf is not None and tf.args and tf.args[-1].startswith("@"):
+            return self.named_location(server, tf.args[-1])
+        return None
+
+
+def parse_server(block: Directive) -> Server:
+    listens = tuple(_listen(d) for d in block.children("listen") if d.args)
+    if not listens:  # nginx's default: *:80 (8000 when not root; assume the service runs as root)
+        listens = (Listen(None, 80, False, False, block),)
+    names = tuple(a for d in block.children("server_name") for a in d.args)
+    return Server(block, listens, names)
+
+
+def _listen(d: Directive) -> Listen:
+    spec, params = d.args[0], {p.lower() for p in d.args[1:]}
+    ssl = "ssl" in params or "quic" in params
+    default = "default_server" in params or "default" in params
+    if spec.startswith("unix:"):
+        return Listen(spec, None, ssl, default, d)
+    if spec.startswith("["):
+        addr, _, rest = spec[1:].partition("]")
+        port = rest.lstrip(":")
+        return Listen(addr, int(port) if port.isdigit() else 80, ssl, default, d)
+    if spec.isdigit():
+        return Listen(None, int(spec), ssl, default, d)
+    addr, _, port = spec.rpartition(":")
+    if not addr:
+        return Listen(None if spec == "*" else spec, 80, ssl, default, d)
+    return Listen(None if addr == "*" else addr, int(port) if port.isdigit() else 80, ssl, default, d)
+
+
+def classify_target(d: Directive, upstreams: dict[str, Directive]) -> ProxyTarget:
+    raw = d.arg
+    scheme, sep, rest = raw.partition("://")
+    if not sep:
+        scheme, rest = "http", raw
+    scheme = scheme.lower()
+    if rest.startswith("unix:"):
+        return ProxyTarget(raw, "unix", rest[5:].split(":", 1)[0], None, "unix", d)
+    hostport = re.split(r"[/?]", rest, maxsplit=1)[0]
+    if "$" in hostport:
+        return ProxyTarget(raw, scheme, hostport, None, "variable", d)
+    host, port = split_hostport(hostport)
+    if host in upstreams:
+        return ProxyTarget(raw, scheme, host, port, "upstream", d, upstreams[host])
+    return ProxyTarget(raw, scheme, host, port, host_kind(host), d)
+
+
+def split_hostport(text: str) -> tuple[str, int | None]:
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.lstrip(":")
+        return host, int(port) if port.isdigit() else None
+    if text.count(":") == 1:
+        host, _, port = text.partition(":")
+        return host, int(port) if port.isdigit() else None
+    return text, None
+
+
+def host_kind(host: str) -> str:
+    try:
+        ipaddress.ip_address(host)
+        return "ip"
+    except ValueError:
+        pass
+    if host.lower() == "localhost":
+        return "localhost"
+    return "hostname" if "." in host else "service"
+
+
+# --- location matching ---------------------------------------------------------------------------
+
+
+def location_spec(loc: Directive) -> tuple[str, str]:
+    """(modifier, path) of a location: modifier is "=", "^~", "~", "~*", "@" or "" (prefix)."""
+    args = loc.args
+    if len(args) >= 2:
+        return args[0], args[1]
+    name = args[0] if args else ""
+    if name.startswith("@"):
+        return "@", name
+    if name.startswith("="):
+        return "=", name[1:]
+    if name.startswith("^~"):
+        return "^~", name[2:]
+    if name.startswith("~*"):
+        return "~*", name[2:]
+    if name.startswith("~"):
+        return "~", name[1:]
+    return "", name
+
+
+def _regex(mod: str, pattern: str) -> re.Pattern[str] | None:
+    pattern = re.sub(r"\(\?<(?![=!])", "(?P<", pattern)  # PCRE's (?<name>...) is Python's (?P<name>...)
+    try:
+        return re.compile(pattern, re.IGNORECASE if mod == "~*" else 0)
+    except re.error:
+        return None  # PCRE syntax Python lacks: treated as not matching
+
+
+def _find_location(parent: Directive, uri: str) -> Directive | None:
+    """nginx's lookup: exact match wins; else the longest prefix; its nested locations are searched;
+    then, unless that prefix was ^~, regex locations in file order (their nested ones too)."""
+    locs = [(loc, *location_spec(loc)) for loc in parent.children("location")]
+    for loc, mod, path in locs:
+        if mod == "=" and uri == path:
+            return loc
+    best: tuple[Directive, str] | None = None
+    for loc, mod, path in locs:
+        if mod in ("", "^~") and uri.startswith(path) and (best is None or len(path) > len(best[1])):
+            best = (loc, mod)
+    found = None
+    noregex = False
+    if best is not None:
+        found = best[0]
+        noregex = best[1] == "^~"
+        nested = _find_location(best[0], uri)
+        if nested is not None:
+            found = nested
+            if location_spec(nested)[0] in ("=", "~", "~*"):
+                return nested  # an exact or regex match below is final
+    if not noregex:
+        for loc, mod, path in locs:
+            if mod in ("~", "~*"):
+                rx = _regex(mod, path)
+                if rx is not None and rx.search(uri):
+                    return _find_location(loc, uri) or loc
+    return found
+
+
+# --- tokenising ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Raw:
+    name: str
+    args: list[str]
+    line: int
+    term: str
+    block: list[_Raw] | None = None
+
+
+def _tokens(text: str, scratch: Path) -> list[tuple[str, int, bool]]:
+    # crossplane's lexer reads a file: the provider's bytes go through a scratch file.
+    scratch.write_text(text, encoding="utf-8")
+    try:
+        return list(crossplane.lex(str(scratch)))
+    except NgxParserBaseException as exc:
+        raise ParseError(exc.strerror, exc.lineno) from None
+
+
+def _build(tokens: list[tuple[str, int, bool]]) -> list[_Raw]:
+    pos = 0
+
+    def block(depth: int) -> list[_Raw]:
+        nonlocal pos
+        if depth > MAX_BLOCK_DEPTH:
+            raise ParseError("blocks nested too deeply", tokens[pos - 1][1] if pos else None)
+        out: list[_Raw] = []
+        while pos < len(tokens):
+            token, line, quoted = tokens[pos]
+            pos += 1
+            if token == "}" and not quoted:
+                return out
+            if token.startswith("#") and not quoted:
+                continue
+            if token in ("{", ";") and not quoted:
+                raise ParseError(f'unexpected "{token}"', line)
+            stmt = _Raw(token, [], line, ";")
+            while True:
+                if pos >= len(tokens):
+                    raise ParseError(f'unexpected end of file: {_named(token)} is not terminated by ";"', line)
+                arg, _, aquoted = tokens[pos]
+                pos += 1
+                if arg in ("{", ";", "}") and not aquoted:
+                    break
+                if not (arg.startswith("#") and not aquoted):
+                    stmt.args.append(arg)
+            if arg == "}":
+                raise ParseError(f'{_named(token)} is not terminated by ";"', line)
+            stmt.term = arg
+            if stmt.name == "if":
+                _strip_if_parens(stmt.args)
+            if arg == "{":
+                stmt.block = block(depth + 1)
+            out.append(stmt)
+        if depth:
+            raise ParseError('unexpected end of file, expecting "}"', tokens[-1][1] if tokens else None)
+        return out
+
+    return block(0)
+
+
+def _named(token: str) -> str:
+    """A directive's name for a message; anything else (a password line, say) is not repeated."""
+    return f'"{token}"' if re.fullmatch(r"[a-z_][a-z0-9_]{0,40}", token) else "a directive"
+
+
+def _strip_if_parens(args: list[str]) -> None:
+    if args and args[0].startswith("("):
+        args[0] = args[0][1:]
+    if args and args[-1].endswith(")"):
+        args[-1] = args[-1][:-1]
+    args[:] = [a for a in args if a]
+
+
+def parse_text(source: SourceFile, scratch: Path) -> list[_Raw]:
+    """Tokenise and nest one file (no includes followed). Raises ParseError with a line."""
+    text = source.text
+    marker = _TEMPLATE.search(text)
+    if marker and marker.group(0) in ("{{", "{%", "<%", "<%="):
+        line = text[: marker.start()].count("\n") + 1
+        raise ParseError("a template (Jinja/ERB markers), not an nginx config: values cannot be judged", line)
+    return _build(_tokens(text, scratch))
+
+
+# --- building facts: roots, includes -------------------------------------------------------------
+
+
+@dataclass
+class _Builder:
+    sources: dict[str, SourceFile]
+    provider: FileProvider
+    facts: FactSet
+    scratch: Path
+    parsed: dict[str, list[_Raw] | ParseError] = field(default_factory=dict)
+    reported: set[tuple[str, int | None, str]] = field(default_factory=set)
+    counter: int = 0
+
+    def problem(self, message: str, where: Location, status: Status = Status.ERROR) -> None:
+        key = (where.file, where.line, message)
+        if key not in self.reported:
+            self.reported.add(key)
+            self.facts.problem(KIND, message, where, status)
+
+    def raw(self, path: str) -> list[_Raw] | ParseError | OSError:
+        if path in self.parsed:
+            return self.parsed[path]
+        source = self.sources.get(path)
+        if source is None:
+            try:
+                source = SourceFile(path, self.provider.read(path))
+            except (OSError, ValueError) as exc:
+                return OSError(str(getattr(exc, "strerror", None) or exc))
+        self.counter += 1
+        try:
+            result: list[_Raw] | ParseError = parse_text(source, self.scratch / f"{self.counter}.conf")
+        except ParseError as exc:
+            result = exc
+        except RecursionError:
+            result = ParseError("nested too deeply", None)
+        self.parsed[path] = result
+        return result
+
+    def includes_of(self, path: str, prefix: str) -> list[str]:
+        """Files a file includes (for finding the roots); unreadable or malformed: none."""
+        raw = self.raw(path)
+        if not isinstance(raw, list):
+            return []
+        hits: list[str] = []
+
+        def visit(stmts: list[_Raw]) -> None:
+            for s in stmts:
+                if s.name == "include" and s.args:
+                    hits.extend(self.resolve(s.args[0], path, prefix)[0])
+                if s.block:
+                    visit(s.block)
+
+        visit(raw)
+        return hits
+
+    def resolve(self, pattern: str, includer: str, prefix: str) -> tuple[list[str], bool]:
+        """Paths an include names, inside the audited tree only; and whether it was a glob."""
+        is_glob = any(c in pattern for c in "*?[")
+        tries: list[tuple[str, str | None]] = []
+        if pattern.startswith("/"):
+            tries.append((pattern.lstrip("/"), None))  # the same path under the audited tree's root
+            marker = "/" + posixpath.basename(prefix.rstrip("/")) + "/" if prefix not in ("", ".") else None
+            if marker and marker in pattern:  # /etc/nginx/x -> x beside the root nginx.conf
+                tries.append((pattern.split(marker, 1)[1], prefix or None))
+            if pattern.startswith("/etc/nginx/"):
+                tries.append((pattern[len("/etc/nginx/"):], prefix or None))
+            if not is_glob:  # as named: files fetched from a host (nginx -T) keep their own paths
+                tries.append((pattern, None))
+        else:
+            tries.append((pattern, prefix or None))
+            includer_dir = posixpath.dirname(includer)
+            if includer_dir != prefix:
+                tries.append((pattern, includer_dir or None))
+        for pat, base in tries:
+            try:
+                hits = self.provider.glob(pat, base)
+            except (OSError, ValueError):
+                hits = []
+            if hits:
+                return sorted(dict.fromkeys(posixpath.normpath(h) for h in hits)), is_glob
+        return [], is_glob
+
+    def expand(self, path: str, ctx: tuple[str, ...] | None, parent: Directive, prefix: str,
+               stack: tuple[str, ...], seen: list[str]) -> None:
+        """Append the file's directives to `parent`, following includes."""
+        raw = self.raw(path)
+        if isinstance(raw, ParseError):
+            self.problem(f"cannot parse {path}: {raw.message}", Location(path, raw.line))
+            raise _Unreadable
+        if isinstance(raw, OSError):
+            raise _Unreadable(str(raw))
+        if path not in seen:
+            seen.append(path)
+        self._attach(raw, path, ctx, parent, prefix, stack, seen)
+
+    def _attach(self, stmts: list[_Raw], path: str, ctx: tuple[str, ...] | None, parent: Directive, prefix: str,
+                stack: tuple[str, ...], seen: list[str]) -> None:
+        assert parent.block is not None
+        for s in stmts:
+            if ctx is not None:
+                try:
+                    analyze(path, {"directive": s.name, "args": s.args, "line": s.line}, s.term, ctx,
+                            check_ctx=True, check_args=True)
+                except NgxParserDirectiveError as exc:
+                    self.problem(f"{path}:{s.line}: {exc.strerror} (nginx would refuse this config); "
+                                 "the directive is not audited", Location(path, s.line), Status.WARN)
+                    continue
+            if s.name == "include" and s.args and s.block is None:
+                self._include(s, path, ctx, parent, prefix, stack, seen)
+                continue
+            node = Directive(s.name, list(s.args), path, s.line, [] if s.block is not None else None, parent)
+            parent.block.append(node)
+            if s.block is not None:
+                inner = None if ctx is None else tuple(enter_block_ctx({"directive": s.name}, ctx))
+                self._attach(s.block, path, inner, node, prefix, stack, seen)
+
+    def _include(self, s: _Raw, path: str, ctx: tuple[str, ...] | None, parent: Directive, prefix: str,
+                 stack: tuple[str, ...], seen: list[str]) -> None:
+        assert parent.block is not None
+        marker = Directive("include", list(s.args), path, s.line, None, parent)
+        parent.block.append(marker)
+        where = Location(path, s.line)
+        hits, is_glob = self.resolve(s.args[0], path, prefix)
+        if not hits:
+            if not is_glob:  # nginx accepts a glob matching nothing; a named file must exist
+                marker.unresolved = True
+                self.problem(f"include {s.args[0]} (at {path}:{s.line}) was not found in the audited tree; "
+                             "the settings in it are not audited", where, Status.WARN)
+            return
+        for hit in hits:
+            if hit in stack:
+                marker.unresolved = True
+                self.problem(f"include loop: {' -> '.join([*stack[stack.index(hit):], hit])}; not followed",
+                             where, Status.WARN)
+                continue
+            if len(stack) >= MAX_INCLUDE_DEPTH or len(seen) >= MAX_FILES_PER_ROOT:
+                marker.unresolved = True
+                self.problem(f"includes nested too deeply at {path}:{s.line}; {hit} not followed", where,
+                             Status.WARN)
+                continue
+            try:
+                self.expand(hit, ctx, parent, prefix, (*stack, hit), seen)
+            except _Unreadable as exc:
+                marker.unresolved = True
+                if str(exc) and not any(p.location and p.location.file == hit for p in self.facts.problems):
+                    self.problem(f"cannot read {hit} (included at {path}:{s.line}): {exc}; the settings in it "
+                                 "are not audited", where, Status.WARN)
+
+
+class _Unreadable(Exception):
+    pass
+
+
+def _is_main(path: str, raw: list[_Raw] | ParseError | OSError) -> bool:
+    """A main config: it has an http or events block, or it is named nginx.conf and is not a site
+    file (Mastodon ships its site config as dist/nginx.conf, with server blocks at the top)."""
+    if not isinstance(raw, list):
+        return posixpath.basename(path) == "nginx.conf"
+    names = {s.name for s in raw}
+    if names & {"http", "events"}:
+        return True
+    return posixpath.basename(path) == "nginx.conf" and not names & {"server", "upstream"}
+
+
+def _prefix(path: str, main: bool) -> str:
+    folder = posixpath.dirname(path)
+    if not main and posixpath.basename(folder) in _SITE_DIRS:
+        return posixpath.dirname(folder)
+    return folder
+
+
+def _root_context(raw: list[_Raw]) -> tuple[str, tuple[str, ...] | None]:
+    names = {s.name for s in raw}
+    if names & {"http", "events", "worker_processes", "user", "pid", "load_module", "stream"}:
+        return "main", ()
+    if names & {"server", "upstream", "map", "proxy_cache_path", "limit_req_zone", "geo", "split_clients"}:
+        return "http", ("http",)
+    if names & {"location", "listen", "server_name"}:
+        return "http", None  # a server-level snippet audited alone: no context analysis
+    return "http", None
+
+
+def _inside(path: str, folder: str) -> bool:
+    return folder in ("", ".") or path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def build_nginx(sources: list[SourceFile], provider: FileProvider, facts: FactSet) -> None:
+    """Parse every nginx file in the group and add one NginxConfig per active root file."""
+    by_path = {posixpath.normpath(s.path): SourceFile(posixpath.normpath(s.path), s.data) for s in sources
+               if not _NOT_CONFIG.search(posixpath.basename(s.path))}
+    with tempfile.TemporaryDirectory(prefix="mastoaudit-nginx-") as tmp:
+        b = _Builder(by_path, provider, facts, Path(tmp))
+        mains = [p for p in by_path if _is_main(p, b.raw(p))]
+        edges = {p: [h for h in b.includes_of(p, _prefix(p, p in mains)) if h != p] for p in by_path}
+        included = {h for hits in edges.values() for h in hits}
+        roots = [p for p in by_path if p not in included]
+        # Files that include each other in a ring, with no file above them: audit the first.
+        while unreached := sorted(set(by_path) - _reachable(roots, edges)):
+            roots.append(unreached[0])
+        main_dirs = [posixpath.dirname(m) for m in mains if m in roots]
+        enabled = {posixpath.dirname(posixpath.dirname(p)) for p in by_path if "/sites-enabled/" in f"/{p}"}
+        for path in roots:
+            if path not in mains and any(_inside(path, d) for d in main_dirs):
+                continue  # beside an nginx.conf that does not include it: not active
+            folder = posixpath.dirname(path)
+            in_available = posixpath.basename(folder) == "sites-available"
+            if not main_dirs and in_available and posixpath.dirname(folder) in enabled:
+                continue  # sites-available beside sites-enabled: the enabled copy is audited
+            _add_root(b, path, path in mains)
+
+
+def _reachable(roots: list[str], edges: dict[str, list[str]]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        p = todo.pop()
+        if p not in seen:
+            seen.add(p)
+            todo.extend(edges.get(p, ()))
+    return seen
+
+
+def _add_root(b: _Builder, path: str, main: bool) -> None:
+    raw = b.raw(path)
+    if isinstance(raw, ParseError):
+        b.problem(f"cannot parse {path}: {raw.message}", Location(path, raw.line))
+        return
+    if isinstance(raw, OSError):
+        b.problem(f"cannot read {path}: {raw}", Location(path))
+        return
+    name, ctx = ("main", ()) if main else _root_context(raw)
+    root = Directive(name, [], path, None, [])
+    seen: list[str] = [path]
+    try:
+        b.expand(path, ctx, root, _prefix(path, main), (path,), seen)
+    except _Unreadable:
+        return
+    except RecursionError:
+        b.problem(f"cannot parse {path}: nested too deeply", Location(path))
+        return
+    b.facts.add(KIND, NginxConfig(path, root=root, files=seen))

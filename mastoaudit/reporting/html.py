@@ -1,0 +1,157 @@
+"""HTML report: one self-contained page, safe to open even when the audited configs are hostile.
+
+Every value comes from `build_document` and reaches the page only through Jinja2 autoescaping:
+as element text or as a quoted attribute, never inside the script, a style or an event handler.
+The stylesheet and the script are our own files, inlined; a Content-Security-Policy meta tag
+allows exactly those two blocks by hash and nothing else (no network, no other script).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from importlib import resources
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+
+from ..engine import RunResult
+from ..model import Severity, Status
+from .document import build_document, visible
+
+TEMPLATE_PACKAGE = "mastoaudit_templates"
+STATUSES = [s.value for s in (Status.FAIL, Status.ERROR, Status.WARN, Status.SKIP, Status.PASS)]
+SEVERITIES = [s.value for s in reversed(list(Severity))]
+_OPEN_BY_DEFAULT = {Status.FAIL.value, Status.ERROR.value, Status.WARN.value}
+_ATTENTION = _OPEN_BY_DEFAULT
+# Within a component: what needs attention, then what passed, then what did not apply.
+_ROW_ORDER = [s.value for s in (Status.ERROR, Status.FAIL, Status.WARN, Status.PASS, Status.SKIP)]
+_THREAT_WORDS = {"fail": "failing", "error": "not fully checked", "warn": "needs review", "pass": "verified",
+                 "skip": "not applicable here", "none": "no check in this run"}
+_THREAT_ORDER = list(_THREAT_WORDS)
+_STATUS_WORDS = {"pass": "passed", "fail": "failed", "warn": "warning", "skip": "skipped", "error": "error"}
+
+
+def _asset(name: str) -> str:
+    text = resources.files(TEMPLATE_PACKAGE).joinpath(name).read_text(encoding="utf-8")
+    closing = "</style" if name.endswith(".css") else "</script"
+    if closing in text.lower():  # would end the inline block early
+        raise ValueError(f"{name} must not contain {closing}")
+    return text
+
+
+def csp_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
+
+
+def content_security_policy(css: str, js: str) -> str:
+    return (f"default-src 'none'; style-src {csp_hash(css)}; script-src {csp_hash(js)}; "
+            "img-src data:; base-uri 'none'; form-action 'none'")
+
+
+def _environment() -> Environment:
+    return Environment(
+        loader=PackageLoader(TEMPLATE_PACKAGE, ""),
+        autoescape=True,  # every value from a config is hostile
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def _is_link(ref: str) -> bool:
+    # Only web links become <a href>; anything else (javascript:, data:, a path) stays text.
+    return ref.startswith(("https://", "http://")) and not any(ch.isspace() for ch in ref)
+
+
+def _counts(findings: list[dict]) -> dict[str, int]:
+    counts = dict.fromkeys(STATUSES, 0)
+    for f in findings:
+        counts[f["status"]] += 1
+    return counts
+
+
+def _worst(counts: dict[str, int]) -> str:
+    for status in STATUSES:
+        if counts.get(status):
+            return status
+    return "none"
+
+
+def view(doc: dict) -> dict:
+    """What the template shows, derived from the document only."""
+    doc = visible(doc)
+    checks = {c["id"]: c for c in doc["checks"]}
+    findings = []
+    for n, f in enumerate(doc["findings"], 1):
+        loc = f["location"]
+        findings.append({
+            **f,
+            "anchor": f"finding-{n}",
+            "where": (f"{loc['file']}:{loc['line']}" if loc and loc["line"] else loc["file"]) if loc else None,
+            "check": checks.get(f["check_id"]),
+            "open": f["status"] in _OPEN_BY_DEFAULT,
+        })
+    for c in checks.values():
+        c["links"] = [{"text": r, "href": r if _is_link(r) else None} for r in c["references"]]
+
+    groups = []
+    for comp in doc["components"]:
+        members = [f for f in findings if f["component"] == comp["id"]]
+        if members:
+            members.sort(key=lambda f: _ROW_ORDER.index(f["status"]))  # stable: keeps severity order
+            counts = _counts(members)
+            groups.append({**comp, "findings": members, "counts": counts, "worst": _worst(counts)})
+    # Components that need attention first; the others in the catalogue's order.
+    groups.sort(key=lambda g: _ROW_ORDER.index(g["worst"]) if g["worst"] in _ATTENTION else len(_ROW_ORDER))
+
+    per_check: dict[str, dict[str, int]] = {}
+    for f in findings:
+        per_check.setdefault(f["check_id"], dict.fromkeys(STATUSES, 0))[f["status"]] += 1
+    threats = []
+    for t in doc["threats"]:
+        rows = [{"id": cid, "check": checks.get(cid), "counts": per_check.get(cid, dict.fromkeys(STATUSES, 0))}
+                for cid in t["checks"]]
+        worst = _worst({s: sum(r["counts"][s] for r in rows) for s in STATUSES})
+        # "none": no check verifies it; a threat whose checks all skipped is "skip".
+        state = "none" if not rows else "skip" if worst == "none" else worst
+        threats.append({**t, "rows": rows, "state": state, "state_text": _THREAT_WORDS[state]})
+    # Threats with failures first; within a state, catalogue order (sort is stable).
+    threats.sort(key=lambda t: _THREAT_ORDER.index(t["state"]))
+    threat_states = {state: sum(1 for t in threats if t["state"] == state) for state in _THREAT_ORDER}
+
+    matrix = {sev: dict.fromkeys(STATUSES, 0) for sev in SEVERITIES}
+    for f in findings:
+        matrix[f["severity"]][f["status"]] += 1
+    return {
+        "doc": doc,
+        "run": doc["run"],
+        "findings": findings,
+        "groups": groups,
+        "threats": threats,
+        "threat_states": threat_states,
+        "matrix": matrix,
+        "totals": _counts(findings),
+        "statuses": STATUSES,
+        "severities": SEVERITIES,
+        "status_words": _STATUS_WORDS,
+        "threat_words": _THREAT_WORDS,
+        "errors": sum(1 for f in findings if f["status"] == "error"),
+    }
+
+
+def render(result: RunResult) -> str:
+    return render_document(build_document(result))
+
+
+def render_document(doc: dict) -> str:
+    css, js = _asset("report.css"), _asset("report.js")
+    template = _environment().get_template("report.html.j2")
+    return template.render(
+        **view(doc),
+        # Our own files, not data: Markup keeps them byte-identical so the CSP hashes match.
+        css=Markup(css),
+        js=Markup(js),
+        csp=content_security_policy(css, js),
+    )
