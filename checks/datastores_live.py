@@ -127,6 +127,11 @@ def redis_live_auth(facts: FactSet) -> Iterator[Outcome]:
         else:
             yield passed("Redis refuses commands until authenticated", at=live.at(), subject="auth",
                          observed="NOAUTH", expected="NOAUTH")
+        if live.config_disabled:
+            yield passed("CONFIG is renamed or denied: the running settings can be neither read nor changed "
+                         "over the protocol (redis.conf is judged instead)", at=live.at(), subject="config",
+                         observed="CONFIG unavailable", expected="CONFIG disabled, or bound and protected")
+            continue
         if not live.config:
             yield skipped("the effective config could not be read (the password in redis.conf did not work)",
                           at=live.at(), subject="config")

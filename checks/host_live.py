@@ -61,13 +61,14 @@ def internal_services_exposed(facts: FactSet) -> Iterator[Outcome]:
     for fact in facts.all("listening"):
         assert isinstance(fact, ListeningSockets)
         judged = 0
+        public = facts.public_addresses()
         for sock in fact.sockets:
             name, severity = INTERNAL_PORTS.get(sock.port, (INTERNAL_PROGRAMS.get(sock.process, ""), "high"))
             if not name or sock.proto != "tcp":
                 continue
             judged += 1
             shown = f"{sock.address}:{sock.port}" + (f" ({sock.process})" if sock.process else "")
-            if sock.loopback_only:
+            if sock.loopback_only and sock.address not in public:
                 yield passed(f"{name} listens on loopback only", at=fact.at(), subject=f"{name} {shown}",
                              observed=shown, expected="127.0.0.1 or ::1")
             elif _is_private(sock.address):
@@ -255,7 +256,11 @@ def firewall(facts: FactSet) -> Iterator[Outcome]:
     info = facts.first("host_info") or {}
     where = Location(f"{fw['host']}:nft list ruleset / iptables-save")
     rules = fw["rules"]
-    allowed_extra = _MAIL_PORTS if "mail" in info.get("roles", ()) else set()
+    allowed_extra = set(_MAIL_PORTS) if "mail" in info.get("roles", ()) else set()
+    for conf in facts.all("sshd_config"):  # SSH on another port is still SSH
+        port = conf.get("Port")
+        if port is not None and port.value.isdigit():
+            allowed_extra.add(int(port.value))
     policy = None
     if (m := _NFT_INPUT.search(rules)) is not None:
         policy = m.group(1).upper()
@@ -265,6 +270,8 @@ def firewall(facts: FactSet) -> Iterator[Outcome]:
         accepted = _ports(" ".join(r.group("rule") for r in _IPT_ACCEPT.finditer(rules)))
         if re.search(r"^-A INPUT\b.*-j (DROP|REJECT)\s*$", rules, re.MULTILINE) and policy == "ACCEPT":
             policy = "DROP (final rule)"
+    if policy == "ACCEPT" and re.search(r"^\s*(reject|drop)\s*$", rules, re.MULTILINE) and "hook input" in rules:
+        policy = "DROP (final rule)"
     if policy is None or not rules.strip():
         yield failed("no packet filter on the host: every listening port is reachable (a provider's firewall "
                      "is not visible from here)", at=where,

@@ -551,7 +551,8 @@ def http_redirect(facts: FactSet) -> Iterator[Outcome]:
     for conf in _configs(facts):
         for server in _http_servers(conf):
             plain = [x for x in server.listens if not x.ssl]
-            if not server.plain or all(x.loopback_only for x in plain):
+            public = facts.public_addresses()
+            if not server.plain or all(x.loopback_only and x.address not in public for x in plain):
                 continue
             yield from _redirect_server(conf, server)
 

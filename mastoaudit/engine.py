@@ -132,7 +132,7 @@ def run(command: str, registry: Registry, selection: Selection, targets: Iterabl
     findings: list[Finding] = []
     summaries: list[TargetSummary] = []
     for facts in targets:
-        redactor = Redactor(facts.secrets)
+        redactor = Redactor(facts.secrets, facts.public_names())
         findings.extend(problem_findings(facts, redactor))
         for check in selected if facts.reachable else ():
             findings.extend(run_check(check, facts, redactor))

@@ -51,6 +51,26 @@ class FactSet:
     def kinds(self) -> list[str]:
         return [k for k, v in self._facts.items() if v]
 
+    def public_addresses(self) -> set[str]:
+        """Addresses this target is reached at from outside (a live host's inventory address):
+        a socket bound there is exposed even when the address is in 127.0.0.0/8 (labs, tests)."""
+        info = self.first("host_info")
+        return {info["address"]} if isinstance(info, dict) and info.get("address") else set()
+
+    def public_names(self) -> set[str]:
+        """Names the report shows anyway (host, domains): never treated as secret values."""
+        names = set(self.public_addresses())
+        info = self.first("host_info")
+        if isinstance(info, dict):
+            names.update(str(info.get(k)) for k in ("name", "local_domain", "web_domain") if info.get(k))
+        names.add(self.target)
+        for env in self.all("mastodon_env"):
+            for key in ("LOCAL_DOMAIN", "WEB_DOMAIN"):
+                var = env.get(key) if hasattr(env, "get") else None
+                if var is not None and getattr(var, "value", None):
+                    names.add(var.value)
+        return names
+
     def problem(
         self, kind: str, message: str, location: Location | None = None, status: Status = Status.ERROR
     ) -> None:

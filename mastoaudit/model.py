@@ -6,7 +6,7 @@ Reporters only ever see these types; nothing here knows how a fact was collected
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -109,8 +109,18 @@ class Finding:
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["severity"] = self.severity.value
-        data["status"] = self.status.value
-        data["fingerprint"] = self.fingerprint
-        return data
+        return {
+            "check_id": self.check_id,
+            "title": self.title,
+            "component": self.component,
+            "severity": self.severity.value,
+            "status": self.status.value,
+            "message": self.message,
+            "target": self.target,
+            "threats": list(self.threats),
+            "location": {"file": self.location.file, "line": self.location.line} if self.location else None,
+            "subject": self.subject,
+            "observed": self.observed,
+            "expected": self.expected,
+            "fingerprint": self.fingerprint,
+        }

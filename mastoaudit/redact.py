@@ -14,17 +14,58 @@ MIN_SECRET_LENGTH = 4
 _URL_PASSWORD = re.compile(r"(?P<pre>[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<secret>[^@\s/]+)(?P<post>@)", re.I)
 
 
+def _trie_pattern(values: Iterable[str]) -> str:
+    """One regex for many literals, factored by common prefixes so matching does not try every
+    secret at every position (hundreds of secrets in a large tree). Longer matches win."""
+    trie: dict = {}
+    for value in values:
+        node = trie
+        for ch in value:
+            node = node.setdefault(ch, {})
+        node[""] = True
+
+    def build(node: dict) -> str:
+        ends = "" in node
+        branches = [re.escape(ch) + build(child) for ch, child in sorted(node.items()) if ch != ""]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{body})?" if ends else body
+
+    return build(trie)
+
+
+# Names that appear all over a Mastodon report (users, roles, services, units). A "secret" equal
+# to one of them is a placeholder the env checks report as such; scrubbing it would blank the word
+# everywhere ("role [redacted] is a superuser") and hide nothing an attacker could not guess.
+PUBLIC_WORDS = frozenset({
+    "mastodon", "postgres", "postgresql", "redis", "elasticsearch", "opensearch", "sidekiq", "streaming",
+    "nginx", "root", "www-data", "default", "live", "production", "localhost",
+})
+
+
 class Redactor:
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        values = {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}
-        # Longest first so that a secret containing another is replaced whole.
-        ordered = sorted(values, key=len, reverse=True)
-        self._pattern = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
+    def __init__(self, secrets: Iterable[str] = (), public_names: Iterable[str] = ()) -> None:
+        public = set(PUBLIC_WORDS)
+        for name in public_names:
+            public.add(name.lower())
+            public.update(part for part in name.lower().replace("-", ".").split(".") if part)
+        values = {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH and s.lower() not in public}
+        self._shortest = min((len(v) for v in values), default=0)
+        self._pattern = re.compile(_trie_pattern(values)) if values else None
+        self._cache: dict[str, str] = {}
 
     def scrub(self, text: str | None) -> str | None:
         if text is None:
             return None
-        text = _URL_PASSWORD.sub(lambda m: f"{m['pre']}{REDACTED}{m['post']}", text)
-        if self._pattern is not None:
-            text = self._pattern.sub(REDACTED, text)
-        return text
+        cached = self._cache.get(text)
+        if cached is not None:
+            return cached
+        out = text
+        if "://" in out:
+            out = _URL_PASSWORD.sub(lambda m: f"{m['pre']}{REDACTED}{m['post']}", out)
+        if self._pattern is not None and len(out) >= self._shortest:
+            out = self._pattern.sub(REDACTED, out)
+        if len(self._cache) < 100_000:
+            self._cache[text] = out
+        return out

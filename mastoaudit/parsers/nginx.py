@@ -70,11 +70,25 @@ class Directive:
     def arg(self) -> str:
         return self.args[0] if self.args else ""
 
+    def _by_name(self) -> dict[str, list[Directive]]:
+        # Checks ask a block for its children by name many times; index once (blocks never change
+        # after parsing).
+        index = self.__dict__.get("_index")
+        if index is None:
+            index = {}
+            for d in self.block or ():
+                index.setdefault(d.name, []).append(d)
+            self.__dict__["_index"] = index
+        return index
+
     def children(self, name: str | None = None) -> list[Directive]:
-        return [d for d in self.block or () if name is None or d.name == name]
+        if name is None:
+            return list(self.block or ())
+        return list(self._by_name().get(name, ()))
 
     def first(self, name: str) -> Directive | None:
-        return next((d for d in self.block or () if d.name == name), None)
+        found = self._by_name().get(name)
+        return found[0] if found else None
 
     def walk(self) -> Iterator[Directive]:
         for child in self.block or ():

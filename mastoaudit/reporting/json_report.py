@@ -9,4 +9,5 @@ from .document import build_document
 
 
 def render(result: RunResult) -> str:
-    return json.dumps(build_document(result), indent=2, sort_keys=False) + "\n"
+    # Compact: reports of large trees hold thousands of findings (pipe through `jq .` to read).
+    return json.dumps(build_document(result), separators=(",", ":")) + "\n"
