@@ -44,6 +44,95 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     _add_check_sources(s)
 
 
+def _add_network_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("network")
+    g.add_argument("--web-domain", metavar="DOMAIN", help="WEB_DOMAIN, when it differs from the domain")
+    g.add_argument("--address", action="append", default=[], metavar="IP",
+                   help="reach the web domain at this address instead of resolving it (repeatable)")
+    g.add_argument("--resolve", action="append", default=[], metavar="NAME=IP",
+                   help="reach NAME at IP, like curl --resolve (the media or mail host)")
+    g.add_argument("--resolver", metavar="IP[:PORT]", help="ask this DNS server (default: the system's)")
+    g.add_argument("--ca-bundle", metavar="FILE", help="trust these CA certificates (internal CAs, the lab)")
+    g.add_argument("--ports", metavar="LIST", help="more ports to scan, e.g. 8080,9100")
+    g.add_argument("--smtp-host", action="append", default=[], metavar="HOST", help="SMTP relay to probe")
+    g.add_argument("--mail-domain", action="append", default=[], metavar="DOMAIN",
+                   help="a sending domain to check (SMTP_FROM_ADDRESS's); LOCAL_DOMAIN always is")
+    g.add_argument("--dkim-selector", action="append", default=[], metavar="NAME", help="DKIM selector to look up")
+    g.add_argument("--media-host", metavar="HOST", help="S3_ALIAS_HOST, the media host in front of the bucket")
+    g.add_argument("--s3-endpoint", metavar="URL", help="the bucket's S3 endpoint")
+    g.add_argument("--s3-bucket", metavar="NAME")
+    g.add_argument("--s3-region", default="us-east-1", metavar="REGION")
+    g.add_argument("--s3-permission", default="public-read", metavar="ACL", help="S3_PERMISSION as configured")
+    g.add_argument("--s3-public-object", metavar="KEY", help="a key that exists, to prove media are readable")
+    g.add_argument("--tls-profile", choices=["intermediate", "modern"], default="intermediate",
+                   help="Mozilla's TLS profile to hold endpoints to (default: intermediate)")
+    g.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS", help="per connection and answer")
+    g.add_argument("--probe", action="append", metavar="NAME", help="run only these probes (see checks list)")
+
+
+def _scan_target(args: argparse.Namespace, name: str, local_domain: str, web_domain: str):
+    import ipaddress
+
+    from .net.target import SENSITIVE_PORTS, S3Settings, ScanTarget
+
+    def address(text: str, what: str) -> str:
+        try:
+            return str(ipaddress.ip_address(text))
+        except ValueError:
+            raise UsageError(f"{what}: not an IP address: {text!r}") from None
+
+    hosts = {}
+    for item in args.resolve:
+        host, sep, ip = item.partition("=")
+        if not sep or not host:
+            raise UsageError(f"--resolve {item!r}: expected NAME=IP")
+        hosts[host.lower()] = address(ip, "--resolve")
+    resolver = None
+    if args.resolver:
+        host, _, port = args.resolver.rpartition(":") if args.resolver.count(":") == 1 else (args.resolver, "", "")
+        host = host or args.resolver
+        if port and not port.isdigit():
+            raise UsageError(f"--resolver {args.resolver!r}: expected IP or IP:PORT")
+        resolver = (address(host, "--resolver"), int(port) if port else 53)
+    ports = list(SENSITIVE_PORTS)
+    if args.ports:
+        for item in args.ports.split(","):
+            if not item.strip().isdigit() or not 0 < int(item) < 65536:
+                raise UsageError(f"--ports: not a port number: {item!r}")
+            ports.append(int(item))
+    if args.ca_bundle and not Path(args.ca_bundle).is_file():
+        raise UsageError(f"--ca-bundle {args.ca_bundle}: no such file")
+    s3 = None
+    if args.s3_endpoint or args.s3_bucket:
+        if not (args.s3_endpoint and args.s3_bucket):
+            raise UsageError("--s3-endpoint and --s3-bucket go together")
+        s3 = S3Settings(args.s3_endpoint, args.s3_bucket, args.s3_region, args.s3_permission, args.media_host,
+                        args.s3_public_object)
+    if not 0 < args.timeout <= 60:
+        raise UsageError("--timeout: between 0 and 60 seconds")
+    return ScanTarget(
+        name=name, local_domain=local_domain, web_domain=web_domain,
+        addresses=tuple(address(a, "--address") for a in args.address), hosts=hosts, resolver=resolver,
+        ca_bundle=args.ca_bundle, ports=tuple(dict.fromkeys(ports)), smtp_hosts=tuple(args.smtp_host),
+        mail_domains=tuple(dict.fromkeys([*args.mail_domain, local_domain])),
+        dkim_selectors=tuple(args.dkim_selector) or ScanTarget.__dataclass_fields__["dkim_selectors"].default,
+        media_host=args.media_host, s3=s3, tls_profile=args.tls_profile, timeout=args.timeout,
+    )
+
+
+def _probes(args: argparse.Namespace):
+    from .net.runner import all_probes
+
+    probes = all_probes()
+    if args.probe:
+        names = {p.name for p in probes}
+        unknown = [n for n in args.probe if n not in names]
+        if unknown:
+            raise UsageError(f"--probe: unknown {', '.join(unknown)} (one of: {', '.join(sorted(names))})")
+        probes = [p for p in probes if p.name in args.probe]
+    return probes
+
+
 def _add_check_sources(g) -> None:
     g.add_argument("--checks-dir", action="append", type=Path, default=[], metavar="DIR",
                    help="also load checks from the .py files in DIR")
@@ -73,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="append every command sent to the hosts to FILE (JSON lines)")
     audit.add_argument("--quiet", "-q", action="store_true", help="no per-host progress on stderr")
     _add_run_options(audit)
+
+    scan = sub.add_parser("scan", help="what an outsider sees of an instance: TLS, headers, exposure, ports, "
+                                       "mail DNS, SMTP, media bucket (network only, no credentials)")
+    scan.add_argument("domain", metavar="DOMAIN", help="the instance's LOCAL_DOMAIN")
+    _add_network_options(scan)
+    _add_run_options(scan)
 
     diff = sub.add_parser("diff", help="what changed between two JSON reports (compliance runs)")
     diff.add_argument("before", type=Path, metavar="OLD.json")
@@ -238,6 +333,30 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return _finish(args, result, "mastoaudit-audit")
 
 
+def cmd_scan(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .net.dns import Resolver
+    from .sources.network import collect_network
+
+    _fail_on(args.fail_on)
+    selection = _selection(args)
+    domain = args.domain.strip().rstrip(".").lower()
+    if not domain or " " in domain or "/" in domain:
+        raise UsageError(f"not a domain: {args.domain!r}")
+    target = _scan_target(args, domain, domain, (args.web_domain or domain).lower())
+    probes = _probes(args)
+    registry = _registry(args)
+    if not target.addresses:
+        found = Resolver(target).addresses(target.web_domain)
+        if not found:
+            raise UsageError(f"{target.web_domain} does not resolve (use --address or --resolver)")
+        target = replace(target, addresses=tuple(found[:4]))
+    facts = collect_network(target, probes=probes)
+    result = run("scan", registry, selection, [facts])
+    return _finish(args, result, "mastoaudit-scan")
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     fail_on = _fail_on(args.fail_on)
     try:
@@ -277,7 +396,8 @@ def cmd_fix(args: argparse.Namespace) -> int:
     return EXIT_CLEAN
 
 
-COMMANDS = {"lint": cmd_lint, "audit": cmd_audit, "checks": cmd_checks, "diff": cmd_diff, "fix": cmd_fix}
+COMMANDS = {"lint": cmd_lint, "audit": cmd_audit, "scan": cmd_scan, "checks": cmd_checks, "diff": cmd_diff,
+            "fix": cmd_fix}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -125,10 +125,16 @@ def problem_findings(facts: FactSet, redactor: Redactor) -> list[Finding]:
     return found
 
 
+# Which checks each command runs (CheckMeta.modes): a scan has no config files to judge, a lint no
+# live host; the others are not run at all rather than reported as skipped.
+COMMAND_MODES = {"lint": {"static"}, "audit": {"static", "live", "network"}, "scan": {"network"}}
+
+
 def run(command: str, registry: Registry, selection: Selection, targets: Iterable[FactSet]) -> RunResult:
     started = datetime.now(UTC)
     clock = time.perf_counter()
-    selected = [c for c in registry if selection.wants(c.meta)]
+    modes = COMMAND_MODES.get(command, {"static", "live", "network"})
+    selected = [c for c in registry if selection.wants(c.meta) and modes & set(c.meta.modes)]
     findings: list[Finding] = []
     summaries: list[TargetSummary] = []
     for facts in targets:

@@ -1,0 +1,133 @@
+"""Run probes concurrently, each within a time limit, and put what they learn into facts.
+
+A probe is a function `run(target, ctx) -> Iterable[ProbeFact | ProbeProblem]`, registered with
+the `@probe` decorator in a module of `mastoaudit.probes`. Probes never raise: an exception is
+turned into an error problem naming the probe; a probe still running at its deadline is reported
+and left behind (its sockets carry their own time limits).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from queue import Empty, Queue
+from typing import Any
+
+from ..facts import FactSet
+from ..model import Location, Status
+from .dns import Resolver
+from .http import HttpClient
+from .target import ScanTarget
+
+
+@dataclass(frozen=True)
+class ProbeFact:
+    kind: str
+    fact: Any
+
+
+@dataclass(frozen=True)
+class ProbeProblem:
+    kind: str  # a fact kind or "network"
+    message: str
+    where: str | None = None  # a URL, host:port or DNS name
+    status: Status = Status.ERROR
+
+
+@dataclass
+class ProbeContext:
+    """What probes share within one scan: one resolver and one HTTP client (its TLS cache)."""
+
+    resolver: Resolver
+    http: HttpClient
+
+
+ProbeFn = Callable[[ScanTarget, ProbeContext], Iterable[ProbeFact | ProbeProblem]]
+
+
+@dataclass(frozen=True)
+class Probe:
+    name: str
+    run: ProbeFn
+    timeout: float  # seconds for the whole probe
+    description: str
+
+
+_PROBES: dict[str, Probe] = {}
+
+
+def probe(name: str, *, timeout: float = 20.0, description: str = "") -> Callable[[ProbeFn], ProbeFn]:
+    def register(fn: ProbeFn) -> ProbeFn:
+        _PROBES[name] = Probe(name, fn, timeout, description or (fn.__doc__ or "").strip().split("\n")[0])
+        return fn
+
+    return register
+
+
+def all_probes() -> list[Probe]:
+    import mastoaudit.probes as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"mastoaudit.probes.{info.name}")
+    return sorted(_PROBES.values(), key=lambda p: p.name)
+
+
+def run_probes(target: ScanTarget, facts: FactSet, probes: list[Probe] | None = None,
+               max_workers: int = 16) -> dict[str, float]:
+    """Run the probes at once (bounded by max_workers); returns each probe's duration."""
+    probes = probes if probes is not None else all_probes()
+    resolver = Resolver(target)
+    ctx = ProbeContext(resolver, HttpClient(target, resolver))
+    results: Queue = Queue()
+    pending = list(probes)
+    running: dict[str, tuple[float, Probe]] = {}
+    durations: dict[str, float] = {}
+
+    def work(p: Probe) -> None:
+        started = time.monotonic()
+        try:
+            items = list(p.run(target, ctx))
+        except Exception as exc:  # a broken probe is an error finding, never a crash of the scan
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            items = [ProbeProblem("network", f"probe {p.name} failed: {type(exc).__name__}: {exc} "
+                                  f"({where.filename.rsplit('/', 1)[-1]}:{where.lineno})")]
+        results.put((p.name, items, time.monotonic() - started))
+
+    def start_more() -> None:
+        while pending and len(running) < max_workers:
+            p = pending.pop(0)
+            running[p.name] = (time.monotonic(), p)
+            threading.Thread(target=work, args=(p,), name=f"probe-{p.name}", daemon=True).start()
+
+    start_more()
+    while running:
+        now = time.monotonic()
+        deadline = min(start + p.timeout for start, p in running.values())
+        try:
+            name, items, took = results.get(timeout=max(0.01, deadline - now))
+        except Empty:
+            now = time.monotonic()
+            for name, (start, p) in list(running.items()):
+                if now - start >= p.timeout:
+                    running.pop(name)
+                    durations[name] = p.timeout
+                    facts.problem("network", f"probe {name} did not finish within {p.timeout:.0f} s",
+                                  Location(f"{target.name}:{name}"))
+            start_more()
+            continue
+        if name not in running:
+            continue  # finished after being given up on
+        running.pop(name)
+        durations[name] = round(took, 3)
+        for item in items:
+            if isinstance(item, ProbeFact):
+                facts.add(item.kind, item.fact)
+            else:
+                facts.problem(item.kind, item.message, Location(item.where or f"{target.name}:{name}"), item.status)
+        start_more()
+    return durations

@@ -1,0 +1,54 @@
+"""What a network scan looks at: the instance's names, the addresses to reach them at, where to
+ask DNS, which CA to trust, and what the instance's configuration says it should see."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+# Ports that must never answer from outside (issue: Ports); `--ports` adds to them.
+SENSITIVE_PORTS = (5432, 6379, 6380, 9200, 3000, 4000, 9394, 11211, 9090)
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    endpoint: str  # https://s3.example.com or http://127.0.0.1:9000
+    bucket: str
+    region: str = "us-east-1"
+    permission: str = "public-read"  # S3_PERMISSION as Mastodon is configured
+    alias_host: str | None = None  # S3_ALIAS_HOST: the media host in front of the bucket
+    public_object: str | None = None  # a key known to exist, to prove objects are readable
+
+
+@dataclass(frozen=True)
+class ScanTarget:
+    name: str  # the target's name in reports (the domain, or the inventory host)
+    local_domain: str
+    web_domain: str
+    addresses: tuple[str, ...] = ()  # where the web domain is reached; resolved when empty
+    hosts: dict[str, str] = field(default_factory=dict)  # name -> address, like curl --resolve
+    resolver: tuple[str, int] | None = None  # DNS server (address, port); the system's when None
+    ca_bundle: str | None = None  # CA certificates to trust (internal CAs, the lab)
+    ports: tuple[int, ...] = SENSITIVE_PORTS
+    scan_addresses: tuple[str, ...] = ()  # extra addresses for the port scan (the hosts' others)
+    smtp_hosts: tuple[str, ...] = ()  # relays to probe; the mail domain's MX when empty
+    mail_domains: tuple[str, ...] = ()  # SMTP_FROM_ADDRESS's domain and LOCAL_DOMAIN
+    dkim_selectors: tuple[str, ...] = ("mastodon", "default", "mail", "dkim", "s1", "s2", "google", "selector1")
+    media_host: str | None = None
+    s3: S3Settings | None = None
+    tls_profile: str = "intermediate"  # Mozilla's: intermediate or modern
+    timeout: float = 5.0  # per connection and per answer
+    # What the instance's configuration says (from .env.production in an audit); None: unknown.
+    expects: dict[str, bool | None] = field(default_factory=dict)
+
+    def own_addresses(self) -> set[str]:
+        """Addresses the user pointed us at: redirects and probes may go there even when private."""
+        return {*self.addresses, *self.hosts.values(), *self.scan_addresses}
+
+
+def is_public(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    return ip.is_global and not ip.is_multicast
