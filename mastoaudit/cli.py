@@ -73,7 +73,7 @@ def _add_network_options(p: argparse.ArgumentParser) -> None:
 def _scan_target(args: argparse.Namespace, name: str, local_domain: str, web_domain: str):
     import ipaddress
 
-    from .net.target import SENSITIVE_PORTS, S3Settings, ScanTarget
+    from .net.target import SENSITIVE_PORTS, S3Settings, ScanTarget, parse_resolver
 
     def address(text: str, what: str) -> str:
         try:
@@ -89,11 +89,10 @@ def _scan_target(args: argparse.Namespace, name: str, local_domain: str, web_dom
         hosts[host.lower()] = address(ip, "--resolve")
     resolver = None
     if args.resolver:
-        host, _, port = args.resolver.rpartition(":") if args.resolver.count(":") == 1 else (args.resolver, "", "")
-        host = host or args.resolver
-        if port and not port.isdigit():
-            raise UsageError(f"--resolver {args.resolver!r}: expected IP or IP:PORT")
-        resolver = (address(host, "--resolver"), int(port) if port else 53)
+        try:
+            resolver = parse_resolver(args.resolver)
+        except ValueError as exc:
+            raise UsageError(f"--resolver {args.resolver!r}: expected IP or IP:PORT ({exc})") from None
     ports = list(SENSITIVE_PORTS)
     if args.ports:
         for item in args.ports.split(","):
@@ -161,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--command-log", type=Path, metavar="FILE",
                        help="append every command sent to the hosts to FILE (JSON lines)")
     audit.add_argument("--quiet", "-q", action="store_true", help="no per-host progress on stderr")
+    audit.add_argument("--no-network", action="store_true",
+                       help="skip the network probes (TLS, headers, ports, mail DNS, SMTP, S3) of the web hosts")
     _add_run_options(audit)
 
     scan = sub.add_parser("scan", help="what an outsider sees of an instance: TLS, headers, exposure, ports, "
@@ -329,6 +330,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"auditing {len(inventory.hosts)} host(s) of {inventory.web_domain} over SSH", file=sys.stderr)
     targets = collection.finish(progress)
+    if not args.no_network and inventory.network.enabled:
+        _audit_network(inventory, targets, progress)
     result = run("audit", registry, selection, targets)
     return _finish(args, result, "mastoaudit-audit")
 
@@ -355,6 +358,39 @@ def cmd_scan(args: argparse.Namespace) -> int:
     facts = collect_network(target, probes=probes)
     result = run("scan", registry, selection, [facts])
     return _finish(args, result, "mastoaudit-scan")
+
+
+def _audit_network(inventory, targets: list, progress) -> None:
+    """The network half of an audit: probe the instance from here, as an outsider would, with what
+    the web host's .env.production says (S3 bucket, SMTP relay, secure mode) as expectations.
+    Its facts join the first web host's, so its findings are reported there."""
+    from .net.target import ScanTarget, parse_resolver
+    from .sources.network import collect_network, with_env
+
+    web_hosts = [h for h in inventory.hosts if "web" in h.roles]
+    if not web_hosts:
+        return
+    facts_by_name = {f.target: f for f in targets}
+    home = facts_by_name[web_hosts[0].name]
+    net = inventory.network
+    try:
+        resolver = parse_resolver(net.resolver) if net.resolver else None
+    except ValueError as exc:
+        raise UsageError(f"{inventory.source}: network.resolver: {exc}") from None
+    defaults = ScanTarget.__dataclass_fields__["dkim_selectors"].default
+    target = ScanTarget(
+        name=home.target, local_domain=inventory.local_domain, web_domain=inventory.web_domain,
+        addresses=tuple(h.address for h in web_hosts), hosts=dict(net.resolve), resolver=resolver,
+        ca_bundle=net.ca_bundle, scan_addresses=tuple(h.address for h in inventory.hosts),
+        ports=tuple(dict.fromkeys([*ScanTarget.__dataclass_fields__["ports"].default, *net.ports])),
+        mail_domains=(inventory.local_domain,), dkim_selectors=net.dkim_selectors or defaults,
+        tls_profile=net.tls_profile, timeout=net.timeout,
+    )
+    env = next((f.first("mastodon_env") for f in targets if f.has("mastodon_env")), None)
+    target = with_env(target, env)
+    progress(home.target, "probing from the network")
+    collect_network(target, facts=home)
+    progress(home.target, "network probes done")
 
 
 def cmd_diff(args: argparse.Namespace) -> int:

@@ -66,6 +66,20 @@ class Host:
     services: Services = field(default_factory=Services)
 
 
+@dataclass(frozen=True)
+class NetworkSettings:
+    """How `audit` probes the instance from the network (the same options as `scan`)."""
+
+    enabled: bool = True
+    resolver: str | None = None  # IP or IP:PORT
+    ca_bundle: str | None = None
+    resolve: dict[str, str] = field(default_factory=dict)  # name -> IP, like curl --resolve
+    dkim_selectors: tuple[str, ...] = ()
+    tls_profile: str = "intermediate"
+    ports: tuple[int, ...] = ()  # scanned besides the sensitive ones
+    timeout: float = 5.0
+
+
 @dataclass
 class Inventory:
     source: str
@@ -73,6 +87,7 @@ class Inventory:
     web_domain: str
     mastodon_path: str = "/home/mastodon/live"
     hosts: list[Host] = field(default_factory=list)
+    network: NetworkSettings = field(default_factory=NetworkSettings)
 
     def host(self, name: str) -> Host | None:
         return next((h for h in self.hosts if h.name == name), None)
@@ -158,7 +173,7 @@ def load_yaml_inventory(path: Path, text: str) -> Inventory:
     if root is None:
         raise InventoryError(f"{path}: empty inventory")
     top = reader.mapping(root, "inventory")
-    reader.only(top, ("instance", "ssh", "hosts"), "")
+    reader.only(top, ("instance", "ssh", "hosts", "network"), "")
     if "instance" not in top:
         raise reader.fail(root, "instance", "missing (local_domain, web_domain)")
     inst = reader.mapping(top["instance"][1], "instance")
@@ -216,7 +231,43 @@ def load_yaml_inventory(path: Path, text: str) -> Inventory:
         jump = h.ssh.jump
         if jump and "@" not in jump and ":" not in jump and jump not in names:
             raise InventoryError(f"{path}: hosts.{h.name}.ssh.jump: no host named {jump!r} in the inventory")
-    return Inventory(str(path), local_domain, web_domain, mastodon_path, hosts)
+    network = _network(reader, top["network"][1]) if "network" in top else NetworkSettings()
+    return Inventory(str(path), local_domain, web_domain, mastodon_path, hosts, network)
+
+
+def _network(reader: _Reader, node: yaml.Node) -> NetworkSettings:
+    fields = reader.mapping(node, "network")
+    allowed = ("enabled", "resolver", "ca_bundle", "resolve", "dkim_selectors", "tls_profile", "ports", "timeout")
+    reader.only(fields, allowed, "network")
+    values: dict = {}
+    for name, (_, vnode) in fields.items():
+        key = f"network.{name}"
+        if name == "enabled":
+            values[name] = reader.scalar(vnode, key, bool)
+        elif name in ("resolver", "ca_bundle"):
+            values[name] = reader.scalar(vnode, key, str)
+        elif name == "tls_profile":
+            value = reader.scalar(vnode, key, str)
+            if value not in ("intermediate", "modern"):
+                raise reader.fail(vnode, key, "intermediate or modern")
+            values[name] = value
+        elif name == "timeout":
+            value = reader.scalar(vnode, key, (int, float))
+            if not 0 < value <= 60:
+                raise reader.fail(vnode, key, "between 0 and 60 seconds")
+            values[name] = float(value)
+        elif name == "resolve":
+            pairs = reader.mapping(vnode, key)
+            values[name] = {host: reader.scalar(v, f"{key}.{host}", str) for host, (_, v) in pairs.items()}
+        else:  # lists: dkim_selectors, ports
+            if not isinstance(vnode, yaml.SequenceNode):
+                raise reader.fail(vnode, key, "expected a list")
+            kind = int if name == "ports" else str
+            items = tuple(reader.scalar(item, key, kind) for item in vnode.value)
+            if name == "ports" and any(not 0 < p < 65536 for p in items):
+                raise reader.fail(vnode, key, "port numbers are 1 to 65535")
+            values[name] = items
+    return NetworkSettings(**values)
 
 
 def load_pyinfra_inventory(path: Path, text: str, local_domain: str | None) -> Inventory:

@@ -17,6 +17,8 @@ def test_examples_load():
     db = inv.host("db1")
     assert db is not None and db.roles == ("db", "redis") and db.ssh.jump == "web1" and db.ssh.sudo
     assert db.services.postgres_port == 5432
+    assert inv.network.resolver == "192.0.2.53" and inv.network.dkim_selectors == ("mastodon",)
+    assert inv.network.ports == (8080,) and inv.network.enabled
     py = load_inventory(ROOT / "inventories" / "pyinfra-example.py")
     assert {h.name for h in py.hosts} == {"web1.example.social", "db1.internal"}
     assert py.host("db1.internal").ssh.port == 2222
@@ -39,6 +41,9 @@ hosts:
     (BASE.replace("  local_domain: example.social\n", "  web_domain: x.example\n"), ":", "instance.local_domain"),
     (BASE.replace("    roles: [web]\n", ""), ":5", "hosts.web1.roles"),
     (BASE + "ssh:\n  sudo: maybe\n", ":8", "ssh.sudo"),
+    (BASE + "network:\n  tls_profile: old\n", ":8", "network.tls_profile"),
+    (BASE + "network:\n  ports: [0]\n", ":8", "network.ports"),
+    (BASE + "network:\n  colour: blue\n", ":8", "network.colour"),
     (BASE.replace("    roles: [web]\n", "    roles: [web]\n    ssh: {jump: nowhere}\n"), "", "hosts.web1.ssh.jump"),
     ("instance: [\n", ":", "not valid YAML"),
     ("", "", "empty inventory"),
