@@ -76,6 +76,10 @@ class SshHost:
             rows.append((user, command))
         return rows
 
+    def authorized_keys_from(self, other: SshHost) -> None:
+        """Let `other`'s client key in here too (one key for a fleet)."""
+        shutil.copy(other.directory / "authorized_keys", self.directory / "authorized_keys")
+
     def stop(self) -> None:
         self.process.terminate()
         try:

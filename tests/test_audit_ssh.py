@@ -204,3 +204,58 @@ def test_static_checks_run_unchanged_on_fetched_files(audit, registry):
     on_disk = {(f.check_id, f.status.value) for f in local.findings if f.check_id in same}
     assert len(on_disk) > 10
     assert on_disk == over_ssh
+
+
+def _mini_inventory(path: Path, host: sshhost.SshHost, known_hosts: Path, extra_hosts: str = "") -> Path:
+    path.write_text(f"""instance: {{local_domain: demo.example}}
+ssh: {{user: {sshhost.AUDIT_USER}, sudo: true, key: {host.client_key}, known_hosts: {known_hosts}, connect_timeout: 3}}
+hosts:
+  first: {{address: 127.0.0.1, roles: [app], ssh: {{port: {host.port}}}, path_prefix: {ROOT / 'demo/hardened'}}}
+{extra_hosts}""")
+    return path
+
+
+def _audit_json(inventory: Path, out: Path, *extra: str) -> tuple[int, dict]:
+    done = subprocess.run([sys.executable, "-m", "mastoaudit", "audit", "-i", str(inventory), "-q", "--no-network",
+                           "-f", "json", "-o", str(out), *extra], capture_output=True, text=True, cwd=ROOT,
+                          timeout=60)
+    return done.returncode, json.loads(out.read_text())
+
+
+def test_unknown_host_key_is_refused_unless_trust_on_first_use(host, tmp_path):
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    inventory = _mini_inventory(tmp_path / "inv.yaml", host, known)
+    code, doc = _audit_json(inventory, tmp_path / "a.json")
+    assert code == 3
+    assert any(f["check_id"] == "input.ssh" and "known_hosts" in f["message"] for f in doc["findings"])
+    code, doc = _audit_json(inventory, tmp_path / "b.json", "--trust-on-first-use")
+    assert code in (0, 1) and not any(f["check_id"] == "input.ssh" for f in doc["findings"])
+    assert known.read_text().strip(), "the accepted key was recorded"
+    # the recorded key is now trusted without the flag
+    assert _audit_json(inventory, tmp_path / "c.json")[0] in (0, 1)
+
+
+def test_jump_host(host, tmp_path):
+    """A host reached through another inventory host (ProxyJump): its commands arrive, and the jump
+    host runs none of them (it only forwards the connection)."""
+    base = Path(tempfile.mkdtemp(prefix="mastoaudit-jump-"))
+    os.chmod(base, 0o755)  # the audit user reads authorized_keys here
+    second = sshhost.start(base / "second")
+    try:
+        second.authorized_keys_from(host)
+        known = tmp_path / "known_hosts"
+        known.write_text(host.known_hosts.read_text() + second.known_hosts.read_text())
+        inventory = _mini_inventory(
+            tmp_path / "inv.yaml", host, known,
+            f"  behind: {{address: 127.0.0.1, roles: [app], ssh: {{port: {second.port}, jump: first}}, "
+            f"path_prefix: {ROOT / 'demo/hardened'}}}\n")
+        before = len(host.commands())
+        code, doc = _audit_json(inventory, tmp_path / "r.json")
+        assert code in (0, 1), doc["findings"][:3]
+        assert {t["name"] for t in doc["run"]["targets"]} == {"first", "behind"}
+        assert len(second.commands()) == 1 and len(host.commands()) == before + 1
+        assert any(f["target"] == "behind" and f["status"] == "pass" for f in doc["findings"])
+    finally:
+        second.stop()
+        shutil.rmtree(base, ignore_errors=True)

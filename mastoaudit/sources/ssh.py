@@ -352,10 +352,16 @@ def collect_hosts(inventory: Inventory, progress: ProgressFn | None = None,
     return SshCollection(inventory, command_log).start().finish(progress)
 
 
-def _jump(inventory: Inventory, jump: str | None) -> str | None:
+def _jump(inventory: Inventory, jump: str | None) -> dict | None:
+    """The jump host's connection settings: another inventory host, or user@host[:port] (then with
+    the target's own key and known_hosts)."""
     if not jump:
         return None
     other = inventory.host(jump)
-    if other is None:
-        return jump
-    return f"{other.ssh.user}@{other.address}:{other.ssh.port}"
+    if other is not None:
+        return {"address": other.address, "port": other.ssh.port, "user": other.ssh.user, "key": other.ssh.key,
+                "known_hosts": other.ssh.known_hosts, "tofu": other.ssh.trust_on_first_use}
+    user, _, hostport = jump.rpartition("@")
+    host, _, port = hostport.partition(":")
+    return {"address": host, "port": int(port) if port.isdigit() else 22, "user": user or None, "key": None,
+            "known_hosts": None, "tofu": False}

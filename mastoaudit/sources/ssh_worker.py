@@ -65,9 +65,33 @@ def _describe(exc: BaseException) -> str:
     return f"{name}: {text}" if name not in text else text
 
 
-def _ssh_config_for_jump(jump: str, tmpdir: str) -> str:
+TARGET_ALIAS = "mastoaudit-target"
+JUMP_ALIAS = "mastoaudit-jump"
+
+
+def _ssh_config_for_jump(spec: dict, tmpdir: str) -> str:
+    """An ssh_config for pyinfra's ProxyJump: the target and the jump host under aliases of their
+    own (a `Host *` entry would apply ProxyJump to the jump host too), each with its key, known_hosts
+    and strict host-key checking, so the hop never prompts or trusts blindly."""
+    jump = spec["jump"]
+
+    def line(name: str, value: object) -> str:
+        text = str(value)
+        if any(c in text for c in "\n\r\"") or not text.strip():
+            raise ValueError(f"unusable value for {name} in the jump settings")
+        return f"    {name} {text}\n"
+
+    known = jump.get("known_hosts") or spec["known_hosts"]
+    text = (f"Host {TARGET_ALIAS}\n" + line("HostName", spec["address"]) + line("Port", spec["port"])
+            + line("ProxyJump", JUMP_ALIAS) + f"Host {JUMP_ALIAS}\n" + line("HostName", jump["address"])
+            + line("Port", jump["port"]) + line("User", jump.get("user") or spec["user"])
+            + line("UserKnownHostsFile", Path(known).expanduser())
+            + line("StrictHostKeyChecking", "accept-new" if jump.get("tofu") else "yes"))
+    key = jump.get("key") or spec.get("key")
+    if key:
+        text += line("IdentityFile", Path(key).expanduser())
     path = Path(tmpdir) / "ssh_config"
-    path.write_text(f"Host *\n    ProxyJump {jump}\n")
+    path.write_text(text)
     return str(path)
 
 
@@ -87,7 +111,8 @@ def audit_host(spec: dict, log_path: str | None, tmpdir: str) -> None:
     if spec.get("key"):
         data["ssh_key"] = str(Path(spec["key"]).expanduser())
     if spec.get("jump"):
-        data["ssh_config_file"] = _ssh_config_for_jump(spec["jump"], tmpdir)
+        data["ssh_config_file"] = _ssh_config_for_jump(spec, tmpdir)
+        data["ssh_hostname"] = TARGET_ALIAS
     inventory = Inventory(([(name, data)], {}))
     State(inventory, Config(CONNECT_TIMEOUT=int(max(1, spec["connect_timeout"]))))  # binds the hosts to it
     host = inventory.get_host(name)
