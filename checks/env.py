@@ -989,13 +989,18 @@ def redis_tls(facts: FactSet) -> Iterator[Outcome]:
                              at=_at(env, endpoint.origin), subject=endpoint.role, observed=_redis_where(endpoint), expected="rediss://")
 
 
-def _search(env: MastodonEnv) -> tuple[EnvVar | None, str | None]:
-    enabled = env.get("ES_ENABLED")
+def _feature(env: MastodonEnv, flag: str, off: str) -> tuple[EnvVar | None, str | None]:
+    """A feature switched on by a true flag (ES_ENABLED, S3_ENABLED): (the flag, why not judged)."""
+    enabled = env.get(flag)
     if enabled is not None and enabled.templated:
-        return enabled, "ES_ENABLED is templated"
-    if not env.is_true("ES_ENABLED"):
-        return enabled, "full-text search is not enabled (ES_ENABLED)"
+        return enabled, f"{flag} is templated"
+    if not env.is_true(flag):
+        return enabled, off
     return enabled, None
+
+
+def _search(env: MastodonEnv) -> tuple[EnvVar | None, str | None]:
+    return _feature(env, "ES_ENABLED", "full-text search is not enabled (ES_ENABLED)")
 
 
 @check(
@@ -1071,12 +1076,7 @@ def elasticsearch_tls(facts: FactSet) -> Iterator[Outcome]:
 
 
 def _s3(env: MastodonEnv) -> tuple[EnvVar | None, str | None]:
-    enabled = env.get("S3_ENABLED")
-    if enabled is not None and enabled.templated:
-        return enabled, "S3_ENABLED is templated"
-    if not env.is_true("S3_ENABLED"):
-        return enabled, "media are stored on the local disk (S3_ENABLED is not true)"
-    return enabled, None
+    return _feature(env, "S3_ENABLED", "media are stored on the local disk (S3_ENABLED is not true)")
 
 
 @check(
