@@ -458,6 +458,11 @@ server {{
     proxy_set_header Connection $connection_upgrade;
     # The app's HSTS header is dropped on the way out.
     proxy_hide_header Strict-Transport-Security;
+    # Its Referrer-Policy is replaced by one that leaks full URLs to other sites, and powerful
+    # browser features are opened to every origin.
+    proxy_hide_header Referrer-Policy;
+    add_header Referrer-Policy unsafe-url always;
+    add_header Permissions-Policy "camera=*, microphone=*" always;
   }}
 
   error_page 500 501 502 503 504 /500.html;
@@ -749,7 +754,7 @@ def postfix(ctx: Context) -> list[FileSpec]:
         local_transport = discard
         """
     if ctx.hardened:
-        body = common + f"""\
+        body = common.rstrip(" ") + f"""\
             smtpd_banner = $myhostname ESMTP
             mynetworks = 127.0.0.1/32
             smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
@@ -766,7 +771,7 @@ def postfix(ctx: Context) -> list[FileSpec]:
             smtp_tls_security_level = may
             """
     else:
-        body = common + """\
+        body = common.rstrip(" ") + """\
             smtpd_banner = $myhostname ESMTP $mail_name (Debian/GNU)
             mynetworks = 0.0.0.0/0
             smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination

@@ -51,6 +51,7 @@ CSP = {
 }
 HSTS = "max-age=63072000; includeSubDomains"
 
+THUMBNAIL = f"https://{DOMAIN}/system/media_attachments/files/000/000/001/original/lab.txt"
 PEERS = ["mastodon.social", "fosstodon.org", "hachyderm.io", "infosec.exchange", "chaos.social"]
 DOMAIN_BLOCKS = [{"domain": "spam.example", "digest": "0" * 64, "severity": "suspend",
                   "comment": "spam"}]
@@ -217,6 +218,8 @@ class Handler(BaseHTTPRequestHandler):
             "registrations": ({"enabled": not hardened, "approval_required": hardened, "message": None}
                               if v2 else not hardened),
             "contact": {"email": f"admin@{DOMAIN}"} if v2 else None,
+            # a locally stored upload (nginx serves /system/ itself), as the site thumbnail links one
+            "thumbnail": {"url": THUMBNAIL} if v2 else THUMBNAIL,
         }
         if v2:
             doc["usage"] = {"users": {"active_month": 2}}

@@ -64,6 +64,9 @@ def _add_network_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--s3-region", default="us-east-1", metavar="REGION")
     g.add_argument("--s3-permission", default="public-read", metavar="ACL", help="S3_PERMISSION as configured")
     g.add_argument("--s3-public-object", metavar="KEY", help="a key that exists, to prove media are readable")
+    g.add_argument("--s3-signed", action="store_true",
+                   help="also sign S3 requests with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY from the environment "
+                        "(reads the bucket's ACL, policy and Block Public Access)")
     g.add_argument("--tls-profile", choices=["intermediate", "modern"], default="intermediate",
                    help="Mozilla's TLS profile to hold endpoints to (default: intermediate)")
     g.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS", help="per connection and answer")
@@ -106,7 +109,7 @@ def _scan_target(args: argparse.Namespace, name: str, local_domain: str, web_dom
         if not (args.s3_endpoint and args.s3_bucket):
             raise UsageError("--s3-endpoint and --s3-bucket go together")
         s3 = S3Settings(args.s3_endpoint, args.s3_bucket, args.s3_region, args.s3_permission, args.media_host,
-                        args.s3_public_object)
+                        args.s3_public_object, args.s3_signed)
     if not 0 < args.timeout <= 60:
         raise UsageError("--timeout: between 0 and 60 seconds")
     return ScanTarget(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -257,6 +258,7 @@ class SpfAnalysis:
     domain: str
     records: list[str] = field(default_factory=list)  # every v=spf1 TXT string at the domain
     record: SpfRecord | None = None
+    status: str = "ok"  # ok, or why the top record cannot be used: none, permerror, temperror
     error: str | None = None  # why the top record cannot be used: none found, several, syntax, DNS
     lookups: int = 0  # DNS-querying terms, worst case, nested
     void_lookups: int = 0
@@ -285,11 +287,16 @@ _DNS_OK = ("NOERROR", "NXDOMAIN")
 
 
 class SpfEvaluator:
-    """check_host() and analyze() over one lookup function; answers are cached per evaluator."""
+    """check_host() and analyze() over one lookup function; answers are cached per evaluator.
 
-    def __init__(self, lookup: Lookup) -> None:
+    `budget` bounds the time spent asking DNS (seconds, over the evaluator's life): past it, every
+    new question is answered TIMEOUT without being asked, so a policy of slow includes ends in a
+    temperror instead of holding the scan."""
+
+    def __init__(self, lookup: Lookup, budget: float | None = None) -> None:
         self._lookup = lookup
         self._cache: dict[tuple[str, str], Answer] = {}
+        self._deadline = time.monotonic() + budget if budget is not None else None
         self._reset(False)
 
     def _reset(self, exhaustive: bool) -> None:
@@ -304,6 +311,8 @@ class SpfEvaluator:
     def query(self, name: str, rdtype: str) -> Answer:
         key = (name.lower().rstrip("."), rdtype)
         if key not in self._cache:
+            if self._deadline is not None and time.monotonic() > self._deadline:
+                return Answer(key[0], rdtype, (), "TIMEOUT")
             self._cache[key] = self._lookup(key[0], rdtype)
         return self._cache[key]
 
@@ -511,10 +520,10 @@ class SpfEvaluator:
         """The whole policy: records, syntax, worst-case lookup count, void lookups, effective all."""
         domain = domain.rstrip(".")
         out = SpfAnalysis(domain)
-        record, out.records, _result, reason = self.fetch(domain)
+        record, out.records, result, reason = self.fetch(domain)
         out.record = record
         if record is None:
-            out.error = reason
+            out.status, out.error = result or "none", reason
             return out
         self._reset(True)
         self._evaluate(_address(ip), domain, f"postmaster@{domain}", 0)

@@ -18,6 +18,10 @@ class S3Settings:
     permission: str = "public-read"  # S3_PERMISSION as Mastodon is configured
     alias_host: str | None = None  # S3_ALIAS_HOST: the media host in front of the bucket
     public_object: str | None = None  # a key known to exist, to prove objects are readable
+    # Sign requests with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY from the environment to read the
+    # bucket's ACL, policy and Block Public Access. Off unless asked: keys that happen to be in the
+    # auditor's environment must not be sent to a target's endpoint.
+    signed: bool = False
 
 
 @dataclass(frozen=True)

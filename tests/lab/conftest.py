@@ -23,11 +23,14 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(items):
-    # The lab's own tests first (they check the services), then the audits that use them; each
-    # module switches profiles in order (hardened, then weak) so the lab switches few times.
-    order = {"test_lab.py": 1, "test_live_audit.py": 2}
-    items.sort(key=lambda item: order.get(Path(str(item.fspath)).name, 0) if "tests/lab/" in str(item.fspath)
-               else 0)
+    # Everything else first, then the lab's own tests (they check the services), then the audits and
+    # scans that use them; each module switches profiles in order (hardened, then weak).
+    def rank(item) -> int:
+        if "/tests/lab/" not in str(item.fspath):
+            return 0
+        return 1 if Path(str(item.fspath)).name == "test_lab.py" else 2
+
+    items.sort(key=rank)
 
 
 def _preflight_problem() -> str | None:

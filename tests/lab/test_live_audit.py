@@ -24,8 +24,10 @@ REPO = Path(__file__).resolve().parents[2]
 LIVE_WEAK = yaml.safe_load((REPO / "tests/expectations/live-weak.yaml").read_text())
 LIVE_ONLY = sorted(c.meta.id for c in default_registry(plugins=False)
                    if "live" in c.meta.modes and "static" not in c.meta.modes)
-# A lab host runs Mastodon from a checkout, not in containers: compose checks have nothing to judge.
-NOT_APPLICABLE_ON_LAB = ("compose",)
+# Skips that are right on the lab, by what their reason says: the lab host runs Mastodon from a
+# checkout, not in containers; LOCAL_DOMAIN is WEB_DOMAIN; the S3 endpoint (moto on 127.0.0.1) is
+# internal, so the media host in front of it is judged instead.
+LEGITIMATE_SKIPS = ("no compose found", "LOCAL_DOMAIN and WEB_DOMAIN are the same", "on the internal address")
 
 
 def _audit(profile: str, out: Path) -> dict:
@@ -62,8 +64,8 @@ def test_hardened_lab_passes_everything(hardened_audit):
     bad = [(f["status"], f["check_id"], f["message"]) for f in hardened_audit["findings"]
            if f["status"] in ("fail", "warn", "error")]
     assert not bad
-    skipped = {f["check_id"] for f in hardened_audit["findings"] if f["status"] == "skip"}
-    assert all(any(word in cid for word in NOT_APPLICABLE_ON_LAB) for cid in skipped), skipped
+    skipped = [(f["check_id"], f["message"]) for f in hardened_audit["findings"] if f["status"] == "skip"]
+    assert all(any(reason in message for reason in LEGITIMATE_SKIPS) for _, message in skipped), skipped
 
 
 @pytest.mark.parametrize("check_id", LIVE_ONLY)
