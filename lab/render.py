@@ -67,7 +67,9 @@ def log(name: str) -> Path:
 
 
 SSH_DIR = C.RUN / "ssh"
-AUTHORIZED_KEYS = C.RUN / "ssh-authorized" / "authorized_keys"
+# Outside the checkout: sshd's StrictModes refuses a key file under a world-writable folder, and a
+# clone may live under /tmp.
+AUTHORIZED_KEYS = Path("/etc/mastoaudit-lab/authorized_keys")
 PG_DATA = var("lib", "postgresql", "15", "main")
 PG_RUN = var("run", "postgresql")
 POSTFIX_QUEUE = var("spool", "postfix")
