@@ -973,7 +973,7 @@ def body_size_bytes(value: str) -> int | None:
     title="Request bodies have a size limit",
     component="nginx",
     severity="low",
-    threats=["T-PROXY-DOS"],
+    threats=["T-PROXY-DOS", "T-FED-DOS"],
     needs=["nginx"],
     rationale="""client_max_body_size 0 removes the limit: nginx then buffers request bodies of any size
         to disk for the app, which fills the disk or ties up workers. Mastodon needs a large limit
@@ -1131,7 +1131,7 @@ def app_csp(facts: FactSet) -> Iterator[Outcome]:
     title="nginx limits request rates to the app",
     component="nginx",
     severity="info",
-    threats=["T-PROXY-DOS"],
+    threats=["T-PROXY-DOS", "T-FED-DOS"],
     needs=["nginx"],
     rationale="""Mastodon limits requests per IP and per account in the app (Rack::Attack), but each
         request still costs a Puma thread before it is refused. limit_req / limit_conn in nginx
