@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,56 @@ from mastoaudit.sources.local import collect_tree
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "demo"
 FIXTURES = ROOT / "tests" / "fixtures"
+
+
+def _loopback(address) -> bool:
+    host = address[0] if isinstance(address, tuple) else address
+    if not isinstance(host, str):
+        return True  # AF_UNIX paths and the like
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _loopback_only():
+    """The tests talk to servers on loopback only: a connection, datagram or name look-up that
+    would leave the machine (the system resolver included) fails the test that made it."""
+    real_connect, real_connect_ex, real_sendto = socket.socket.connect, socket.socket.connect_ex, socket.socket.sendto
+    real_getaddrinfo = socket.getaddrinfo
+
+    def refuse(what: str, address) -> None:
+        raise OSError(f"test guard: {what} to {address!r} would leave loopback")
+
+    def connect(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(address):
+            refuse("connect", address)
+        return real_connect(self, address)
+
+    def connect_ex(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(address):
+            refuse("connect", address)
+        return real_connect_ex(self, address)
+
+    def sendto(self, data, *args):
+        address = args[-1]
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(address):
+            refuse("sendto", address)
+        return real_sendto(self, data, *args)
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host is not None and not _loopback(host if isinstance(host, str) else host.decode()):
+            raise socket.gaierror(socket.EAI_NONAME, f"test guard: no name look-ups beyond loopback ({host!r})")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    socket.socket.connect, socket.socket.connect_ex, socket.socket.sendto = connect, connect_ex, sendto
+    socket.getaddrinfo = getaddrinfo
+    yield
+    socket.socket.connect, socket.socket.connect_ex, socket.socket.sendto = real_connect, real_connect_ex, real_sendto
+    socket.getaddrinfo = real_getaddrinfo
 
 
 @pytest.fixture(autouse=True, scope="session")

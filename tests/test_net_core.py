@@ -243,3 +243,18 @@ def test_scan_usage_errors(capsys):
                  ["scan", "x.test", "--probe", "no-such-probe"]):
         assert main(argv) == 2, argv
         assert "error" in capsys.readouterr().err
+
+
+def test_the_test_guard_keeps_traffic_on_loopback():
+    """tests/conftest.py refuses anything that would leave the machine: proven here, so a probe
+    that tried would fail its test instead of sending traffic."""
+    with pytest.raises(OSError, match="test guard"):
+        socket.create_connection(("192.0.2.1", 80), timeout=0.1)
+    with pytest.raises(OSError, match="test guard"):
+        socket.getaddrinfo("example.com", 443)
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        with pytest.raises(OSError, match="test guard"):
+            udp.sendto(b"x", ("10.255.255.53", 53))
+    finally:
+        udp.close()
