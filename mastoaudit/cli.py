@@ -240,7 +240,7 @@ def cmd_lint(args: argparse.Namespace) -> int:
             targets.append(collect_tree(Path(raw)))
         except InputError as exc:
             raise UsageError(str(exc)) from None
-    result = run("lint", registry, selection, targets)
+    result = run("lint", registry, selection, targets, args.began)
     return _finish(args, result, "mastoaudit-lint")
 
 
@@ -335,7 +335,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     targets = collection.finish(progress)
     if not args.no_network and inventory.network.enabled:
         _audit_network(inventory, targets, progress)
-    result = run("audit", registry, selection, targets)
+    result = run("audit", registry, selection, targets, args.began)
     return _finish(args, result, "mastoaudit-audit")
 
 
@@ -359,7 +359,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
             raise UsageError(f"{target.web_domain} does not resolve (use --address or --resolver)")
         target = replace(target, addresses=tuple(found[:4]))
     facts = collect_network(target, probes=probes)
-    result = run("scan", registry, selection, [facts])
+    result = run("scan", registry, selection, [facts], args.began)
     return _finish(args, result, "mastoaudit-scan")
 
 
@@ -440,8 +440,13 @@ COMMANDS = {"lint": cmd_lint, "audit": cmd_audit, "scan": cmd_scan, "checks": cm
 
 
 def main(argv: list[str] | None = None) -> int:
+    from datetime import UTC, datetime
+    from time import perf_counter
+
+    began = (datetime.now(UTC), perf_counter())  # reports time the whole command, collection included
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.began = began
     if not args.command:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
