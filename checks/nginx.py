@@ -49,6 +49,8 @@ def serve_mode(conf: NginxConfig, server: Directive, loc: Directive | None, dept
         return "return"
     target = conf.proxy_target(loc)
     if target is not None:
+        if target.internal and _fixed_host(conf, loc):
+            return "external"  # an object-storage proxy on this host (a local MinIO, an S3 gateway)
         return "app" if target.internal else "external"
     if any(loc.first(n) for n in ("fastcgi_pass", "uwsgi_pass", "grpc_pass", "scgi_pass")):
         return "app"
@@ -56,6 +58,13 @@ def serve_mode(conf: NginxConfig, server: Directive, loc: Directive | None, dept
     if fallback is not None and depth < 4 and serve_mode(conf, server, fallback, depth + 1) == "app":
         return "app-fallback"
     return "static"
+
+
+def _fixed_host(conf: NginxConfig, loc: Directive) -> bool:
+    """Mastodon is proxied with `Host $host`; a literal Host (the bucket's name, as Mastodon's
+    object-storage proxy guide sets it) means the upstream is object storage, not the app."""
+    host = conf.proxy_headers(loc).get("host")
+    return host is not None and len(host.args) >= 2 and not host.args[1].startswith("$")
 
 
 def _proxy_node(conf: NginxConfig, server: Directive, loc: Directive | None) -> Directive | None:
@@ -699,7 +708,7 @@ def _media_nodes(conf: NginxConfig) -> Iterator[tuple[Server, Directive | None, 
             continue
         for loc in conf.locations(s):
             target = conf.proxy_target(loc)
-            if target is None or target.internal:
+            if target is None or (target.internal and not _fixed_host(conf, loc)):
                 continue
             hint = " ".join([target.raw, *server.names])
             if _STORAGE_HINT.search(hint):

@@ -540,3 +540,25 @@ def test_hostile_values_stay_data(registry):
     assert any("<script>" in (f.subject or "") for f in run.findings)
     redirect = [f for f in run.findings if f.check_id == "nginx.http-redirect"]
     assert [f.status for f in redirect] == [Status.PASS] and "\x1b[31m" in redirect[0].subject
+
+
+def test_a_local_object_storage_proxy_is_not_judged_as_the_app(registry, tmp_path):
+    """A media host proxying a bucket on this machine (a local MinIO, Mastodon's object-storage
+    proxy pointed at 127.0.0.1) sets a literal Host: the app's proxy and WebSocket headers are not
+    expected there, but the media headers are."""
+    media = ("    location / {\n        proxy_set_header Host 127.0.0.1:9000;\n"
+             "        proxy_pass http://127.0.0.1:9000/mastodon-media/;\n    }\n")
+    media_server = ("server {\n    listen 443 ssl;\n    server_name media.social.example.org;\n" + CERT + media
+                    + "}\n")
+    files = {"sites-enabled/mastodon": site(CERT + APP) + media_server}
+    for check_id in ("nginx.proxy-headers", "nginx.streaming-upgrade"):
+        found = results(registry, tmp_path / check_id, check_id, files)
+        on_media = [f for f in found if "media." in (f.subject or "")]
+        assert not [f for f in on_media if f.status in (Status.FAIL, Status.WARN)], on_media
+    nosniff = results(registry, tmp_path / "nosniff", "nginx.media-nosniff", files)
+    assert "fail" in statuses([f for f in nosniff if "media." in (f.subject or "")])
+    # the same location with Host $host is the app, and its missing headers are found
+    app_like = media.replace("Host 127.0.0.1:9000", "Host $host")
+    found = results(registry, tmp_path / "app", "nginx.proxy-headers",
+                    {"sites-enabled/mastodon": site(CERT + APP) + media_server.replace(media, app_like)})
+    assert "fail" in statuses([f for f in found if "media." in (f.subject or "")])
