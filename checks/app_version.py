@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from mastoaudit.advisories import affecting, supported_lines, version_tuple
-from mastoaudit.checkdef import Remediation, check, failed, passed
+from mastoaudit.checkdef import Remediation, check, failed, passed, skipped
 from mastoaudit.facts import FactSet
 from mastoaudit.model import Outcome, Severity
 
@@ -18,7 +18,7 @@ _SEVERITY_ORDER = [s.value for s in Severity]
     component="app",
     severity="high",
     threats=["T-APP-VULNERABLE-VERSION", "T-FED-PROTOCOL-EXPLOIT", "T-FED-FORGED-ACTIVITY"],
-    needs=["mastodon_version"],
+    needs=[],  # the release from version.rb (live), /api/v2/instance (network) or an image tag (compose)
     rationale="""Mastodon's advisories (TootRoot, origin validation, signature bypasses, SSRF) are
         public and exploited; every release line gets fixes only while it is supported.""",
     remediation=Remediation("Upgrade to the latest patch release of a supported line.",
@@ -26,11 +26,15 @@ _SEVERITY_ORDER = [s.value for s in Severity]
     references=["https://github.com/mastodon/mastodon/security/advisories",
                 "https://github.com/mastodon/mastodon/releases"],
     tags=["live", "network", "advisories"],
-    modes=("live", "network"),
+    modes=("static", "live", "network"),
 )
 def mastodon_version(facts: FactSet) -> Iterator[Outcome]:
-    for found in facts.all("mastodon_version"):
-        version, where = found["version"], found.get("location")
+    found_versions = [(f["version"], f.get("location")) for f in facts.all("mastodon_version")]
+    for compose in facts.all("compose"):
+        found_versions += [(version, where) for _service, version, where in compose.mastodon_versions()]
+    if not found_versions and not facts.has("mastodon_version"):
+        yield skipped("no Mastodon release found (version.rb, the instance API or a pinned image tag)")
+    for version, where in found_versions:
         advisories = affecting("mastodon", version)
         if advisories is None:
             yield failed(f"the version {version!r} cannot be read", at=where, observed=version,

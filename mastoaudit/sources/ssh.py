@@ -55,7 +55,8 @@ def plan(inventory: Inventory, host: Host) -> list[Planned]:
     roles = set(host.roles)
     s = host.services
     files = [_p(host, "/etc/apt/apt.conf.d/20auto-upgrades"), _p(host, "/etc/apt/apt.conf.d/50unattended-upgrades"),
-             _p(host, "/etc/systemd/system/mastodon-*.service")]
+             _p(host, "/etc/systemd/system/mastodon-*.service"),
+             _p(host, "/etc/systemd/system/mastodon-*.service.d/*.conf")]
     root_files: list[str] = []
     steps = [
         Planned("sshd", "sshd-effective", {"config": _p(host, s.sshd_config)}),

@@ -55,7 +55,8 @@ def weak_audit(the_lab, tmp_path_factory):
 
 
 def test_every_live_only_check_has_a_weak_expectation():
-    assert sorted(LIVE_WEAK) == LIVE_ONLY
+    # and app.mastodon-version, which also reads image tags statically, is held to version.rb here
+    assert set(LIVE_ONLY) <= set(LIVE_WEAK) and "app.mastodon-version" in LIVE_WEAK
 
 
 def test_hardened_lab_passes_everything(hardened_audit):
@@ -68,13 +69,13 @@ def test_hardened_lab_passes_everything(hardened_audit):
     assert all(any(reason in message for reason in LEGITIMATE_SKIPS) for _, message in skipped), skipped
 
 
-@pytest.mark.parametrize("check_id", LIVE_ONLY)
+@pytest.mark.parametrize("check_id", sorted(LIVE_WEAK))
 def test_live_check_passes_on_hardened(hardened_audit, check_id):
     found = [f for f in hardened_audit["findings"] if f["check_id"] == check_id]
     assert found and all(f["status"] == "pass" for f in found), found
 
 
-@pytest.mark.parametrize("check_id", LIVE_ONLY)
+@pytest.mark.parametrize("check_id", sorted(LIVE_WEAK))
 def test_live_check_fails_on_weak_with_evidence(weak_audit, check_id):
     failures = [f for f in weak_audit["findings"] if f["check_id"] == check_id and f["status"] == "fail"]
     assert failures, f"{check_id} did not fail on the weak lab"
