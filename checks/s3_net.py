@@ -423,12 +423,14 @@ def encryption_versioning(facts: FactSet) -> Iterator[Outcome]:
                               observed=attempt.evidence, **kw)
             elif name == "encryption":
                 algos = attempt.data.get("algorithms", [])
-                yield passed(f"reported: default encryption {', '.join(algos) if algos else 'not configured'}",
-                             observed=", ".join(algos) or "no default encryption", expected="AES256 or aws:kms",
-                             **kw)
+                verdict = passed if algos else warned
+                yield verdict(f"reported: default encryption {', '.join(algos) if algos else 'not configured'}",
+                              observed=", ".join(algos) or "no default encryption", expected="AES256 or aws:kms",
+                              **kw)
             else:
                 status = attempt.data.get("status", "never enabled")
-                yield passed(f"reported: versioning {status}", observed=status, expected="Enabled", **kw)
+                verdict = passed if status == "Enabled" else warned
+                yield verdict(f"reported: versioning {status}", observed=status, expected="Enabled", **kw)
 
 
 @check(

@@ -196,6 +196,22 @@ def nginx(ctx: Context) -> list[FileSpec]:
     ]
 
 
+# The upstreams both profiles share: Puma and the streaming server on loopback.
+_UPSTREAMS = f"""map $http_upgrade $connection_upgrade {{
+  default upgrade;
+  ''      close;
+}}
+
+upstream backend {{
+    server 127.0.0.1:{C.PORTS['web']} fail_timeout=0;
+}}
+
+upstream streaming {{
+    server 127.0.0.1:{C.PORTS['streaming']} fail_timeout=0;
+}}
+"""
+
+
 def _proxy_headers(indent: str) -> str:
     lines = ["proxy_set_header Host $host;", "proxy_set_header X-Real-IP $remote_addr;",
              "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
@@ -216,19 +232,7 @@ def _nginx_site_hardened(ctx: Context, public: Path, p: dict[str, Path]) -> str:
     ssl_certificate_key {ctx.cert['key']};"""
     ph = _proxy_headers("    ")
     return _d(f"""
-map $http_upgrade $connection_upgrade {{
-  default upgrade;
-  ''      close;
-}}
-
-upstream backend {{
-    server 127.0.0.1:{C.PORTS['web']} fail_timeout=0;
-}}
-
-upstream streaming {{
-    server 127.0.0.1:{C.PORTS['streaming']} fail_timeout=0;
-}}
-
+{_UPSTREAMS}
 proxy_cache_path {p['cache']} levels=1:2 keys_zone=CACHE:10m inactive=7d max_size=1g;
 
 server {{
@@ -404,19 +408,7 @@ def _nginx_site_weak(ctx: Context, public: Path, p: dict[str, Path]) -> str:
     ssl_certificate_key {ctx.cert['key']};"""
     ph = _proxy_headers("    ")
     return _d(f"""
-map $http_upgrade $connection_upgrade {{
-  default upgrade;
-  ''      close;
-}}
-
-upstream backend {{
-    server 127.0.0.1:{C.PORTS['web']} fail_timeout=0;
-}}
-
-upstream streaming {{
-    server 127.0.0.1:{C.PORTS['streaming']} fail_timeout=0;
-}}
-
+{_UPSTREAMS}
 # Plain HTTP serves the site as well (no redirect), TLS 1.0/1.1 and weak ciphers are on, no HSTS.
 server {{
   listen {ctx.pub}:{C.PORTS['http']} default_server;

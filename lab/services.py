@@ -423,6 +423,10 @@ class Moto(Service):
         bucket = C.S3_BUCKET
         existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
         if bucket in existing:
+            # Every version and delete marker goes (the hardened bucket keeps versions).
+            listing = s3.list_object_versions(Bucket=bucket)
+            for item in listing.get("Versions", []) + listing.get("DeleteMarkers", []):
+                s3.delete_object(Bucket=bucket, Key=item["Key"], VersionId=item["VersionId"])
             for obj in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
                 s3.delete_object(Bucket=bucket, Key=obj["Key"])
             s3.delete_bucket(Bucket=bucket)
@@ -433,6 +437,9 @@ class Moto(Service):
         s3.put_object(Bucket=bucket, Key=media, Body=png, ContentType="image/png", ACL="public-read")
         if self.ctx.hardened:
             s3.put_bucket_acl(Bucket=bucket, ACL="private")
+            s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
             s3.put_object(Bucket=bucket, Key="private/not-public.txt", Body=b"private\n", ACL="private")
         else:
             s3.put_bucket_acl(Bucket=bucket, ACL="public-read-write")

@@ -234,6 +234,11 @@ def test_encryption_versioning_is_reported(registry):
               "versioning": cfg("versioning", "read", status="Enabled")}
     out = run(registry, "s3.encryption-versioning", fact(config=config))
     assert [o.message for o in out] == ["reported: default encryption AES256", "reported: versioning Enabled"]
+    assert [o.status for o in out] == [Status.PASS, Status.PASS]
+    bare = {"encryption": cfg("encryption", "read", algorithms=[]), "versioning": cfg("versioning", "read")}
+    out = run(registry, "s3.encryption-versioning", fact(config=bare))
+    assert [o.status for o in out] == [Status.WARN, Status.WARN]
+    assert [o.observed for o in out] == ["no default encryption", "never enabled"]
 
 
 def test_backup_objects(registry):

@@ -35,6 +35,7 @@ from mastoaudit.net.dns import Resolver
 from mastoaudit.net.http import HttpClient
 from mastoaudit.net.runner import ProbeContext, ProbeFact, ProbeProblem
 from mastoaudit.net.target import ScanTarget
+from mastoaudit.net.text import MAX_TEXT
 from mastoaudit.probes import tls
 from mastoaudit.probes.tls import (
     CertDeployment,
@@ -61,7 +62,7 @@ NOW = dt.datetime.now(dt.UTC)
 
 def test_excerpt_escapes_and_bounds():
     assert excerpt(b"\x00\xff" * 500).startswith("b'\\x00\\xff")
-    assert len(excerpt(b"x" * 5000)) == tls.MAX_TEXT
+    assert len(excerpt(b"x" * 5000)) == MAX_TEXT
     assert excerpt("line\r\nInjected: yes\x1b[31m") == "line\\r\\nInjected: yes\\x1b[31m"
     assert excerpt("plain") == "plain"
 
@@ -419,7 +420,7 @@ def test_mozilla_profile_strong_extra_curves_only_pass():
 def test_no_raw_bytes_in_what_a_peer_said():
     # A peer's words reach findings only through excerpt(): escaped and bounded.
     shown = excerpt("EHLO \x00\x1b[2J" + "x" * 1000)
-    assert "\x00" not in shown and "\x1b" not in shown and len(shown) <= tls.MAX_TEXT
+    assert "\x00" not in shown and "\x1b" not in shown and len(shown) <= MAX_TEXT
 
 
 # --- the probe against hostile loopback peers ---------------------------------------------------------

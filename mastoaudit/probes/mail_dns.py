@@ -23,6 +23,7 @@ from ..net.http import HttpError
 from ..net.runner import ProbeContext, ProbeFact, ProbeProblem, probe
 from ..net.spf import SpfAnalysis, SpfEvaluator, SpfResult
 from ..net.target import ScanTarget
+from ..net.text import excerpt
 
 MAX_POLICY_BYTES = 64 * 1024  # RFC 8461 §3.2: a policy is at most 64 KiB
 MAX_SELECTORS = 16
@@ -33,9 +34,6 @@ DEFAULT_SELECTORS = ScanTarget.__dataclass_fields__["dkim_selectors"].default
 Item = ProbeFact | ProbeProblem
 
 
-def excerpt(value: object, limit: int = 200) -> str:
-    """An escaped, truncated view of hostile data for a message."""
-    return repr(value)[:limit]
 
 
 def where(name: str, rdtype: str) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 
 from ..net.runner import ProbeContext, ProbeFact, ProbeProblem, probe
 from ..net.target import ScanTarget, is_public
+from ..net.text import excerpt
 
 READ_LIMIT = 4096  # bytes read from any one answer (HTTP: HTTP_LIMIT)
 HTTP_LIMIT = 8192
@@ -43,9 +44,6 @@ PG_AUTH_METHODS = {3: "password (cleartext)", 5: "password (MD5)", 10: "password
 SSL_REQUEST = struct.pack("!II", 8, 80877103)
 
 
-def excerpt(data: bytes | str, limit: int = 200) -> str:
-    """An escaped, truncated excerpt safe to put in a report."""
-    return repr(data[:limit])[:limit]
 
 
 def clean(text: str, limit: int = 100) -> str:

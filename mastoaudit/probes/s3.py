@@ -31,6 +31,7 @@ from urllib.parse import quote, urlsplit
 from ..net.http import HttpError
 from ..net.runner import ProbeContext, ProbeFact, probe
 from ..net.target import S3Settings, ScanTarget, is_public
+from ..net.text import excerpt
 
 PROBE_PREFIX = "mastoaudit-probe/"
 MAX_KEYS = 1000  # keys listed per listing
@@ -53,8 +54,6 @@ DUMP_RE = re.compile(
     r"|(^|/)[^/]*(_production|_prod|pg_?dump)[^/]*\.(gz|bz2|xz|zst)$)")
 
 
-def excerpt(data: bytes | str, limit: int = 200) -> str:
-    return repr(data[:limit])[:limit]
 
 
 def looks_like_dump(key: str) -> bool:

@@ -31,6 +31,7 @@ from typing import Any, BinaryIO
 from ..model import Location, Status
 from ..net.runner import ProbeContext, ProbeFact, ProbeProblem, probe
 from ..net.target import ScanTarget, is_public
+from ..net.text import excerpt
 
 HTTPS, SMTP_STARTTLS, SMTPS, POSTGRES_STARTTLS = "https", "smtp-starttls", "smtps", "postgres-starttls"
 SMTP_PORTS = {25: SMTP_STARTTLS, 587: SMTP_STARTTLS, 465: SMTPS}
@@ -38,7 +39,6 @@ HTTPS_PORT = 443
 POSTGRES_PORT = 5432  # module constants: the tests point them at free ports
 BUDGET_S = 30.0  # the whole probe; the runner's limit is a little longer
 EHLO_NAME = "mastoaudit.invalid"
-MAX_TEXT = 200  # characters kept of anything a server sent
 MAX_SANS = 100
 MAX_REPLY_LINES = 64
 MAX_LINE_BYTES = 1024
@@ -59,12 +59,6 @@ _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0
                        r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$")
 
 
-def excerpt(value: object, limit: int = MAX_TEXT) -> str:
-    """What a server sent, safe to show: printable, escaped, bounded."""
-    text = value if isinstance(value, str) else repr(value)
-    if isinstance(value, str) and not text.isprintable():
-        text = repr(text)[1:-1]
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # --- facts ----------------------------------------------------------------------------------------
