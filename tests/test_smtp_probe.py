@@ -138,13 +138,15 @@ def test_commands_are_one_line():
 # --- a hostile server: the probe reports, never raises -----------------------------------------------
 
 def hostile_server(script: list[bytes]) -> tuple[int, threading.Thread]:
-    """Listen on 127.0.0.1, answer each line the client sends with the next chunk of `script`."""
+    """Listen on 127.0.0.1, answer each line the client sends with the next chunk of `script`.
+    Every connection the probe makes (it may retry without TLS) gets the same script, for a few
+    seconds; a single-shot server would turn a retry into a reset, which is not what is tested."""
     listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(3)
     port = listener.getsockname()[1]
 
-    def serve() -> None:
-        conn, _ = listener.accept()
-        with conn, listener:
+    def one(conn: socket.socket) -> None:
+        with conn:
             conn.settimeout(2)
             try:
                 conn.sendall(script[0])
@@ -155,6 +157,16 @@ def hostile_server(script: list[bytes]) -> tuple[int, threading.Thread]:
                 conn.recv(4096)
             except OSError:
                 return
+
+    def serve() -> None:
+        with listener:
+            for _ in range(3):
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return
+                one(conn)
+                listener.settimeout(0.5)  # a retry comes at once, or not at all
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -172,7 +184,7 @@ def test_hostile_servers_become_errors(script, error):
     port, thread = hostile_server(script)
     target = ScanTarget("t", "t.example", "t.example", timeout=1.0)
     ep = probe_endpoint(SmtpEndpoint("127.0.0.1", "127.0.0.1", port, "starttls", "SMTP relay"), target)
-    thread.join(3)
+    thread.join(10)
     assert ep.open
     text = (ep.error or "") + " " + ((ep.tls.error or "") if ep.tls else "")
     assert error in text, (ep.error, ep.tls)
