@@ -20,6 +20,7 @@ from .services import SERVICES, SYSTEM_USERS, Service, chown, make_all
 
 STATE = C.RUN / "state.json"
 LOCK = C.RUN / "lab.lock"
+SESSION_LOCK = Path("/tmp/mastoaudit-lab-session.lock")
 SSH = render.SSH_DIR
 
 
@@ -49,12 +50,12 @@ def locked(what: str = ""):
 
 
 @contextlib.contextmanager
-def exclusive_use(timeout: float = 300.0):
+def exclusive_use(timeout: float = 1800.0):
     """Hold the lab for a whole test session: a second session using the lab (another pytest run,
     the live-audit tests) waits here instead of switching profiles under the first one's feet.
-    (`up`/`down` themselves are serialised by a separate, short lock.)"""
-    C.RUN.mkdir(parents=True, exist_ok=True)
-    with open(C.RUN / "session.lock", "w") as fh:
+    (`up`/`down` themselves are serialised by a separate, short lock.) The lock is machine-wide,
+    not per checkout: two checkouts on one machine share the lab's loopback addresses and ports."""
+    with open(SESSION_LOCK, "w") as fh:
         deadline = time.monotonic() + timeout
         while True:
             try:
