@@ -189,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     fix.add_argument("--checks-dir", action="append", type=Path, default=[], metavar="DIR")
     fix.add_argument("--no-plugins", action="store_true")
 
+    from .federation.cli import add_parser as add_federation_parser
+    add_federation_parser(sub, _add_run_options)
+
     checks = sub.add_parser("checks", help="the check catalogue")
     checks_sub = checks.add_subparsers(dest="checks_command", metavar="list|show|threats")
     lst = checks_sub.add_parser("list", help="list the checks")
@@ -435,7 +438,23 @@ def cmd_fix(args: argparse.Namespace) -> int:
     return EXIT_CLEAN
 
 
-COMMANDS = {"lint": cmd_lint, "audit": cmd_audit, "scan": cmd_scan, "checks": cmd_checks, "diff": cmd_diff,
+def cmd_federation(args: argparse.Namespace) -> int:
+    from .federation.cli import FederationUsage, print_text, run_impact
+
+    if args.federation_command != "impact":
+        raise UsageError("federation: give a subcommand (impact)")
+    _fail_on(args.fail_on)
+    selection = _selection(args)
+    try:
+        result, text = run_impact(args, _registry(args), selection)
+    except FederationUsage as exc:
+        raise UsageError(str(exc)) from None
+    if not args.output or args.output != "-":
+        print_text(text)
+    return _finish(args, result, "mastoaudit-federation")
+
+
+COMMANDS = {"federation": cmd_federation, "lint": cmd_lint, "audit": cmd_audit, "scan": cmd_scan, "checks": cmd_checks, "diff": cmd_diff,
             "fix": cmd_fix}
 
 

@@ -65,8 +65,19 @@ WITH q(domain) AS (SELECT DISTINCT lower(x) FROM unnest({DOMAINS}::text[]) x),
 m(query, scope, domain) AS (
   SELECT q.domain, 'domain', q.domain FROM q
   UNION ALL
+  -- Mastodon's reverse('.' || domain) LIKE reverse('%.' || D), as an equality on each name's suffixes
+  -- (fast for thousands of domains); names holding a LIKE wildcard keep the LIKE, so '_' matches
+  -- any character exactly as it does in Mastodon.
+  SELECT q.domain, 'subdomains', i.domain
+  FROM instances i CROSS JOIN LATERAL (
+    SELECT array_to_string(p[k:], '.') AS suffix
+    FROM (SELECT string_to_array(i.domain, '.') AS p) parts, generate_subscripts(parts.p, 1) k) s
+  JOIN q ON q.domain = s.suffix
+  WHERE strpos(q.domain, '_') = 0 AND strpos(q.domain, '%') = 0
+  UNION ALL
   SELECT q.domain, 'subdomains', i.domain FROM q JOIN instances i
     ON reverse('.' || i.domain) LIKE reverse('%.' || q.domain)
+  WHERE strpos(q.domain, '_') > 0 OR strpos(q.domain, '%') > 0
 ),
 inbound AS (
   SELECT m.query, m.scope, count(*) AS follow_rows, count(DISTINCT f.account_id) AS followers,
