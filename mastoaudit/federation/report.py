@@ -18,9 +18,9 @@ def section(facts: DatabaseFacts | None, impact_domains: list[str], breakdown: B
     if facts is not None:
         for domain in impact_domains:
             row = {"domain": domain}
-            for scope in ("domain", "subdomains"):
+            for scope, key in (("domain", "domain_alone"), ("subdomains", "subdomains")):
                 counts = facts.impact.get((domain, scope))
-                row[scope] = None if counts is None else {k: v for k, v in counts.to_dict().items()
+                row[key] = None if counts is None else {k: v for k, v in counts.to_dict().items()
                                                           if k not in ("domain", "scope")}
             impact.append(row)
     out: dict = {
