@@ -43,7 +43,8 @@ CREATE TABLE settings (id bigserial PRIMARY KEY, var varchar NOT NULL, value tex
   created_at timestamp, updated_at timestamp);
 CREATE UNIQUE INDEX index_settings_on_var ON settings (var);
 CREATE TABLE user_roles (id bigserial PRIMARY KEY, name varchar NOT NULL DEFAULT '', color varchar NOT NULL DEFAULT '',
-  position integer NOT NULL DEFAULT 0, permissions bigint NOT NULL DEFAULT 0, highlighted boolean NOT NULL DEFAULT false,
+  position integer NOT NULL DEFAULT 0, permissions bigint NOT NULL DEFAULT 0,
+  highlighted boolean NOT NULL DEFAULT false,
   created_at timestamp NOT NULL DEFAULT now(), updated_at timestamp NOT NULL DEFAULT now());
 CREATE TABLE users (
   id bigserial PRIMARY KEY, email varchar NOT NULL DEFAULT '', account_id bigint NOT NULL,
@@ -222,7 +223,8 @@ def seed_000(seed: int = 0) -> Seed000:
                   (3, locals_[2], 1, False, "mod@hachyderm.example"),
                   (4, locals_[3], None, False, "user@hachyderm.example")]
     peers = [{"domain": d, "software": "pixelfed", "version": v} for d, v in pixelfed.items()]
-    peers += [{"domain": d, "software": "pixelfed", "version": "0.12.5"} for d in ("upgraded1.example", "upgraded2.example")]
+    peers += [{"domain": d, "software": "pixelfed", "version": "0.12.5"}
+              for d in ("upgraded1.example", "upgraded2.example")]
     peers += [{"domain": d, "software": s, "version": v} for d, (s, v) in others.items()]
     peers += [{"domain": "gone1.example", "error": "dns", "detail": "NXDOMAIN"},
               {"domain": "gone2.example", "error": "timeout", "detail": "no answer within 10 s"},

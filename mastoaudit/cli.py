@@ -454,7 +454,8 @@ def cmd_federation(args: argparse.Namespace) -> int:
     return _finish(args, result, "mastoaudit-federation")
 
 
-COMMANDS = {"federation": cmd_federation, "lint": cmd_lint, "audit": cmd_audit, "scan": cmd_scan, "checks": cmd_checks, "diff": cmd_diff,
+COMMANDS = {"federation": cmd_federation,
+            "lint": cmd_lint, "audit": cmd_audit, "scan": cmd_scan, "checks": cmd_checks, "diff": cmd_diff,
             "fix": cmd_fix}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 
 import pytest
@@ -44,7 +45,7 @@ def test_unreadable_versions_are_unknown(text):
 def test_version_order():
     order = ["0.12.4", "0.12.5-rc.1", "0.12.5-rc.2", "0.12.5", "0.12.5+glitch.1.10.1", "0.12.5-3-gabcdef0", "0.12.6"]
     parsed = [versions.parse(t) for t in order]
-    assert all(a <= b for a, b in zip(parsed, parsed[1:], strict=False))
+    assert all(a <= b for a, b in itertools.pairwise(parsed))
     assert versions.parse("0.12.5") == versions.parse("0.12.5+glitch.1.10.1")
     assert versions.parse("4.5.0-nightly.2025-07-11") < versions.parse("4.5.0")
     assert versions.parse("13.14.2") < versions.parse("2023.9.0")  # Misskey's move to calendar versions
@@ -94,7 +95,8 @@ def test_user_osv_files_add_and_replace(tmp_path):
            "affected": [{"package": {"ecosystem": "Packagist", "name": "pixelfed/pixelfed"},
                          "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "0.12.6"}]}]}],
            "database_specific": {"severity": "CRITICAL"}}
-    gts = {"id": "OWN-1", "affected": [{"package": {"ecosystem": "Go", "name": "github.com/superseriousbusiness/gotosocial"},
+    go_name = "github.com/superseriousbusiness/gotosocial"
+    gts = {"id": "OWN-1", "affected": [{"package": {"ecosystem": "Go", "name": go_name},
                                         "ranges": [{"type": "SEMVER", "events": [{"introduced": "0.15.0"},
                                                                                  {"last_affected": "0.17.3"}]}]}]}
     (tmp_path / "a.json").write_text(json.dumps(own))
@@ -182,7 +184,7 @@ def mastodon_import(text: str, blocked: set[str] = frozenset()) -> list[dict]:
     for raw in body[:20_001]:
         row = dict(zip(header, raw, strict=False))
 
-        def boolean(name):
+        def boolean(name, row=row):
             if name not in row:
                 return False
             value = row[name]
@@ -233,7 +235,8 @@ def test_a_csv_without_severity_would_suspend():
 
 
 def test_refederation_from_a_previous_run():
-    results = [PeerResult("was-old.example", "pixelfed", "0.12.5"), PeerResult("still-old.example", "pixelfed", "0.12.4")]
+    results = [PeerResult("was-old.example", "pixelfed", "0.12.5"),
+               PeerResult("still-old.example", "pixelfed", "0.12.4")]
     previous = [{"domain": "was-old.example", "advisories": ["GHSA-7287-grhx-542x"]},
                 {"domain": "still-old.example", "advisories": ["GHSA-7287-grhx-542x"]}]
     db = osv.default_database()

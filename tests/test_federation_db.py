@@ -56,7 +56,7 @@ def _generated(seed: int = 7) -> tuple[mastodon_db.Dataset, set[str]]:
     locals_ = data.many(None, 300, "l")
     remote = {d: data.many(d.lower(), rng.randint(5, 40), "r") for d in DOMAINS}
     pairs = set()
-    for d, accounts in remote.items():
+    for accounts in remote.values():
         for _ in range(rng.randint(20, 200)):  # many follows to few accounts: rows > distinct accounts
             pairs.add((rng.choice(locals_), rng.choice(accounts)))
         for _ in range(rng.randint(0, 60)):
@@ -74,10 +74,9 @@ def _like(value: str, pattern: str) -> bool:
 
 def _expected(data: mastodon_db.Dataset, view: set[str], query: str, scope: str) -> dict:
     """Mastodon's Rails queries, computed in Python: Account.where(domain: names) joined to follows."""
-    if scope == "domain":
-        names = {query}
-    else:  # Instance.by_domain_and_subdomains: reverse('.' || domain) LIKE reverse('%.' || D)
-        names = {d for d in view if _like(("." + d)[::-1], ("%." + query)[::-1])}
+    # Instance.by_domain_and_subdomains: reverse('.' || domain) LIKE reverse('%.' || D)
+    subdomains = {d for d in view if _like(("." + d)[::-1], ("%." + query)[::-1])}
+    names = {query} if scope == "domain" else subdomains
     on = {aid for aid, _, domain in data.accounts if domain in names}
     inbound = [(a, t) for a, t in data.follows if t in on]
     outbound = [(a, t) for a, t in data.follows if a in on]
@@ -226,7 +225,8 @@ def posture(cluster):
     cluster.psql(f"CREATE ROLE auditor LOGIN PASSWORD '{PASSWORD}'; CREATE ROLE nofollows LOGIN PASSWORD '{PASSWORD}';")
     for db in ("hardened", "weak"):
         cluster.psql("GRANT SELECT ON ALL TABLES IN SCHEMA public TO auditor; "
-                     "GRANT SELECT ON ALL TABLES IN SCHEMA public TO nofollows; REVOKE SELECT ON follows FROM nofollows;",
+                     "GRANT SELECT ON ALL TABLES IN SCHEMA public TO nofollows; "
+                     "REVOKE SELECT ON follows FROM nofollows;",
                      db)
 
 

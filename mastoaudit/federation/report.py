@@ -85,7 +85,8 @@ def terminal(facts: DatabaseFacts | None, impact_domains: list[str], breakdown: 
         for d in breakdown.unreachable_only:
             lines.append(f"    {d} ({breakdown.verdict(d).result.error})")
         if breakdown.unavailable_but_answering:
-            lines.append(f"  in unavailable_domains but answering now: {', '.join(breakdown.unavailable_but_answering)}")
+            answering = ", ".join(breakdown.unavailable_but_answering)
+            lines.append(f"  in unavailable_domains but answering now: {answering}")
     if facts is not None and impact_domains:
         lines.append("")
         lines.append("  Follows across (distinct accounts; the dashboard counts follow rows):")

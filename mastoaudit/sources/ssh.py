@@ -294,7 +294,8 @@ class SshCollection:
                 "known_hosts": ssh.known_hosts, "tofu": ssh.trust_on_first_use, "sudo": ssh.sudo,
                 "jump": _jump(self.inventory, ssh.jump), "connect_timeout": ssh.connect_timeout,
                 "command_timeout": ssh.command_timeout, "host_timeout": ssh.host_timeout,
-                "commands": [{"key": p.key, "id": p.id, "params": p.params} for p in self.planner(self.inventory, host)],
+                "commands": [{"key": p.key, "id": p.id, "params": p.params}
+                             for p in self.planner(self.inventory, host)],
             })
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.started = time.monotonic()
