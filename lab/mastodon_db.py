@@ -72,7 +72,7 @@ CREATE UNIQUE INDEX index_instances_on_domain ON instances (domain);
 # Added after bulk loading (as a restore would): the indexes the queries use.
 INDEXES = """
 CREATE UNIQUE INDEX index_follows_on_account_id_and_target_account_id ON follows (account_id, target_account_id);
-CREATE INDEX index_follows_on_target_account_id ON follows (target_account_id);
+CREATE UNIQUE INDEX index_follows_on_target_account_id_and_account_id ON follows (target_account_id, account_id);
 REFRESH MATERIALIZED VIEW instances;
 ANALYZE;
 """

@@ -63,8 +63,6 @@ ORDER BY 2"""),
     Query("impact", "impact", (str, str, int, int, int, int, int, int), f"""
 WITH q(domain) AS (SELECT DISTINCT lower(x) FROM unnest({DOMAINS}::text[]) x),
 m(query, scope, domain) AS (
-  SELECT q.domain, 'domain', q.domain FROM q
-  UNION ALL
   -- Mastodon's reverse('.' || domain) LIKE reverse('%.' || D), as an equality on each name's suffixes
   -- (fast for thousands of domains); names holding a LIKE wildcard keep the LIKE, so '_' matches
   -- any character exactly as it does in Mastodon.
@@ -79,24 +77,38 @@ m(query, scope, domain) AS (
     ON reverse('.' || i.domain) LIKE reverse('%.' || q.domain)
   WHERE strpos(q.domain, '_') > 0 OR strpos(q.domain, '%') > 0
 ),
-inbound AS (
-  SELECT m.query, m.scope, count(*) AS follow_rows, count(DISTINCT f.account_id) AS followers,
-         count(DISTINCT f.target_account_id) AS followed
-  FROM m JOIN accounts a ON a.domain = m.domain JOIN follows f ON f.target_account_id = a.id
-  GROUP BY m.query, m.scope
-),
-outbound AS (
-  SELECT m.query, m.scope, count(*) AS follow_rows, count(DISTINCT f.account_id) AS followers,
-         count(DISTINCT f.target_account_id) AS followed
-  FROM m JOIN accounts a ON a.domain = m.domain JOIN follows f ON f.account_id = a.id
-  GROUP BY m.query, m.scope
-),
-k(query, scope) AS (SELECT domain, s FROM q CROSS JOIN (VALUES ('domain'), ('subdomains')) v(s))
-SELECT 'impact', k.query, k.scope,
-       coalesce(i.followers, 0), coalesce(i.followed, 0), coalesce(o.followers, 0), coalesce(o.followed, 0),
-       coalesce(i.follow_rows, 0), coalesce(o.follow_rows, 0)
-FROM k LEFT JOIN inbound i ON i.query = k.query AND i.scope = k.scope
-       LEFT JOIN outbound o ON o.query = k.query AND o.scope = k.scope
+k(query, sub) AS (
+  SELECT q.domain, coalesce(array_agg(m.domain) FILTER (WHERE m.domain IS NOT NULL), '{{}}')
+  FROM q LEFT JOIN m ON m.query = q.domain AND m.scope = 'subdomains'
+  GROUP BY q.domain
+)
+-- One domain's names at a time through the accounts (domain, id) index and the follows indexes
+-- (the planner sees each domain's own size), one scan per direction for both readings.
+SELECT 'impact', k.query, s.scope,
+       CASE s.scope WHEN 'domain' THEN i.followers_d ELSE i.followers END,
+       CASE s.scope WHEN 'domain' THEN i.followed_d ELSE i.followed END,
+       CASE s.scope WHEN 'domain' THEN o.followers_d ELSE o.followers END,
+       CASE s.scope WHEN 'domain' THEN o.followed_d ELSE o.followed END,
+       CASE s.scope WHEN 'domain' THEN i.rows_d ELSE i.follow_rows END,
+       CASE s.scope WHEN 'domain' THEN o.rows_d ELSE o.follow_rows END
+FROM k
+CROSS JOIN LATERAL (
+  SELECT count(*) FILTER (WHERE a.domain = ANY (k.sub)) AS follow_rows,
+         count(DISTINCT f.account_id) FILTER (WHERE a.domain = ANY (k.sub)) AS followers,
+         count(DISTINCT f.target_account_id) FILTER (WHERE a.domain = ANY (k.sub)) AS followed,
+         count(*) FILTER (WHERE a.domain = k.query) AS rows_d,
+         count(DISTINCT f.account_id) FILTER (WHERE a.domain = k.query) AS followers_d,
+         count(DISTINCT f.target_account_id) FILTER (WHERE a.domain = k.query) AS followed_d
+  FROM accounts a JOIN follows f ON f.target_account_id = a.id WHERE a.domain = ANY (k.sub || k.query)) i
+CROSS JOIN LATERAL (
+  SELECT count(*) FILTER (WHERE a.domain = ANY (k.sub)) AS follow_rows,
+         count(DISTINCT f.account_id) FILTER (WHERE a.domain = ANY (k.sub)) AS followers,
+         count(DISTINCT f.target_account_id) FILTER (WHERE a.domain = ANY (k.sub)) AS followed,
+         count(*) FILTER (WHERE a.domain = k.query) AS rows_d,
+         count(DISTINCT f.account_id) FILTER (WHERE a.domain = k.query) AS followers_d,
+         count(DISTINCT f.target_account_id) FILTER (WHERE a.domain = k.query) AS followed_d
+  FROM accounts a JOIN follows f ON f.account_id = a.id WHERE a.domain = ANY (k.sub || k.query)) o
+CROSS JOIN (VALUES ('domain'), ('subdomains')) s(scope)
 ORDER BY 2, 3""", needs_domains=True),
     Query("registrations", "setting", (str, str), f"""
 SELECT 'setting', var, {_MODE}
