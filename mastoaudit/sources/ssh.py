@@ -277,15 +277,17 @@ class SshCollection:
     """One audit's SSH work: `start()` launches the worker at once (it spends half a second
     importing pyinfra, time the caller can use to load its checks), `finish()` gathers the facts."""
 
-    def __init__(self, inventory: Inventory, command_log: str | None = None) -> None:
+    def __init__(self, inventory: Inventory, command_log: str | None = None, hosts: list | None = None) -> None:
         self.inventory = inventory
+        # The hosts to audit (--limit, --shard); the whole inventory still names the jump hosts.
+        self.hosts = inventory.hosts if hosts is None else hosts
         self.command_log = command_log
         self.proc: subprocess.Popen | None = None
         self.started = 0.0
 
     def start(self) -> SshCollection:
         job: dict = {"hosts": [], "command_log": self.command_log}
-        for host in self.inventory.hosts:
+        for host in self.hosts:
             ssh = host.ssh
             job["hosts"].append({
                 "name": host.name, "address": host.address, "port": ssh.port, "user": ssh.user, "key": ssh.key,
@@ -307,7 +309,7 @@ class SshCollection:
         """Audit every host concurrently; an unreachable host ends as an error, never an abort."""
         proc = self.proc
         assert proc is not None and proc.stdout is not None and proc.stderr is not None
-        hosts = self.inventory.hosts
+        hosts = self.hosts
         limit = max(h.ssh.host_timeout + h.ssh.connect_timeout for h in hosts) + 15
         results: dict[str, dict[str, dict]] = {h.name: {} for h in hosts}
         failures: dict[str, str] = {}
