@@ -277,9 +277,11 @@ class SshCollection:
     """One audit's SSH work: `start()` launches the worker at once (it spends half a second
     importing pyinfra, time the caller can use to load its checks), `finish()` gathers the facts."""
 
-    def __init__(self, inventory: Inventory, command_log: str | None = None,
+    def __init__(self, inventory: Inventory, command_log: str | None = None, hosts: list | None = None,
                  planner: Callable[[Inventory, Host], list[Planned]] | None = None) -> None:
         self.inventory = inventory
+        # The hosts to audit (--limit, --shard); the whole inventory still names the jump hosts.
+        self.hosts = inventory.hosts if hosts is None else hosts
         self.command_log = command_log
         self.planner = planner or plan  # which commands each host gets (the federation reads plan their own)
         self.proc: subprocess.Popen | None = None
@@ -287,7 +289,7 @@ class SshCollection:
 
     def start(self) -> SshCollection:
         job: dict = {"hosts": [], "command_log": self.command_log}
-        for host in self.inventory.hosts:
+        for host in self.hosts:
             ssh = host.ssh
             job["hosts"].append({
                 "name": host.name, "address": host.address, "port": ssh.port, "user": ssh.user, "key": ssh.key,
@@ -309,13 +311,13 @@ class SshCollection:
     def finish(self, progress: ProgressFn | None = None) -> list[FactSet]:
         """Audit every host concurrently; an unreachable host ends as an error, never an abort."""
         results, failures = self.gather(progress)
-        return [build_facts(self.inventory, h, results[h.name], failures.get(h.name)) for h in self.inventory.hosts]
+        return [build_facts(self.inventory, h, results[h.name], failures.get(h.name)) for h in self.hosts]
 
     def gather(self, progress: ProgressFn | None = None) -> tuple[dict[str, dict[str, dict]], dict[str, str]]:
         """The worker's raw results per host and command key, and the hosts that failed (why)."""
         proc = self.proc
         assert proc is not None and proc.stdout is not None and proc.stderr is not None
-        hosts = self.inventory.hosts
+        hosts = self.hosts
         limit = max(h.ssh.host_timeout + h.ssh.connect_timeout for h in hosts) + 15
         results: dict[str, dict[str, dict]] = {h.name: {} for h in hosts}
         failures: dict[str, str] = {}
