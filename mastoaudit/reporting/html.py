@@ -1,6 +1,14 @@
 """HTML report: one self-contained page, safe to open even when the audited configs are hostile.
 
-Every value comes from `build_document` and reaches the page only through Jinja2 autoescaping:
+What a reader sees, in order: the verdict (an overall grade and what failed), what to do first
+(the failures of highest priority, each with its fix and why it is on top: reporting/priority.py),
+grades per component and per threat in the manner of the Mozilla Observatory, two charts (failures
+by component and severity, threat coverage), then the details: per component, one entry per check,
+target and status listing every place it concerns, the fix before the rationale; passes and skips
+(grouped by reason) folded away. The compliance blocks (trend, baseline, waivers) keep their own
+template (compliance.html.j2).
+
+Every value comes from the run document and reaches the page only through Jinja2 autoescaping:
 as element text or as a quoted attribute, never inside the script, a style or an event handler.
 The stylesheet and the script are our own files, inlined; a Content-Security-Policy meta tag
 allows exactly those two blocks by hash and nothing else (no network, no other script).
@@ -17,8 +25,20 @@ from markupsafe import Markup
 
 from ..engine import RunResult
 from ..model import Severity, Status
+from . import charts
 from .compliance_view import compliance_view, diff_view
 from .document import build_document, visible
+from .priority import (
+    EASE,
+    EXPOSURE,
+    GRADE_PENALTY,
+    MAX_PRIORITY,
+    SEVERITY_POINTS,
+    WARN_SHARE,
+    grade,
+    grade_class,
+    priority,
+)
 
 TEMPLATE_PACKAGE = "mastoaudit_templates"
 # What the report shows: the statuses, plus "waived" for a failure or warning a waiver accepts
@@ -27,9 +47,8 @@ WAIVED = "waived"
 STATUSES = [s.value for s in (Status.FAIL, Status.ERROR, Status.WARN)] + [WAIVED] + [
     s.value for s in (Status.SKIP, Status.PASS)]
 SEVERITIES = [s.value for s in reversed(list(Severity))]
-_OPEN_BY_DEFAULT = {Status.FAIL.value, Status.ERROR.value, Status.WARN.value}
-_ATTENTION = _OPEN_BY_DEFAULT
-# Within a component: what needs attention, then what passed, then what did not apply.
+_ATTENTION = {Status.FAIL.value, Status.ERROR.value, Status.WARN.value}
+# Within a component: what needs attention, then what was accepted; passes and skips are folded.
 _ROW_ORDER = [s.value for s in (Status.ERROR, Status.FAIL, Status.WARN)] + [WAIVED] + [
     s.value for s in (Status.PASS, Status.SKIP)]
 _THREAT_WORDS = {"fail": "failing", "error": "not fully checked", "warn": "needs review",
@@ -38,6 +57,34 @@ _THREAT_WORDS = {"fail": "failing", "error": "not fully checked", "warn": "needs
 _THREAT_ORDER = list(_THREAT_WORDS)
 _STATUS_WORDS = {"pass": "passed", "fail": "failed", "warn": "warning", "skip": "skipped", "error": "error",
                  WAIVED: "waived"}
+TOP_ACTIONS = 5
+
+# What a run read, in words (the header never shows the collectors' internal names).
+_SOURCES = {
+    "nginx": ("files", "nginx"), "mastodon_env": ("files", ".env.production"),
+    "pg_hba": ("files", "pg_hba.conf"), "postgresql_conf": ("files", "postgresql.conf"),
+    "redis_conf": ("files", "redis.conf"), "elasticsearch_yml": ("files", "elasticsearch.yml"),
+    "compose": ("files", "Compose files"), "systemd_unit": ("files", "systemd units"),
+    "sshd_config": ("files", "sshd settings"),
+    "listening": ("host", "listening services"), "processes": ("host", "processes"),
+    "packages": ("host", "packages"), "apt_config": ("host", "automatic updates"),
+    "file_stat": ("host", "file modes"), "firewall": ("host", "packet filter"),
+    "postgres_live": ("host", "PostgreSQL settings and roles"), "redis_live": ("host", "Redis settings"),
+    "mastodon_version": ("host", "Mastodon release"),
+    "tls_endpoint": ("network", "TLS"), "tls_scan": ("network", "TLS"), "http_site": ("network", "HTTP headers"),
+    "http_grade": ("network", "HTTP headers"), "mastodon_exposure": ("network", "exposed paths"),
+    "nodeinfo": ("network", "NodeInfo"), "port": ("network", "ports"), "port_scan": ("network", "ports"),
+    "s3": ("network", "media bucket"), "smtp_endpoint": ("network", "SMTP relay"),
+    "mail_spf": ("network", "mail DNS"), "mail_dkim": ("network", "mail DNS"), "mail_dmarc": ("network", "mail DNS"),
+    "mail_mta_sts": ("network", "mail DNS"), "mail_tls_rpt": ("network", "mail DNS"), "dns_caa": ("network", "DNS"),
+    "dns_dnssec": ("network", "DNS"),
+    "mastodon_db": ("database", "Mastodon's database"), "database": ("database", "Mastodon's database"),
+    "federation_peers": ("database", "peers"), "peer_list": ("database", "peers"),
+    "advisories": ("database", "advisories"),
+}
+_SOURCE_TITLES = {"files": "configuration files", "host": "the live host", "network": "the network",
+                  "database": "Mastodon's database", "other": "other sources"}
+_INTERNAL = {"host_info", "scan_target", "probe_timings"}  # bookkeeping, not something read
 
 
 def _asset(name: str) -> str:
@@ -88,14 +135,110 @@ def _worst(counts: dict[str, int]) -> str:
     return "none"
 
 
+def _severity_rank(name: str) -> int:
+    return Severity(name).rank
+
+
+def sources(kinds: list[str]) -> list[dict]:
+    """What a target's run read, in words, by where it came from."""
+    found: dict[str, list[str]] = {}
+    for kind in kinds:
+        if kind in _INTERNAL:
+            continue
+        where, label = _SOURCES.get(kind, ("other", kind.replace("_", " ")))
+        found.setdefault(where, [])
+        if label not in found[where]:
+            found[where].append(label)
+    return [{"title": _SOURCE_TITLES[w], "labels": found[w]} for w in _SOURCE_TITLES if w in found]
+
+
+def _entries(findings: list[dict]) -> list[dict]:
+    """One entry per check, target and shown status: a check that fails at forty places is one
+    entry listing forty places (the document's order kept: worst first)."""
+    entries: dict[tuple[str, str, str], dict] = {}
+    for f in findings:
+        key = (f["check_id"], f["target"], f["shown"])
+        entry = entries.get(key)
+        if entry is None:
+            entry = entries[key] = {
+                "anchor": f"entry-{len(entries) + 1}", "check_id": f["check_id"], "check": f["check"],
+                "title": f["title"], "component": f["component"], "target": f["target"], "shown": f["shown"],
+                "status": f["status"], "severity": f["severity"], "places": [], "priority": None,
+            }
+        entry["places"].append(f)
+        if _severity_rank(f["severity"]) > _severity_rank(entry["severity"]):
+            entry["severity"] = f["severity"]
+        if f["priority"] and (entry["priority"] is None or f["priority"]["score"] > entry["priority"]["score"]):
+            entry["priority"] = f["priority"]
+    for entry in entries.values():
+        places = entry["places"]
+        entry["count"] = len(places)
+        entry["open"] = entry["shown"] in _ATTENTION
+        entry["first"] = places[0]
+        marks: dict[str, int] = {}
+        for p in places:
+            for kind, _text in p["marks"]:
+                marks[kind] = marks.get(kind, 0) + 1
+        entry["marks"] = marks
+        entry["message"] = places[0]["message"] if len(places) == 1 else None
+    return list(entries.values())
+
+
+def _by_reason(entries: list[dict]) -> list[dict]:
+    """Skipped entries grouped by what their first place says (the reason), largest group first."""
+    reasons: dict[str, list[dict]] = {}
+    for e in entries:
+        reasons.setdefault(e["first"]["message"], []).append(e)
+    groups = [{"reason": r, "entries": es, "count": sum(e["count"] for e in es)} for r, es in reasons.items()]
+    groups.sort(key=lambda g: -g["count"])
+    return groups
+
+
+def _actions(entries: list[dict]) -> list[dict]:
+    """Open failures as actions: one per check (across targets), ranked by priority, then
+    severity, then how many places it concerns."""
+    actions: dict[str, dict] = {}
+    for e in entries:
+        if e["shown"] != Status.FAIL.value:
+            continue
+        action = actions.get(e["check_id"])
+        if action is None:
+            action = actions[e["check_id"]] = {"check_id": e["check_id"], "check": e["check"], "title": e["title"],
+                                               "component": e["component"], "entries": [], "places": [],
+                                               "priority": e["priority"], "severity": e["severity"]}
+        action["entries"].append(e)
+        action["places"].extend(e["places"])
+        if e["priority"]["score"] > action["priority"]["score"]:
+            action["priority"] = e["priority"]
+        if _severity_rank(e["severity"]) > _severity_rank(action["severity"]):
+            action["severity"] = e["severity"]
+    ranked = sorted(actions.values(), key=lambda a: (-a["priority"]["score"], -_severity_rank(a["severity"]),
+                                                     -len(a["places"]), a["check_id"]))
+    for n, a in enumerate(ranked, 1):
+        a["rank"] = n
+        # The place that gave the action its priority leads; the message says what is wrong there.
+        lead = max(a["places"], key=lambda p: (p["priority"]["score"], _severity_rank(p["severity"])))
+        a["lead"] = lead
+        a["targets"] = list(dict.fromkeys(p["target"] for p in a["places"]))
+    return ranked
+
+
+def _grade_view(findings: list[dict]) -> dict:
+    g = grade(findings)
+    return {**g, "css": grade_class(g["letter"])}
+
+
 def view(doc: dict) -> dict:
     """What the template shows, derived from the document only."""
     doc = visible(doc)
     checks = {c["id"]: c for c in doc["checks"]}
+    for c in checks.values():
+        c["links"] = [{"text": r, "href": r if _is_link(r) else None} for r in c["references"]]
     findings = []
     for n, f in enumerate(doc["findings"], 1):
         loc = f["location"]
         shown = WAIVED if f.get("waiver") else f["status"]
+        check = checks.get(f["check_id"])
         findings.append({
             **f,
             "waiver": f.get("waiver"),  # optional in the document
@@ -103,55 +246,111 @@ def view(doc: dict) -> dict:
             "shown": shown,
             "anchor": f"finding-{n}",
             "where": (f"{loc['file']}:{loc['line']}" if loc and loc["line"] else loc["file"]) if loc else None,
-            "check": checks.get(f["check_id"]),
-            "open": shown in _OPEN_BY_DEFAULT,
+            "check": check,
+            "priority": priority(f, check).to_dict() if shown == Status.FAIL.value else None,
         })
-    for c in checks.values():
-        c["links"] = [{"text": r, "href": r if _is_link(r) else None} for r in c["references"]]
+    compliance = compliance_view(doc, findings)  # adds each finding's marks (baseline, previous run)
+    entries = _entries(findings)
+    several = len(doc["run"]["targets"]) > 1
 
+    by_component: dict[str, list[dict]] = {}
+    for f in findings:
+        by_component.setdefault(f["component"], []).append(f)
     groups = []
     for comp in doc["components"]:
-        members = [f for f in findings if f["component"] == comp["id"]]
-        if members:
-            members.sort(key=lambda f: _ROW_ORDER.index(f["shown"]))  # stable: keeps severity order
-            counts = _counts(members)
-            groups.append({**comp, "findings": members, "counts": counts, "worst": _worst(counts)})
-    # Components that need attention first; the others in the catalogue's order.
-    groups.sort(key=lambda g: _ROW_ORDER.index(g["worst"]) if g["worst"] in _ATTENTION else len(_ROW_ORDER))
+        members = [e for e in entries if e["component"] == comp["id"]]
+        if not members:
+            continue
+        counts = _counts(by_component[comp["id"]])
+        attention = [e for e in members if e["shown"] not in (Status.PASS.value, Status.SKIP.value)]
+        attention.sort(key=lambda e: (_ROW_ORDER.index(e["shown"]), -(e["priority"] or {}).get("score", 0),
+                                      -_severity_rank(e["severity"])))
+        passed = [e for e in members if e["shown"] == Status.PASS.value]
+        skipped = [e for e in members if e["shown"] == Status.SKIP.value]
+        groups.append({**comp, "entries": attention, "passed": passed, "skip_reasons": _by_reason(skipped),
+                       "passed_count": sum(e["count"] for e in passed),
+                       "skipped_count": sum(e["count"] for e in skipped),
+                       "counts": counts, "worst": _worst(counts), "grade": _grade_view(by_component[comp["id"]])})
+    # Worst grade first (then the catalogue's order); components with nothing judged last.
+    groups.sort(key=lambda g: (g["grade"]["score"] is None, g["grade"]["score"] if g["grade"]["score"] is not None
+                               else 0))
 
     per_check: dict[str, dict[str, int]] = {}
     for f in findings:
         per_check.setdefault(f["check_id"], dict.fromkeys(STATUSES, 0))[f["shown"]] += 1
     threats = []
+    by_threat: dict[str, list[dict]] = {}
+    for f in findings:
+        for tid in f["threats"]:
+            by_threat.setdefault(tid, []).append(f)
     for t in doc["threats"]:
         rows = [{"id": cid, "check": checks.get(cid), "counts": per_check.get(cid, dict.fromkeys(STATUSES, 0))}
                 for cid in t["checks"]]
         worst = _worst({s: sum(r["counts"][s] for r in rows) for s in STATUSES})
         # "none": no check verifies it; a threat whose checks all skipped is "skip".
         state = "none" if not rows else "skip" if worst == "none" else worst
-        threats.append({**t, "rows": rows, "state": state, "state_text": _THREAT_WORDS[state]})
-    # Threats with failures first; within a state, catalogue order (sort is stable).
-    threats.sort(key=lambda t: _THREAT_ORDER.index(t["state"]))
+        outcome = dict.fromkeys(charts.OUTCOMES, 0)  # how each verifying check ended: its worst result
+        for r in rows:
+            ended = _worst(r["counts"])
+            if ended != "none":
+                outcome[ended] += 1
+        threats.append({**t, "rows": rows, "state": state, "state_text": _THREAT_WORDS[state],
+                        "grade": _grade_view(by_threat.get(t["id"], [])) if rows else
+                        {"score": None, "letter": None, "css": "none", "incomplete": False, "deductions": [],
+                         "text": "not graded: no check verifies it"},
+                        "outcome": outcome})
+    # Threats with failures first; within a state, worst grade first, then catalogue order.
+    threats.sort(key=lambda t: (_THREAT_ORDER.index(t["state"]),
+                                t["grade"]["score"] if t["grade"]["score"] is not None else 101))
     threat_states = {state: sum(1 for t in threats if t["state"] == state) for state in _THREAT_ORDER}
 
     matrix = {sev: dict.fromkeys(STATUSES, 0) for sev in SEVERITIES}
     for f in findings:
         matrix[f["severity"]][f["shown"]] += 1
+    actions = _actions(entries)
+    open_failures = {g["id"]: dict.fromkeys(SEVERITIES, 0) for g in groups}
+    for f in findings:
+        if f["shown"] == Status.FAIL.value:
+            open_failures[f["component"]][f["severity"]] += 1
+    severity_chart = charts.severity_by_component([
+        {"id": g["id"], "grade": g["grade"]["letter"], "counts": open_failures[g["id"]]} for g in groups])
+    threat_chart = charts.threat_coverage([
+        {"id": t["id"], "title": t["title"], "grade": t["grade"]["letter"], "counts": t["outcome"]} for t in threats])
+    overall = _grade_view(findings)
+    totals = _counts(findings)
     return {
-        **compliance_view(doc, findings),
+        **compliance,
         "doc": doc,
         "run": doc["run"],
+        "several": several,
+        "targets": [{**t, "sources": sources(t["fact_kinds"])} for t in doc["run"]["targets"]],
         "findings": findings,
+        "entries": entries,
         "groups": groups,
+        "actions": actions[:TOP_ACTIONS],
+        "more_actions": actions[TOP_ACTIONS:],
+        "action_count": len(actions),
+        # Failing checks past the top ones with the same priority as the last shown: the order among
+        # them is only the tie-break (severity, then places), which the page should say.
+        "tied": sum(1 for a in actions[TOP_ACTIONS:]
+                    if a["priority"]["score"] == actions[TOP_ACTIONS - 1]["priority"]["score"]),
+        "overall": overall,
         "threats": threats,
+        "threat_titles": {t["id"]: t["title"] for t in threats},
         "threat_states": threat_states,
+        "severity_chart": severity_chart,
+        "threat_chart": threat_chart,
         "matrix": matrix,
-        "totals": _counts(findings),
+        "totals": totals,
+        "open_total": totals["fail"] + totals["error"] + totals["warn"],
         "statuses": STATUSES,
         "severities": SEVERITIES,
         "status_words": _STATUS_WORDS,
         "threat_words": _THREAT_WORDS,
+        "outcome_words": charts.OUTCOME_WORDS,
         "errors": sum(1 for f in findings if f["status"] == "error"),
+        "rules": {"severity": SEVERITY_POINTS, "exposure": EXPOSURE, "ease": EASE, "max": MAX_PRIORITY,
+                  "penalty": GRADE_PENALTY, "warn_share": WARN_SHARE},
     }
 
 
