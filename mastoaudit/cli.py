@@ -22,6 +22,7 @@ from .registry import CheckLoadError, Registry, default_registry
 from .reporting import FORMATS
 from .reporting.document import build_document
 from .reporting.output import write_reports
+from .reporting.progress import Progress
 from .selection import SELECTOR_HELP, Selection
 from .sources.local import InputError, collect_tree
 from .verdict import exit_code
@@ -41,6 +42,8 @@ def _add_run_options(p: argparse.ArgumentParser, shard: bool = False) -> None:
                    help="exit 1 when a failed finding is at or above this severity: "
                         "info, low, medium, high, critical, or never (default: low)")
     g.add_argument("--show-passed", action="store_true", help="list passed results on the terminal too")
+    g.add_argument("--quiet", "-q", action="store_true",
+                   help="for CI: no progress, and the terminal report is the verdict and one line per failing check")
     s = p.add_argument_group("which checks")
     s.add_argument("--select", action="append", metavar="SELECTOR", help=f"run only these checks: {SELECTOR_HELP}")
     s.add_argument("--exclude", action="append", metavar="SELECTOR", help="skip these checks (same forms)")
@@ -166,7 +169,6 @@ def build_parser() -> argparse.ArgumentParser:
                        help="accept and remember host keys not yet in known_hosts (default: refuse them)")
     audit.add_argument("--command-log", type=Path, metavar="FILE",
                        help="append every command sent to the hosts to FILE (JSON lines)")
-    audit.add_argument("--quiet", "-q", action="store_true", help="no per-host progress on stderr")
     audit.add_argument("--no-network", action="store_true",
                        help="skip the network probes (TLS, headers, ports, mail DNS, SMTP, S3) of the web hosts")
     _add_run_options(audit, shard=True)
@@ -200,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("--fail-on", default="low", metavar="SEVERITY",
                     help="exit 1 when a failed finding is at or above this severity (default: low)")
     mg.add_argument("--show-passed", action="store_true", help="list passed results on the terminal too")
+    mg.add_argument("--quiet", "-q", action="store_true",
+                    help="for CI: the terminal report is the verdict and one line per failing check")
     mc = merge.add_argument_group("compliance over time")
     mc.add_argument("--baseline", type=Path, metavar="PREVIOUS.json",
                     help="compare the merged run with an earlier report (the shards' own baselines are replaced)")
@@ -255,13 +259,14 @@ def _finish(args: argparse.Namespace, result: RunResult, stem: str) -> int:
 def _report(args: argparse.Namespace, doc: dict, stem: str, prepared: Compliance | None) -> int:
     fail_on = _fail_on(args.fail_on)
     try:
-        written = write_reports(doc, args.formats, args.output, stem, show_passed=args.show_passed)
+        written = write_reports(doc, args.formats, args.output, stem, show_passed=args.show_passed,
+                                quiet=args.quiet)
     except (ValueError, OSError) as exc:
         raise UsageError(f"cannot write reports: {exc}") from None
-    for path in written:
+    for path in written if not args.quiet else ():
         print(f"wrote {path}", file=sys.stderr)
     kept = prepared.record(doc) if prepared else None
-    if kept:
+    if kept and not args.quiet:
         print(f"kept {kept} (history of {doc['run']['scope']['description']})", file=sys.stderr)
     return exit_code(doc, fail_on)
 
@@ -389,16 +394,23 @@ def cmd_audit(args: argparse.Namespace) -> int:
         collection.finish()
         raise
 
-    def progress(host: str, event: str) -> None:
-        if not args.quiet:
-            print(f"  {host}: {event}", file=sys.stderr, flush=True)
-
-    if not args.quiet:
+    with Progress.for_stream(sys.stderr, quiet=args.quiet) as progress:
         part = f" (shard {shard} of {len(chosen)})" if shard else ""
-        print(f"auditing {len(mine)} host(s){part} of {inventory.web_domain} over SSH", file=sys.stderr)
-    targets = collection.finish(progress)
-    if not args.no_network and inventory.network.enabled:
-        _audit_network(inventory, chosen, targets, progress)
+        progress.stage(f"auditing {len(mine)} host{'s' if len(mine) != 1 else ''}{part} of {inventory.web_domain} "
+                       "over SSH", total=len(mine))
+
+        def on_host(host: str, event: str) -> None:
+            if event.startswith("connected"):
+                progress.update(f"{host} connected")
+            elif event.startswith("failed"):
+                progress.note(f"  {host}: {event}")
+                progress.advance(f"{host} failed")
+            else:
+                progress.advance(f"{host} {event}")
+
+        targets = collection.finish(on_host)
+        if not args.no_network and inventory.network.enabled:
+            _audit_network(inventory, chosen, targets, progress)
     result = run("audit", registry, selection, targets, args.began)
     return _finish(args, result, "mastoaudit-audit")
 
@@ -423,16 +435,19 @@ def cmd_scan(args: argparse.Namespace) -> int:
         if not found:
             raise UsageError(f"{target.web_domain} does not resolve (use --address or --resolver)")
         target = replace(target, addresses=tuple(found[:4]))
-    facts = collect_network(target, probes=probes)
+    with Progress.for_stream(sys.stderr, quiet=args.quiet) as progress:
+        progress.stage(f"probing {target.web_domain} from the network", total=len(probes))
+        facts = collect_network(target, probes=probes, on_done=lambda name: progress.advance(f"{name} done"))
     result = run("scan", registry, selection, [facts], args.began)
     return _finish(args, result, "mastoaudit-scan")
 
 
-def _audit_network(inventory, hosts: list, targets: list, progress) -> None:
+def _audit_network(inventory, hosts: list, targets: list, progress: Progress) -> None:
     """The network half of an audit: probe the instance from here, as an outsider would, with what
     the web host's .env.production says (S3 bucket, SMTP relay, secure mode) as expectations.
     Its facts join the first web host's, so its findings are reported there (in a split run, by the
     shard that audits that host). `hosts`: the audited hosts of the whole run."""
+    from .net.runner import all_probes
     from .net.target import ScanTarget, parse_resolver
     from .sources.network import collect_network, with_env
 
@@ -457,9 +472,9 @@ def _audit_network(inventory, hosts: list, targets: list, progress) -> None:
     )
     env = next((f.first("mastodon_env") for f in targets if f.has("mastodon_env")), None)
     target = with_env(target, env)
-    progress(home.target, "probing from the network")
-    collect_network(target, facts=home)
-    progress(home.target, "network probes done")
+    probes = all_probes()
+    progress.stage(f"probing {target.web_domain} from the network", total=len(probes))
+    collect_network(target, facts=home, probes=probes, on_done=lambda name: progress.advance(f"{name} done"))
 
 
 def cmd_diff(args: argparse.Namespace) -> int:

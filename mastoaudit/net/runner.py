@@ -78,8 +78,9 @@ def all_probes() -> list[Probe]:
 
 
 def run_probes(target: ScanTarget, facts: FactSet, probes: list[Probe] | None = None,
-               max_workers: int = 16) -> dict[str, float]:
-    """Run the probes at once (bounded by max_workers); returns each probe's duration."""
+               max_workers: int = 16, on_done: Callable[[str], None] | None = None) -> dict[str, float]:
+    """Run the probes at once (bounded by max_workers); returns each probe's duration.
+    `on_done(name)` is called as each probe ends (a progress display)."""
     probes = probes if probes is not None else all_probes()
     resolver = Resolver(target)
     ctx = ProbeContext(resolver, HttpClient(target, resolver))
@@ -124,6 +125,8 @@ def run_probes(target: ScanTarget, facts: FactSet, probes: list[Probe] | None = 
             continue  # finished after being given up on
         running.pop(name)
         durations[name] = round(took, 3)
+        if on_done is not None:
+            on_done(name)
         for item in items:
             if isinstance(item, ProbeFact):
                 facts.add(item.kind, item.fact)

@@ -38,6 +38,7 @@ from .priority import (
     grade,
     grade_class,
     priority,
+    rank,
 )
 
 TEMPLATE_PACKAGE = "mastoaudit_templates"
@@ -194,33 +195,16 @@ def _by_reason(entries: list[dict]) -> list[dict]:
     return groups
 
 
-def _actions(entries: list[dict]) -> list[dict]:
-    """Open failures as actions: one per check (across targets), ranked by priority, then
-    severity, then how many places it concerns."""
-    actions: dict[str, dict] = {}
+def _actions(findings: list[dict], checks: dict[str, dict], entries: list[dict]) -> list[dict]:
+    """Open failures as actions (priority.rank), each with the detail entries it stands for."""
+    actions = rank([f for f in findings if f["priority"]], checks)
+    by_check: dict[str, list[dict]] = {}
     for e in entries:
-        if e["shown"] != Status.FAIL.value:
-            continue
-        action = actions.get(e["check_id"])
-        if action is None:
-            action = actions[e["check_id"]] = {"check_id": e["check_id"], "check": e["check"], "title": e["title"],
-                                               "component": e["component"], "entries": [], "places": [],
-                                               "priority": e["priority"], "severity": e["severity"]}
-        action["entries"].append(e)
-        action["places"].extend(e["places"])
-        if e["priority"]["score"] > action["priority"]["score"]:
-            action["priority"] = e["priority"]
-        if _severity_rank(e["severity"]) > _severity_rank(action["severity"]):
-            action["severity"] = e["severity"]
-    ranked = sorted(actions.values(), key=lambda a: (-a["priority"]["score"], -_severity_rank(a["severity"]),
-                                                     -len(a["places"]), a["check_id"]))
-    for n, a in enumerate(ranked, 1):
-        a["rank"] = n
-        # The place that gave the action its priority leads; the message says what is wrong there.
-        lead = max(a["places"], key=lambda p: (p["priority"]["score"], _severity_rank(p["severity"])))
-        a["lead"] = lead
-        a["targets"] = list(dict.fromkeys(p["target"] for p in a["places"]))
-    return ranked
+        if e["shown"] == Status.FAIL.value:
+            by_check.setdefault(e["check_id"], []).append(e)
+    for a in actions:
+        a["entries"] = by_check[a["check_id"]]
+    return actions
 
 
 def _grade_view(findings: list[dict]) -> dict:
@@ -307,7 +291,7 @@ def view(doc: dict) -> dict:
     matrix = {sev: dict.fromkeys(STATUSES, 0) for sev in SEVERITIES}
     for f in findings:
         matrix[f["severity"]][f["shown"]] += 1
-    actions = _actions(entries)
+    actions = _actions(findings, checks, entries)
     open_failures = {g["id"]: dict.fromkeys(SEVERITIES, 0) for g in groups}
     for f in findings:
         if f["shown"] == Status.FAIL.value:

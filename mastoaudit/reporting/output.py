@@ -19,26 +19,29 @@ DEFAULT_DIR = Path("reports")
 Render = Callable[[str, dict, bool], str]
 
 
-def render_run(fmt: str, doc: dict, colour: bool = False, show_passed: bool = False) -> str:
+def render_run(fmt: str, doc: dict, colour: bool = False, show_passed: bool = False, quiet: bool = False) -> str:
     if fmt == "terminal":
         from .terminal import render_document
 
-        return render_document(doc, colour=colour, show_passed=show_passed)
+        return render_document(doc, colour=colour, show_passed=show_passed, quiet=quiet)
     return document_renderer(fmt)(doc)
 
 
 def write_reports(doc: dict, formats: list[str] | None, out: str | None, stem: str,
                   stdout: TextIO | None = None, render: Render | None = None,
-                  show_passed: bool = False) -> list[Path]:
+                  show_passed: bool = False, quiet: bool = False) -> list[Path]:
+    """`quiet` (--quiet): the terminal report is the verdict and one line per failing check."""
+    from .terminal import colour_wanted
+
     stdout = stdout or sys.stdout
     if render is None:
         def render(fmt: str, document: dict, colour: bool) -> str:
-            return render_run(fmt, document, colour, show_passed)
+            return render_run(fmt, document, colour, show_passed, quiet)
     formats = list(dict.fromkeys(formats or DEFAULT_FORMATS))
     files = [f for f in formats if f != "terminal"]
     written: list[Path] = []
     if "terminal" in formats and not (out and not files):
-        stdout.write(render("terminal", doc, stdout.isatty()))
+        stdout.write(render("terminal", doc, colour_wanted(stdout)))
     if out == "-":
         if len(formats) != 1:
             raise ValueError("-o - (standard output) takes exactly one --format")

@@ -7,6 +7,7 @@ network checks can compare what the configuration promises with what the network
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from ..facts import FactSet
@@ -66,15 +67,16 @@ def with_env(target: ScanTarget, env) -> ScanTarget:
     return replace(target, **changes)
 
 
-def collect_network(target: ScanTarget, facts: FactSet | None = None,
-                    probes: list[Probe] | None = None) -> FactSet:
-    """Run every probe against the target; add the facts to `facts` (a live host's) or a new set."""
+def collect_network(target: ScanTarget, facts: FactSet | None = None, probes: list[Probe] | None = None,
+                    on_done: Callable[[str], None] | None = None) -> FactSet:
+    """Run every probe against the target; add the facts to `facts` (a live host's) or a new set.
+    `on_done(name)` is called as each probe ends."""
     facts = facts if facts is not None else FactSet(target=target.name)
     if not facts.has("host_info"):
         facts.add("host_info", {"name": target.name, "address": target.addresses[0] if target.addresses else "",
                                 "roles": ("web",), "local_domain": target.local_domain,
                                 "web_domain": target.web_domain})
     facts.add("scan_target", target)
-    durations = run_probes(target, facts, probes if probes is not None else all_probes())
+    durations = run_probes(target, facts, probes if probes is not None else all_probes(), on_done=on_done)
     facts.add("probe_timings", durations)
     return facts
