@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-import yaml
+from . import yamlsafe
 
 _NUMERIC = re.compile(r"^v?(\d+(?:\.\d+)*)")
 
@@ -33,7 +33,7 @@ def _is_prerelease(text: str) -> bool:
 @cache
 def _catalogue() -> dict:
     text = resources.files("mastoaudit.data").joinpath("advisories.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)["software"]
+    return yamlsafe.load(text)["software"]
 
 
 def known_software() -> list[str]:
