@@ -200,7 +200,7 @@ def test_image_reference_parts():
     ("services:\n  db:\n    image: a\n    image: b\n", 4, "given twice"),
     ("services:\n  db: just-a-string\n", 2, "must be a mapping"),
     ("services:\n  db:\n    image: x\n    ports: 5432\n", 4, "ports must be a list"),
-    ("services:\n  db:\n    image: x\n    ports: ['1.2.3.4::']\n", 4, "bad port"),
+    ("services:\n  db:\n    image: x\n    ports: ['1.2.3.4::']\n", 4, "port entry"),
     ("services:\n  db:\n    <<: 3\n", 3, "merge"),
     ("a: &a [*a]\n", 1, "recursive"),
     ("services: *nowhere\n", 1, "alias to an anchor that is not defined"),
@@ -279,5 +279,5 @@ def test_extends_in_the_same_file():
     with pytest.raises(ParseError) as caught:
         parse("services:\n  a:\n    extends: b\n  b:\n    extends: a\n")
     assert "circular" in caught.value.message
-    with pytest.raises(ParseError, match="unknown service"):
+    with pytest.raises(ParseError, match="not in the file"):
         parse("services:\n  a:\n    extends: nothere\n")

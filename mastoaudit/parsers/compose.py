@@ -20,7 +20,7 @@ import yaml
 from .. import yamlsafe
 from ..facts import FactSet
 from ..model import Location
-from .base import ConfigFact, FileProvider, ParseError, SourceFile
+from .base import ConfigFact, FileProvider, ParseError, SourceFile, vocabulary
 
 # --- YAML with locations --------------------------------------------------------------------------
 
@@ -408,15 +408,15 @@ def _ports(value: Any, where: Location) -> list[PortPublish]:
             found.append(PortPublish(raw, host_ip, published, target, protocol, loc))
             continue
         if isinstance(item, bool) or item is None or isinstance(item, float):
-            raise ParseError(f"bad port entry {_text(item)!r}", loc.line)
+            raise ParseError("a port entry Compose cannot read", loc.line)
         raw = _text(item).strip()
         spec, _, protocol = raw.partition("/")
         try:
             host_ip, host_port, container = _split_short_port(spec)
         except ValueError:
-            raise ParseError(f"bad port entry {raw!r}", loc.line) from None
+            raise ParseError("a port entry Compose cannot read", loc.line) from None
         if not container:
-            raise ParseError(f"bad port entry {raw!r}", loc.line)
+            raise ParseError("a port entry Compose cannot read", loc.line)
         found.append(PortPublish(raw, host_ip, host_port, container, protocol or "tcp", loc))
     return found
 
@@ -482,7 +482,7 @@ def _service(name: str, body: Any, where: Location) -> ComposeService:
     if body is None:
         body = YMap(where)
     if not isinstance(body, YMap):
-        raise ParseError(f"service {name!r} must be a mapping", where.line)
+        raise ParseError("a service must be a mapping", where.line)
     svc = ComposeService(name, where, body)
     if "image" in body:
         svc.image = _text(body["image"]) or None
@@ -513,7 +513,7 @@ def _check_top(doc: Any, source: SourceFile) -> YMap:
         raise ParseError("a compose file must be a mapping at the top", 1)
     for key in ("services", "networks"):
         if doc.get(key) is not None and not isinstance(doc[key], YMap):
-            raise ParseError(f"{key} must be a mapping", doc.at(key).line)
+            raise ParseError(f"{vocabulary(key, ('services', 'networks'))} must be a mapping", doc.at(key).line)
     return doc
 
 
@@ -527,9 +527,9 @@ def _extended(services: YMap, name: str, seen: tuple[str, ...] = ()) -> Any:
     if isinstance(spec, dict) and spec.get("file"):
         return body  # another file: not followed (what it adds is not seen)
     if not isinstance(base_name, str) or base_name not in services:
-        raise ParseError(f"service {name!r} extends an unknown service {base_name!r}", body.at("extends").line)
+        raise ParseError("a service extends a service that is not in the file", body.at("extends").line)
     if base_name in seen or len(seen) > 16:
-        raise ParseError(f"service {name!r}: circular extends", body.at("extends").line)
+        raise ParseError("a service extends itself (circular extends)", body.at("extends").line)
     return _merge(_extended(services, base_name, (*seen, name)), body)
 
 
