@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TextIO
 
 from ..engine import RunResult
 
@@ -24,3 +25,13 @@ def renderer(fmt: str) -> Callable[[RunResult], str]:
     else:
         raise ValueError(f"unknown format {fmt!r} (one of: {', '.join(FORMATS)})")
     return render
+
+
+def writer(fmt: str) -> Callable[[RunResult, TextIO], None]:
+    """Write a format to an open text file; JSON streams (huge runs), the others write their text."""
+    if fmt == "json":
+        from .json_report import write
+
+        return write
+    render = renderer(fmt)
+    return lambda result, out: out.write(render(result))

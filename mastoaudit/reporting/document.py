@@ -25,7 +25,9 @@ def sorted_findings(result: RunResult):
     )
 
 
-def build_document(result: RunResult) -> dict:
+def build_document(result: RunResult, findings: bool = True) -> dict:
+    """The run as plain data. `findings=False` leaves the findings out (an empty list), for a
+    writer that encodes them one at a time."""
     catalogue = result.registry.catalogue
     return {
         "$schema": SCHEMA_ID,
@@ -46,7 +48,7 @@ def build_document(result: RunResult) -> dict:
             "checks_run": len(result.checks),
         },
         "checks": [meta.to_dict() for meta in result.checks],
-        "findings": [f.to_dict() for f in sorted_findings(result)],
+        "findings": [f.to_dict() for f in sorted_findings(result)] if findings else [],
         "threats": catalogue.coverage(result.checks, result.findings),
         # Every component with its description, in a fixed order, for the views grouped by component.
         "components": [{"id": c, "description": catalogue.components.get(c, "")} for c in COMPONENTS],

@@ -17,7 +17,7 @@ from markupsafe import Markup
 
 from ..engine import RunResult
 from ..model import Severity, Status
-from .document import build_document, visible
+from .document import DISPLAY_LIMITS, Omitted, build_document, capped, sorted_findings, visible
 
 TEMPLATE_PACKAGE = "mastoaudit_templates"
 STATUSES = [s.value for s in (Status.FAIL, Status.ERROR, Status.WARN, Status.SKIP, Status.PASS)]
@@ -30,6 +30,7 @@ _THREAT_WORDS = {"fail": "failing", "error": "not fully checked", "warn": "needs
                  "skip": "not applicable here", "none": "no check in this run"}
 _THREAT_ORDER = list(_THREAT_WORDS)
 _STATUS_WORDS = {"pass": "passed", "fail": "failed", "warn": "warning", "skip": "skipped", "error": "error"}
+_STATUS_PLURALS = {"pass": "passes", "fail": "failures", "warn": "warnings", "skip": "skips", "error": "errors"}
 
 
 def _asset(name: str) -> str:
@@ -79,15 +80,34 @@ def _worst(counts: dict[str, int]) -> str:
     return "none"
 
 
-def view(doc: dict) -> dict:
-    """What the template shows, derived from the document only."""
-    doc = visible(doc)
+def view(doc: dict, tally: list[tuple[str, str, str, str]] | None = None, listed: list | None = None) -> dict:
+    """What the template shows, derived from the document only.
+
+    Every finding is counted (totals, matrix, components, threats); at most DISPLAY_LIMITS["html"]
+    of one check, target and status are listed, then one line says how many more there are (all
+    are in the JSON report): a config with 6,000 server blocks makes a page a person can open.
+    `render` passes what is listed (`capped` findings) and the tally of every finding (check,
+    component, severity, status) so that the full list of findings is never built as dicts."""
+    if listed is None:
+        listed = list(capped(doc["findings"], DISPLAY_LIMITS["html"]))
+    if tally is None:
+        tally = [(f["check_id"], f["component"], f["severity"], f["status"]) for f in doc["findings"]]
+    doc = visible({**doc, "findings": [f for f in listed if not isinstance(f, Omitted)]})
     checks = {c["id"]: c for c in doc["checks"]}
+    safe = iter(doc["findings"])
     findings = []
-    for n, f in enumerate(doc["findings"], 1):
+    for n, item in enumerate(listed, 1):
+        if isinstance(item, Omitted):
+            like = visible(item.like)
+            findings.append({"omitted": item.count, "check_id": like["check_id"], "status": like["status"],
+                             "severity": like["severity"], "component": like["component"], "target": like["target"],
+                             "status_word": _STATUS_PLURALS[like["status"]]})
+            continue
+        f = next(safe)
         loc = f["location"]
         findings.append({
             **f,
+            "omitted": 0,
             "anchor": f"finding-{n}",
             "where": (f"{loc['file']}:{loc['line']}" if loc and loc["line"] else loc["file"]) if loc else None,
             "check": checks.get(f["check_id"]),
@@ -96,19 +116,25 @@ def view(doc: dict) -> dict:
     for c in checks.values():
         c["links"] = [{"text": r, "href": r if _is_link(r) else None} for r in c["references"]]
 
+    component_counts: dict[str, dict[str, int]] = {}
+    per_check: dict[str, dict[str, int]] = {}
+    matrix = {sev: dict.fromkeys(STATUSES, 0) for sev in SEVERITIES}
+    totals = dict.fromkeys(STATUSES, 0)
+    for check_id, component, severity, status in tally:
+        component_counts.setdefault(component, dict.fromkeys(STATUSES, 0))[status] += 1
+        per_check.setdefault(check_id, dict.fromkeys(STATUSES, 0))[status] += 1
+        matrix[severity][status] += 1
+        totals[status] += 1
     groups = []
     for comp in doc["components"]:
         members = [f for f in findings if f["component"] == comp["id"]]
         if members:
             members.sort(key=lambda f: _ROW_ORDER.index(f["status"]))  # stable: keeps severity order
-            counts = _counts(members)
+            counts = component_counts[comp["id"]]
             groups.append({**comp, "findings": members, "counts": counts, "worst": _worst(counts)})
     # Components that need attention first; the others in the catalogue's order.
     groups.sort(key=lambda g: _ROW_ORDER.index(g["worst"]) if g["worst"] in _ATTENTION else len(_ROW_ORDER))
 
-    per_check: dict[str, dict[str, int]] = {}
-    for f in findings:
-        per_check.setdefault(f["check_id"], dict.fromkeys(STATUSES, 0))[f["status"]] += 1
     threats = []
     for t in doc["threats"]:
         rows = [{"id": cid, "check": checks.get(cid), "counts": per_check.get(cid, dict.fromkeys(STATUSES, 0))}
@@ -121,9 +147,6 @@ def view(doc: dict) -> dict:
     threats.sort(key=lambda t: _THREAT_ORDER.index(t["state"]))
     threat_states = {state: sum(1 for t in threats if t["state"] == state) for state in _THREAT_ORDER}
 
-    matrix = {sev: dict.fromkeys(STATUSES, 0) for sev in SEVERITIES}
-    for f in findings:
-        matrix[f["severity"]][f["status"]] += 1
     return {
         "doc": doc,
         "run": doc["run"],
@@ -132,24 +155,33 @@ def view(doc: dict) -> dict:
         "threats": threats,
         "threat_states": threat_states,
         "matrix": matrix,
-        "totals": _counts(findings),
+        "totals": totals,
+        "result_count": len(tally),
         "statuses": STATUSES,
         "severities": SEVERITIES,
         "status_words": _STATUS_WORDS,
         "threat_words": _THREAT_WORDS,
-        "errors": sum(1 for f in findings if f["status"] == "error"),
+        "errors": totals["error"],
     }
 
 
 def render(result: RunResult) -> str:
-    return render_document(build_document(result))
+    doc = build_document(result, findings=False)
+    listed = [Omitted(item.like.to_dict(), item.count) if isinstance(item, Omitted) else item.to_dict()
+              for item in capped(sorted_findings(result), DISPLAY_LIMITS["html"])]
+    tally = [(f.check_id, f.component, f.severity.value, f.status.value) for f in result.findings]
+    return _page(view(doc, tally, listed))
 
 
 def render_document(doc: dict) -> str:
+    return _page(view(doc))
+
+
+def _page(shown: dict) -> str:
     css, js = _asset("report.css"), _asset("report.js")
     template = _environment().get_template("report.html.j2")
     return template.render(
-        **view(doc),
+        **shown,
         # Our own files, not data: Markup keeps them byte-identical so the CSP hashes match.
         css=Markup(css),
         js=Markup(js),

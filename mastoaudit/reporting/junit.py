@@ -15,7 +15,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from ..engine import RunResult
-from .document import build_document, visible
+from .document import DISPLAY_LIMITS, build_document, sorted_findings, visible
 
 
 def _where(f: dict) -> str:
@@ -43,40 +43,63 @@ def _fix(check: dict | None) -> str:
     return text
 
 
-def _testcase(suite: ET.Element, name: str, component: str, group: list[dict], check: dict | None) -> str:
+class _Case:
+    """One testcase's findings: how many of each status, and the first few of each to show."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.shown: dict[str, list[dict]] = {}
+
+    def add(self, f: dict) -> None:
+        status = f["status"]
+        self.counts[status] = self.counts.get(status, 0) + 1
+        kept = self.shown.setdefault(status, [])
+        if len(kept) < DISPLAY_LIMITS["junit"]:
+            kept.append(f)
+
+    def evidence(self, status: str) -> str:
+        """Each shown finding's evidence, then how many more there are (all in the JSON report)."""
+        text = "\n".join(_evidence(f) for f in self.shown[status])
+        more = self.counts[status] - len(self.shown[status])
+        return text + (f"\n... and {more} more (all in the JSON report)" if more else "")
+
+
+def _testcase(suite: ET.Element, name: str, component: str, case_findings: _Case, check: dict | None) -> str:
     """Append one testcase; return its outcome: error, failure, skipped or passed."""
     case = ET.SubElement(suite, "testcase", {"classname": component, "name": name, "time": "0"})
-    by_status: dict[str, list[dict]] = {}
-    for f in group:
-        by_status.setdefault(f["status"], []).append(f)
+    counts, shown = case_findings.counts, case_findings.shown
     outcome = "passed"
     for status, tag in (("error", "error"), ("fail", "failure")):
-        hits = by_status.get(status)
-        if hits:
-            message = hits[0]["message"] if len(hits) == 1 else f"{len(hits)} {status}s: {hits[0]['message']}; ..."
-            element = ET.SubElement(case, tag, {"message": message, "type": f"{status}:{hits[0]['severity']}"})
-            element.text = "\n".join(_evidence(f) for f in hits) + (_fix(check) if status == "fail" else "")
+        if counts.get(status):
+            first = shown[status][0]
+            n = counts[status]
+            message = first["message"] if n == 1 else f"{n} {status}s: {first['message']}; ..."
+            element = ET.SubElement(case, tag, {"message": message, "type": f"{status}:{first['severity']}"})
+            element.text = case_findings.evidence(status) + (_fix(check) if status == "fail" else "")
             outcome = "error" if tag == "error" else "failure"
             break
     else:
-        if all(f["status"] == "skip" for f in group):
-            ET.SubElement(case, "skipped", {"message": group[0]["message"]})
+        if set(counts) == {"skip"}:
+            ET.SubElement(case, "skipped", {"message": shown["skip"][0]["message"]})
             outcome = "skipped"
-    notes = [f for f in group if f["status"] == "warn"]
-    if notes:
+    if counts.get("warn"):
         ET.SubElement(case, "system-out").text = (
-            "\n".join(_evidence(f) for f in notes) + (_fix(check) if outcome == "passed" else ""))
+            case_findings.evidence("warn") + (_fix(check) if outcome == "passed" else ""))
     return outcome
 
 
 def build_junit(doc: dict) -> ET.Element:
-    doc = visible(doc)
+    """The report from a document; its findings may be any iterable (a generator of a huge run's
+    findings: each is made safe and kept only while it is among the first few of its testcase)."""
+    findings = doc["findings"]
+    doc = visible({key: value for key, value in doc.items() if key != "findings"})
     checks = {c["id"]: c for c in doc["checks"]}
     several = len(doc["run"]["targets"]) > 1
     # (component, check id, target) -> findings, in the document's order (worst first)
-    cases: dict[tuple[str, str, str], list[dict]] = {}
-    for f in doc["findings"]:
-        cases.setdefault((f["component"], f["check_id"], f["target"]), []).append(f)
+    cases: dict[tuple[str, str, str], _Case] = {}
+    for f in findings:
+        f = visible(f)
+        cases.setdefault((f["component"], f["check_id"], f["target"]), _Case()).add(f)
     order = [c["id"] for c in doc["components"]]
     root = ET.Element("testsuites", {"name": "mastoaudit", "time": f"{doc['run']['duration_s']:.3f}"})
     totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
@@ -106,6 +129,8 @@ def build_junit(doc: dict) -> ET.Element:
 
 
 def render(result: RunResult) -> str:
-    root = build_junit(build_document(result))
+    doc = build_document(result, findings=False)
+    doc["findings"] = (f.to_dict() for f in sorted_findings(result))
+    root = build_junit(doc)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..engine import RunResult
-from . import EXTENSIONS, renderer
+from . import EXTENSIONS, writer
 from .terminal import render as render_terminal
 
 DEFAULT_FORMATS = ["terminal", "html", "json"]
@@ -25,7 +25,7 @@ def write_reports(result: RunResult, formats: list[str] | None, out: str | None,
     if out == "-":
         if len(formats) != 1:
             raise ValueError("-o - (standard output) takes exactly one --format")
-        stdout.write(renderer(formats[0])(result))
+        writer(formats[0])(result, stdout)
         return written
     targets: dict[str, Path] = {}
     if out is None:
@@ -41,7 +41,10 @@ def write_reports(result: RunResult, formats: list[str] | None, out: str | None,
                 targets[fmt] = path / f"{stem}.{EXTENSIONS[fmt]}"
     for fmt, path in targets.items():
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = render_terminal(result) if fmt == "terminal" else renderer(fmt)(result)
-        path.write_text(text, encoding="utf-8")
+        with path.open("w", encoding="utf-8") as out:
+            if fmt == "terminal":
+                out.write(render_terminal(result))
+            else:
+                writer(fmt)(result, out)
         written.append(path)
     return written

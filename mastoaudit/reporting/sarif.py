@@ -24,7 +24,7 @@ from pathlib import PureWindowsPath
 from urllib.parse import quote
 
 from ..engine import RunResult
-from .document import build_document, visible
+from .document import DISPLAY_LIMITS, build_document, sorted_findings, visible
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 SRCROOT = "%SRCROOT%"
@@ -186,16 +186,28 @@ def _utc(text: str, plus_seconds: float = 0.0) -> str | None:
 
 
 def build_sarif(doc: dict) -> dict:
+    """The SARIF log of a document; its findings may be any iterable (a generator of a huge run's
+    findings: each is made safe and kept only while its rule has room)."""
+    findings = doc["findings"]
+    doc = visible({key: value for key, value in doc.items() if key != "findings"})
     threats = doc["threats"]
     taxa = {t["id"]: i for i, t in enumerate(threats)}
     rules = {c["id"]: i for i, c in enumerate(doc["checks"])}
     results, notifications = [], []
-    for f in doc["findings"]:
+    per_rule: dict[str, int] = {}
+    omitted: dict[str, int] = {}
+    for f in findings:
+        if f["status"] not in ("error", "warn", "fail"):
+            continue
         if f["status"] == "error" or f["check_id"] not in rules:
-            if f["status"] in ("error", "warn", "fail"):
-                notifications.append(_notification(f, rules))
-        elif f["status"] in ("fail", "warn"):
-            results.append(_result(f, rules[f["check_id"]]))
+            notifications.append(_notification(visible(f), rules))
+            continue
+        # Code scanning keeps a bounded number of results per rule: past that, they are counted.
+        per_rule[f["check_id"]] = per_rule.get(f["check_id"], 0) + 1
+        if per_rule[f["check_id"]] > DISPLAY_LIMITS["sarif"]:
+            omitted[f["check_id"]] = omitted.get(f["check_id"], 0) + 1
+            continue
+        results.append(_result(visible(f), rules[f["check_id"]]))
     run = doc["run"]
     invocation: dict = {"executionSuccessful": bool(run["complete"]), "toolExecutionNotifications": notifications}
     start = _utc(run["started_at"])
@@ -227,6 +239,7 @@ def build_sarif(doc: dict) -> dict:
                 "mastoaudit/complete": run["complete"],
                 "mastoaudit/targets": [t["name"] for t in run["targets"]],
                 "mastoaudit/summary": doc["summary"],
+                "mastoaudit/omitted-results": omitted,
             },
         }],
     }
@@ -234,4 +247,6 @@ def build_sarif(doc: dict) -> dict:
 
 def render(result: RunResult) -> str:
     # Control and bidi characters from configs become visible escapes, as in every human-facing format.
-    return json.dumps(build_sarif(visible(build_document(result))), indent=2) + "\n"
+    doc = build_document(result, findings=False)
+    doc["findings"] = (f.to_dict() for f in sorted_findings(result) if f.status.value in ("error", "warn", "fail"))
+    return json.dumps(build_sarif(doc), indent=2) + "\n"
