@@ -99,3 +99,24 @@ def excerpt(value: object, limit: int = 200) -> str:
         text = repr(value)[: limit * 4]
     text = safe_text(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class SafeWriter:
+    """A text stream that passes everything written to it through `safe_text` (line breaks kept):
+    what the command line prints (progress, errors, `checks`, diff, fix plan) cannot carry a raw
+    control character, whatever a file name or value held. `raw` is the stream underneath, for a
+    writer that escaped its own values and adds colours of its own (the terminal report)."""
+
+    def __init__(self, raw) -> None:
+        self.raw = raw
+
+    def write(self, text: str) -> int:
+        self.raw.write(safe_text(text, multiline=True))
+        return len(text)
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str):  # flush, isatty, fileno, encoding ... of the stream underneath
+        return getattr(self.raw, name)

@@ -21,7 +21,9 @@ def write_reports(result: RunResult, formats: list[str] | None, out: str | None,
     files = [f for f in formats if f != "terminal"]
     written: list[Path] = []
     if "terminal" in formats and not (out and not files):
-        stdout.write(render_terminal(result, colour=stdout.isatty()))
+        colour = stdout.isatty()
+        # The report escaped every value itself; its own colours go to the stream underneath.
+        (getattr(stdout, "raw", stdout) if colour else stdout).write(render_terminal(result, colour=colour))
     if out == "-":
         if len(formats) != 1:
             raise ValueError("-o - (standard output) takes exactly one --format")
