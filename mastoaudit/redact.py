@@ -137,7 +137,7 @@ class Redactor:
             public.add(name.lower())
             public.update(part for part in name.lower().replace("-", ".").split(".") if part)
         values = {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH and s.lower() not in public}
-        self._shortest = min((len(v) for v in values), default=0)
+        self._shortest = min((min(len(v), HEAD) for v in values), default=0)  # a head alone is blanked too
         self._long: dict[str, list[str]] = {}  # head -> the long secrets that start with it, longest first
         for value in values:
             if len(value) > HEAD:

@@ -389,6 +389,9 @@ def _split_short_port(raw: str) -> tuple[str | None, str | None, str]:
     return parts[0] or None, parts[1] or None, parts[2]
 
 
+_PORT_SPEC = re.compile(r"\d{1,5}(?:-\d{1,5})?")  # 5432, 8000-8010
+
+
 def _ports(value: Any, where: Location) -> list[PortPublish]:
     if not isinstance(value, list):
         raise ParseError("ports must be a list", where.line)
@@ -415,7 +418,9 @@ def _ports(value: Any, where: Location) -> list[PortPublish]:
             host_ip, host_port, container = _split_short_port(spec)
         except ValueError:
             raise ParseError("a port entry Compose cannot read", loc.line) from None
-        if not container:
+        if not _PORT_SPEC.fullmatch(container) and not is_templated(raw):
+            raise ParseError("a port entry Compose cannot read", loc.line)
+        if host_port and not _PORT_SPEC.fullmatch(host_port) and not is_templated(raw):
             raise ParseError("a port entry Compose cannot read", loc.line)
         found.append(PortPublish(raw, host_ip, host_port, container, protocol or "tcp", loc))
     return found

@@ -538,7 +538,8 @@ def _network(address: str, rest: list[list[str]], number: int) -> tuple[IpNetwor
             return ipaddress.ip_network(address, strict=False), address
         ip = ipaddress.ip_address(address)
     except ValueError:
-        if re.fullmatch(r"[\d.:/a-fA-F]+", address) and any(c.isdigit() for c in address.split("/")[0][:1]):
+        numeric = re.fullmatch(r"[\d.:/a-fA-F]+", address) and any(c.isdigit() for c in address.split("/")[0][:1])
+        if numeric or "/" in address:  # a CIDR that is not one: host names have no '/'
             raise ParseError("invalid IP address", number) from None
         return None, address  # a host name, or a .domain suffix
     if not rest:

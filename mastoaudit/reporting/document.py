@@ -71,6 +71,23 @@ def visible(value):
 # counted and kept in the JSON report; the formats people read list at most this many of each check,
 # target and status, then one line that says how many more there are.
 DISPLAY_LIMITS = {"terminal": 10, "html": 50, "junit": 50, "sarif": 1000}
+# One finding's text can grow with the input too (a subject naming every server block): the
+# formats people read show this much of a field, then say how much more the JSON report has.
+MAX_SHOWN_CHARS = 2000
+_SHOWN_FIELDS = ("message", "subject", "observed", "expected")
+
+
+def clip(text: str | None, limit: int = MAX_SHOWN_CHARS) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters in the JSON report)"
+
+
+def for_display(finding: dict) -> dict:
+    """A finding dict with its long text fields clipped (`clip`), for the formats people read."""
+    if all(not isinstance(finding.get(k), str) or len(finding[k]) <= MAX_SHOWN_CHARS for k in _SHOWN_FIELDS):
+        return finding
+    return {**finding, **{k: clip(finding[k]) for k in _SHOWN_FIELDS if isinstance(finding.get(k), str)}}
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from markupsafe import Markup
 
 from ..engine import RunResult
 from ..model import Severity, Status
-from .document import DISPLAY_LIMITS, Omitted, build_document, capped, sorted_findings, visible
+from .document import DISPLAY_LIMITS, Omitted, build_document, capped, for_display, sorted_findings, visible
 
 TEMPLATE_PACKAGE = "mastoaudit_templates"
 STATUSES = [s.value for s in (Status.FAIL, Status.ERROR, Status.WARN, Status.SKIP, Status.PASS)]
@@ -89,7 +89,8 @@ def view(doc: dict, tally: list[tuple[str, str, str, str]] | None = None, listed
     `render` passes what is listed (`capped` findings) and the tally of every finding (check,
     component, severity, status) so that the full list of findings is never built as dicts."""
     if listed is None:
-        listed = list(capped(doc["findings"], DISPLAY_LIMITS["html"]))
+        listed = [item if isinstance(item, Omitted) else for_display(item)
+                  for item in capped(doc["findings"], DISPLAY_LIMITS["html"])]
     if tally is None:
         tally = [(f["check_id"], f["component"], f["severity"], f["status"]) for f in doc["findings"]]
     doc = visible({**doc, "findings": [f for f in listed if not isinstance(f, Omitted)]})
@@ -167,7 +168,7 @@ def view(doc: dict, tally: list[tuple[str, str, str, str]] | None = None, listed
 
 def render(result: RunResult) -> str:
     doc = build_document(result, findings=False)
-    listed = [Omitted(item.like.to_dict(), item.count) if isinstance(item, Omitted) else item.to_dict()
+    listed = [Omitted(item.like.to_dict(), item.count) if isinstance(item, Omitted) else for_display(item.to_dict())
               for item in capped(sorted_findings(result), DISPLAY_LIMITS["html"])]
     tally = [(f.check_id, f.component, f.severity.value, f.status.value) for f in result.findings]
     return _page(view(doc, tally, listed))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from ..engine import RunResult
-from .document import DISPLAY_LIMITS, build_document, sorted_findings, visible
+from .document import DISPLAY_LIMITS, build_document, for_display, sorted_findings, visible
 
 
 def _where(f: dict) -> str:
@@ -55,7 +55,7 @@ class _Case:
         self.counts[status] = self.counts.get(status, 0) + 1
         kept = self.shown.setdefault(status, [])
         if len(kept) < DISPLAY_LIMITS["junit"]:
-            kept.append(f)
+            kept.append(for_display(f))
 
     def evidence(self, status: str) -> str:
         """Each shown finding's evidence, then how many more there are (all in the JSON report)."""

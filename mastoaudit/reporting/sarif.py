@@ -24,7 +24,7 @@ from pathlib import PureWindowsPath
 from urllib.parse import quote
 
 from ..engine import RunResult
-from .document import DISPLAY_LIMITS, build_document, sorted_findings, visible
+from .document import DISPLAY_LIMITS, build_document, for_display, sorted_findings, visible
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 SRCROOT = "%SRCROOT%"
@@ -200,14 +200,14 @@ def build_sarif(doc: dict) -> dict:
         if f["status"] not in ("error", "warn", "fail"):
             continue
         if f["status"] == "error" or f["check_id"] not in rules:
-            notifications.append(_notification(visible(f), rules))
+            notifications.append(_notification(visible(for_display(f)), rules))
             continue
         # Code scanning keeps a bounded number of results per rule: past that, they are counted.
         per_rule[f["check_id"]] = per_rule.get(f["check_id"], 0) + 1
         if per_rule[f["check_id"]] > DISPLAY_LIMITS["sarif"]:
             omitted[f["check_id"]] = omitted.get(f["check_id"], 0) + 1
             continue
-        results.append(_result(visible(f), rules[f["check_id"]]))
+        results.append(_result(visible(for_display(f)), rules[f["check_id"]]))
     run = doc["run"]
     invocation: dict = {"executionSuccessful": bool(run["complete"]), "toolExecutionNotifications": notifications}
     start = _utc(run["started_at"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..engine import RunResult
 from ..model import Severity, Status
 from ..textsafe import safe_text
-from .document import DISPLAY_LIMITS, Omitted, capped, sorted_findings
+from .document import DISPLAY_LIMITS, Omitted, capped, clip, sorted_findings
 
 _COLOURS = {
     Status.FAIL: "\033[31m", Status.ERROR: "\033[35m", Status.WARN: "\033[33m",
@@ -51,9 +51,10 @@ def render(result: RunResult, colour: bool = False, show_passed: bool = False) -
         target = f" [{safe_text(f.target)}]" if several else ""
         label = paint(f.status, f"{f.status.value.upper():5}")
         out.append(f"{label} {f.severity.value:8} {safe_text(f.check_id)}{target}{where}")
-        out.append(f"      {safe_text(f.message)}")
+        out.append(f"      {safe_text(clip(f.message))}")
         if f.observed is not None or f.expected is not None:
-            out.append(f"      observed: {safe_text(f.observed or '-')}  expected: {safe_text(f.expected or '-')}")
+            observed, expected = safe_text(clip(f.observed) or "-"), safe_text(clip(f.expected) or "-")
+            out.append(f"      observed: {observed}  expected: {expected}")
     if not result.complete:
         out.append("")
         out.append(paint(Status.ERROR, "Incomplete: some checks could not run (see ERROR lines above)."))
