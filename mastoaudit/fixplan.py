@@ -39,8 +39,9 @@ def unchecked(document: dict) -> int:
 
 def plan(document: dict) -> str:
     """A plan from a report document (JSON report or build_document output)."""
-    checks = {c.get("id"): c for c in document.get("checks", []) if isinstance(c, dict)} \
-        if isinstance(document.get("checks"), list) else {}
+    listed = document.get("checks")
+    checks = {c["id"]: c for c in listed if isinstance(c, dict) and isinstance(c.get("id"), str)} \
+        if isinstance(listed, list) else {}
     by_place: dict[str, list[dict]] = defaultdict(list)
     for f in _findings(document):
         if f.get("status") not in ("fail", "warn"):
@@ -62,7 +63,7 @@ def plan(document: dict) -> str:
             line = f" line {_line(f)}" if _line(f) else ""
             check_id = _text(f.get("check_id"))
             out.append(f"- [{_text(f.get('severity'))}] {check_id}{line}: {_text(f.get('message'))}")
-            meta = checks.get(f.get("check_id"))
+            meta = checks.get(f.get("check_id")) if isinstance(f.get("check_id"), str) else None
             remediation = meta.get("remediation") if isinstance(meta, dict) else None
             if not isinstance(remediation, dict) or check_id in seen:
                 continue

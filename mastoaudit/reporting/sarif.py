@@ -38,6 +38,7 @@ PROBLEM_SEVERITY = {"critical": "error", "high": "error", "medium": "warning", "
                     "info": "recommendation"}
 _REMOTE = re.compile(r"^(?P<host>[^/\\:]{2,}|\[[0-9A-Fa-f:.]+\]):(?P<path>/.*)$")
 _WINDOWS_ABS = re.compile(r"^[A-Za-z]:[\\/]")
+_ESCAPED = re.compile(r"\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8})")
 
 
 def level(severity: str, status: str) -> str:
@@ -117,7 +118,9 @@ def artifact_location(file: str) -> dict:
         return {"uri": quote(remote["path"].lstrip("/"), safe="/"), "uriBaseId": TARGETROOT}
     if _WINDOWS_ABS.match(file):
         return {"uri": PureWindowsPath(file).as_uri()}
-    path = file.replace("\\", "/")
+    # Backslashes are a Windows path's separators, unless the name holds textsafe's escapes of
+    # bytes that were not UTF-8 (\xff): those stay part of the name (percent-encoded).
+    path = file if _ESCAPED.search(file) else file.replace("\\", "/")
     if path.startswith("/"):
         return {"uri": "file://" + quote(path, safe="/")}
     while path.startswith("./"):

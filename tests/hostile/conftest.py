@@ -31,7 +31,7 @@ from mastoaudit.sources.local import collect_tree
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
-HOSTILE = settings(derandomize=True, database=None, deadline=None, max_examples=25, print_blob=False,
+HOSTILE = settings(derandomize=True, database=None, deadline=None, max_examples=25, print_blob=True,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                           HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture])
 
