@@ -17,20 +17,29 @@ from markupsafe import Markup
 
 from ..engine import RunResult
 from ..model import Severity, Status
-from .document import DISPLAY_LIMITS, Omitted, build_document, capped, for_display, sorted_findings, visible
+from .compliance_view import compliance_view, diff_view
+from .document import DISPLAY_LIMITS, Omitted, build_document, capped, for_display, visible
 
 TEMPLATE_PACKAGE = "mastoaudit_templates"
-STATUSES = [s.value for s in (Status.FAIL, Status.ERROR, Status.WARN, Status.SKIP, Status.PASS)]
+# What the report shows: the statuses, plus "waived" for a failure or warning a waiver accepts
+# (its own status on the page, with its own filter; the document keeps the check's verdict).
+WAIVED = "waived"
+STATUSES = [s.value for s in (Status.FAIL, Status.ERROR, Status.WARN)] + [WAIVED] + [
+    s.value for s in (Status.SKIP, Status.PASS)]
 SEVERITIES = [s.value for s in reversed(list(Severity))]
 _OPEN_BY_DEFAULT = {Status.FAIL.value, Status.ERROR.value, Status.WARN.value}
 _ATTENTION = _OPEN_BY_DEFAULT
 # Within a component: what needs attention, then what passed, then what did not apply.
-_ROW_ORDER = [s.value for s in (Status.ERROR, Status.FAIL, Status.WARN, Status.PASS, Status.SKIP)]
-_THREAT_WORDS = {"fail": "failing", "error": "not fully checked", "warn": "needs review", "pass": "verified",
-                 "skip": "not applicable here", "none": "no check in this run"}
+_ROW_ORDER = [s.value for s in (Status.ERROR, Status.FAIL, Status.WARN)] + [WAIVED] + [
+    s.value for s in (Status.PASS, Status.SKIP)]
+_THREAT_WORDS = {"fail": "failing", "error": "not fully checked", "warn": "needs review",
+                 WAIVED: "accepted risk (waived)", "pass": "verified", "skip": "not applicable here",
+                 "none": "no check in this run"}
 _THREAT_ORDER = list(_THREAT_WORDS)
-_STATUS_WORDS = {"pass": "passed", "fail": "failed", "warn": "warning", "skip": "skipped", "error": "error"}
-_STATUS_PLURALS = {"pass": "passes", "fail": "failures", "warn": "warnings", "skip": "skips", "error": "errors"}
+_STATUS_WORDS = {"pass": "passed", "fail": "failed", "warn": "warning", "skip": "skipped", "error": "error",
+                 WAIVED: "waived"}
+_STATUS_PLURALS = {"pass": "passes", "fail": "failures", "warn": "warnings", "skip": "skips", "error": "errors",
+                   WAIVED: "waived findings"}
 
 
 def _asset(name: str) -> str:
@@ -45,8 +54,9 @@ def csp_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
 
 
-def content_security_policy(css: str, js: str) -> str:
-    return (f"default-src 'none'; style-src {csp_hash(css)}; script-src {csp_hash(js)}; "
+def content_security_policy(css: str, js: str | None) -> str:
+    script = csp_hash(js) if js is not None else "'none'"
+    return (f"default-src 'none'; style-src {csp_hash(css)}; script-src {script}; "
             "img-src data:; base-uri 'none'; form-action 'none'")
 
 
@@ -66,13 +76,6 @@ def _is_link(ref: str) -> bool:
     return ref.startswith(("https://", "http://")) and not any(ch.isspace() for ch in ref)
 
 
-def _counts(findings: list[dict]) -> dict[str, int]:
-    counts = dict.fromkeys(STATUSES, 0)
-    for f in findings:
-        counts[f["status"]] += 1
-    return counts
-
-
 def _worst(counts: dict[str, int]) -> str:
     for status in STATUSES:
         if counts.get(status):
@@ -80,40 +83,47 @@ def _worst(counts: dict[str, int]) -> str:
     return "none"
 
 
-def view(doc: dict, tally: list[tuple[str, str, str, str]] | None = None, listed: list | None = None) -> dict:
+def _shown(f: dict) -> str:
+    return WAIVED if f.get("waiver") else f["status"]
+
+
+def view(doc: dict) -> dict:
     """What the template shows, derived from the document only.
 
     Every finding is counted (totals, matrix, components, threats); at most DISPLAY_LIMITS["html"]
-    of one check, target and status are listed, then one line says how many more there are (all
-    are in the JSON report): a config with 6,000 server blocks makes a page a person can open.
-    `render` passes what is listed (`capped` findings) and the tally of every finding (check,
-    component, severity, status) so that the full list of findings is never built as dicts."""
-    if listed is None:
-        listed = [item if isinstance(item, Omitted) else for_display(item)
-                  for item in capped(doc["findings"], DISPLAY_LIMITS["html"])]
-    if tally is None:
-        tally = [(f["check_id"], f["component"], f["severity"], f["status"]) for f in doc["findings"]]
-    doc = visible({**doc, "findings": [f for f in listed if not isinstance(f, Omitted)]})
+    of one check, target and shown status are listed, then one line says how many more there are
+    (all are in the JSON report): a config with 6,000 server blocks makes a page a person can
+    open. Only what is listed is copied and made safe (`visible`)."""
+    tally = [(f["check_id"], f["component"], f["severity"], _shown(f)) for f in doc["findings"]]
+    listed = list(capped(doc["findings"], DISPLAY_LIMITS["html"],
+                         key=lambda f: (f["check_id"], f["target"], _shown(f))))
+    doc = visible({**doc, "findings": [for_display(f) for f in listed if not isinstance(f, Omitted)]})
     checks = {c["id"]: c for c in doc["checks"]}
-    safe = iter(doc["findings"])
     findings = []
+    rows: list[dict] = []
+    safe = iter(doc["findings"])
     for n, item in enumerate(listed, 1):
         if isinstance(item, Omitted):
             like = visible(item.like)
-            findings.append({"omitted": item.count, "check_id": like["check_id"], "status": like["status"],
-                             "severity": like["severity"], "component": like["component"], "target": like["target"],
-                             "status_word": _STATUS_PLURALS[like["status"]]})
+            rows.append({"omitted": item.count, "check_id": like["check_id"], "shown": _shown(like),
+                         "severity": like["severity"], "component": like["component"], "target": like["target"],
+                         "status_word": _STATUS_PLURALS[_shown(like)]})
             continue
         f = next(safe)
         loc = f["location"]
+        shown = _shown(f)
         findings.append({
             **f,
-            "omitted": 0,
+            "waiver": f.get("waiver"),  # optional in the document
+            "baseline": f.get("baseline"),
+            "shown": shown,
             "anchor": f"finding-{n}",
             "where": (f"{loc['file']}:{loc['line']}" if loc and loc["line"] else loc["file"]) if loc else None,
             "check": checks.get(f["check_id"]),
-            "open": f["status"] in _OPEN_BY_DEFAULT,
+            "open": shown in _OPEN_BY_DEFAULT,
+            "omitted": 0,
         })
+        rows.append(findings[-1])
     for c in checks.values():
         c["links"] = [{"text": r, "href": r if _is_link(r) else None} for r in c["references"]]
 
@@ -121,16 +131,16 @@ def view(doc: dict, tally: list[tuple[str, str, str, str]] | None = None, listed
     per_check: dict[str, dict[str, int]] = {}
     matrix = {sev: dict.fromkeys(STATUSES, 0) for sev in SEVERITIES}
     totals = dict.fromkeys(STATUSES, 0)
-    for check_id, component, severity, status in tally:
-        component_counts.setdefault(component, dict.fromkeys(STATUSES, 0))[status] += 1
-        per_check.setdefault(check_id, dict.fromkeys(STATUSES, 0))[status] += 1
-        matrix[severity][status] += 1
-        totals[status] += 1
+    for check_id, component, severity, shown in tally:
+        component_counts.setdefault(component, dict.fromkeys(STATUSES, 0))[shown] += 1
+        per_check.setdefault(check_id, dict.fromkeys(STATUSES, 0))[shown] += 1
+        matrix[severity][shown] += 1
+        totals[shown] += 1
     groups = []
     for comp in doc["components"]:
-        members = [f for f in findings if f["component"] == comp["id"]]
+        members = [f for f in rows if f["component"] == comp["id"]]
         if members:
-            members.sort(key=lambda f: _ROW_ORDER.index(f["status"]))  # stable: keeps severity order
+            members.sort(key=lambda f: _ROW_ORDER.index(f["shown"]))  # stable: keeps severity order
             counts = component_counts[comp["id"]]
             groups.append({**comp, "findings": members, "counts": counts, "worst": _worst(counts)})
     # Components that need attention first; the others in the catalogue's order.
@@ -149,6 +159,7 @@ def view(doc: dict, tally: list[tuple[str, str, str, str]] | None = None, listed
     threat_states = {state: sum(1 for t in threats if t["state"] == state) for state in _THREAT_ORDER}
 
     return {
+        **compliance_view(doc, findings),
         "doc": doc,
         "run": doc["run"],
         "findings": findings,
@@ -162,29 +173,29 @@ def view(doc: dict, tally: list[tuple[str, str, str, str]] | None = None, listed
         "severities": SEVERITIES,
         "status_words": _STATUS_WORDS,
         "threat_words": _THREAT_WORDS,
-        "errors": totals["error"],
+        "errors": sum(1 for f in tally if f[3] == "error"),
     }
 
 
 def render(result: RunResult) -> str:
-    doc = build_document(result, findings=False)
-    listed = [Omitted(item.like.to_dict(), item.count) if isinstance(item, Omitted) else for_display(item.to_dict())
-              for item in capped(sorted_findings(result), DISPLAY_LIMITS["html"])]
-    tally = [(f.check_id, f.component, f.severity.value, f.status.value) for f in result.findings]
-    return _page(view(doc, tally, listed))
+    return render_document(build_document(result))
 
 
 def render_document(doc: dict) -> str:
-    return _page(view(doc))
-
-
-def _page(shown: dict) -> str:
     css, js = _asset("report.css"), _asset("report.js")
     template = _environment().get_template("report.html.j2")
     return template.render(
-        **shown,
+        **view(doc),
         # Our own files, not data: Markup keeps them byte-identical so the CSP hashes match.
         css=Markup(css),
         js=Markup(js),
         csp=content_security_policy(css, js),
     )
+
+
+def render_diff(diff: dict) -> str:
+    """The page of `mastoaudit diff`: new, changed and resolved findings (no script at all)."""
+    css = _asset("report.css")
+    template = _environment().get_template("diff.html.j2")
+    return template.render(**diff_view(visible(diff)), css=Markup(css), csp=content_security_policy(css, None),
+                           status_words=_STATUS_WORDS)

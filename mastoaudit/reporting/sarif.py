@@ -12,6 +12,16 @@ Levels: a failure at critical or high severity is `error`, at medium or low `war
 `security-severity` (the CVSS-like score GitHub ranks alerts by, a string): critical 9.5,
 high 8.0, medium 5.5, low 3.0. Info rules carry none, so GitHub files them by
 `problem.severity` ("recommendation") instead of as a security alert of score 0.
+
+Compliance over time:
+- a waived finding is still a result, with a `suppressions` entry (kind `external`, status
+  `accepted`, the waiver's reason, owner and expiry as justification): code scanning shows it as
+  dismissed instead of open;
+- with a baseline (`--baseline`, or `diff`), each result carries `baselineState` (new, unchanged,
+  updated), and the baseline's results that are gone come back as results with `baselineState`
+  `absent`, `kind` `pass` and `level` `none` (they are no longer problems);
+- findings about the waivers themselves (expired, stale, never expiring) are configuration
+  problems, not results: `invocations[0].toolConfigurationNotifications`.
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ from pathlib import PureWindowsPath
 from urllib.parse import quote
 
 from ..engine import RunResult
-from .document import DISPLAY_LIMITS, build_document, for_display, sorted_findings, visible
+from .document import DISPLAY_LIMITS, build_document, for_display, visible
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 SRCROOT = "%SRCROOT%"
@@ -147,6 +157,37 @@ def _message(finding: dict) -> str:
 
 
 def _result(finding: dict, index: int) -> dict:
+    result = _plain_result(finding, index)
+    baseline = finding.get("baseline")
+    if baseline:
+        result["baselineState"] = baseline["state"]
+    waiver = finding.get("waiver")
+    if waiver:
+        until = f"expires {waiver['expires']}" if waiver["expires"] else "no expiry date"
+        result["suppressions"] = [{
+            "kind": "external",
+            "status": "accepted",
+            "justification": f"{waiver['reason']} (owner {waiver['owner']}, {until}; {waiver['source']})",
+            "properties": {"mastoaudit/waiver": waiver},
+        }]
+    return result
+
+
+def _absent(finding: dict, index: int) -> dict:
+    """A result of the baseline that is gone: reported as absent, no longer a problem."""
+    return {**_plain_result(finding, index), "kind": "pass", "level": "none", "baselineState": "absent"}
+
+
+def _config_notification(finding: dict) -> dict:
+    return {
+        "level": "error" if finding["status"] == "fail" else "warning",
+        "message": {"text": f"{finding['check_id']}: {_message(finding)}"},
+        "descriptor": {"id": finding["check_id"]},
+        "locations": _locations(finding),
+    }
+
+
+def _plain_result(finding: dict, index: int) -> dict:
     return {
         "ruleId": finding["check_id"],
         "ruleIndex": index,
@@ -189,30 +230,38 @@ def _utc(text: str, plus_seconds: float = 0.0) -> str | None:
 
 
 def build_sarif(doc: dict) -> dict:
-    """The SARIF log of a document; its findings may be any iterable (a generator of a huge run's
-    findings: each is made safe and kept only while its rule has room)."""
+    """The log of a document. Each finding is made safe (`visible`) on its own, and kept only while
+    its rule has room: code scanning keeps a bounded number of results per rule, and a run of
+    6,000 server blocks does not copy the whole document; what is left out is counted."""
     findings = doc["findings"]
     doc = visible({key: value for key, value in doc.items() if key != "findings"})
     threats = doc["threats"]
     taxa = {t["id"]: i for i, t in enumerate(threats)}
     rules = {c["id"]: i for i, c in enumerate(doc["checks"])}
-    results, notifications = [], []
+    results, notifications, configuration = [], [], []
     per_rule: dict[str, int] = {}
     omitted: dict[str, int] = {}
     for f in findings:
-        if f["status"] not in ("error", "warn", "fail"):
+        if f["check_id"].startswith("waiver."):
+            configuration.append(_config_notification(visible(for_display(f))))
+        elif f["status"] not in ("error", "warn", "fail"):
             continue
-        if f["status"] == "error" or f["check_id"] not in rules:
+        elif f["status"] == "error" or f["check_id"] not in rules:
             notifications.append(_notification(visible(for_display(f)), rules))
-            continue
-        # Code scanning keeps a bounded number of results per rule: past that, they are counted.
-        per_rule[f["check_id"]] = per_rule.get(f["check_id"], 0) + 1
-        if per_rule[f["check_id"]] > DISPLAY_LIMITS["sarif"]:
-            omitted[f["check_id"]] = omitted.get(f["check_id"], 0) + 1
-            continue
-        results.append(_result(visible(for_display(f)), rules[f["check_id"]]))
+        else:
+            per_rule[f["check_id"]] = per_rule.get(f["check_id"], 0) + 1
+            if per_rule[f["check_id"]] > DISPLAY_LIMITS["sarif"]:
+                omitted[f["check_id"]] = omitted.get(f["check_id"], 0) + 1
+                continue
+            results.append(_result(visible(for_display(f)), rules[f["check_id"]]))
     run = doc["run"]
+    baseline = run.get("baseline")
+    for f in baseline["absent"] if baseline else ():
+        if f["check_id"] in rules and f["status"] in ("fail", "warn"):
+            results.append(_absent(f, rules[f["check_id"]]))
     invocation: dict = {"executionSuccessful": bool(run["complete"]), "toolExecutionNotifications": notifications}
+    if configuration:
+        invocation["toolConfigurationNotifications"] = configuration
     start = _utc(run["started_at"])
     if start:
         invocation["startTimeUtc"] = start
@@ -249,7 +298,9 @@ def build_sarif(doc: dict) -> dict:
 
 
 def render(result: RunResult) -> str:
+    return render_document(build_document(result))
+
+
+def render_document(doc: dict) -> str:
     # Control and bidi characters from configs become visible escapes, as in every human-facing format.
-    doc = build_document(result, findings=False)
-    doc["findings"] = (f.to_dict() for f in sorted_findings(result) if f.status.value in ("error", "warn", "fail"))
     return json.dumps(build_sarif(doc), indent=2) + "\n"

@@ -112,12 +112,20 @@ def test_item_14_fix_plan_on_an_incomplete_run_says_so_and_exits_3(evil_tree, tm
 
 def test_fix_plan_reads_a_hostile_report_without_a_traceback(tmp_path):
     report = tmp_path / "r.json"
+    base = {"fingerprint": "f" * 24, "severity": "low", "target": EVIL}
     report.write_text(json.dumps({"schema_version": "1.0", "run": {"complete": False}, "checks": [None, {"id": 3}],
-                                  "findings": [None, 3, {"status": "fail"}, {"status": "warn", "location": "x",
-                                                                               "message": EVIL, "check_id": ["x"]}]}))
+                                  "findings": [{**base, "status": "fail", "check_id": "a", "location": "x"},
+                                               {**base, "status": "warn", "message": EVIL, "check_id": ["x"],
+                                                "location": {"file": EVIL, "line": "NaN"}}]}))
     proc = run_bounded("fix", "--plan", "--report", str(report), timeout=60)
     no_traceback(proc)
-    assert proc.returncode == 3 and not RAW_CONTROL.search(proc.stdout)
+    assert proc.returncode == 3 and not RAW_CONTROL.search(proc.stdout) and "\\x1b[2J" in proc.stdout
+    for broken in ([None, 3, {"status": "fail"}], "[" * 100_000):
+        report.write_text(broken if isinstance(broken, str) else json.dumps({"schema_version": "1.0",
+                                                                            "findings": broken}))
+        proc = run_bounded("fix", "--plan", "--report", str(report), timeout=60)
+        no_traceback(proc)
+        assert proc.returncode == 2 and "r.json" in proc.stderr
 
 
 @HOSTILE
