@@ -31,6 +31,7 @@ def write_reports(doc: dict, formats: list[str] | None, out: str | None, stem: s
                   stdout: TextIO | None = None, render: Render | None = None,
                   show_passed: bool = False) -> list[Path]:
     stdout = stdout or sys.stdout
+    streams = render is None  # a run's own JSON is written finding by finding (huge runs)
     if render is None:
         def render(fmt: str, document: dict, colour: bool) -> str:
             return render_run(fmt, document, colour, show_passed)
@@ -61,6 +62,12 @@ def write_reports(doc: dict, formats: list[str] | None, out: str | None, stem: s
                 targets[fmt] = path / f"{stem}.{EXTENSIONS[fmt]}"
     for fmt, path in targets.items():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render(fmt, doc, False), encoding="utf-8")
+        with path.open("w", encoding="utf-8") as fh:
+            if streams and fmt == "json":
+                from .json_report import write_document
+
+                write_document(doc, fh)
+            else:
+                fh.write(render(fmt, doc, False))
         written.append(path)
     return written
