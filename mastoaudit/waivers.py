@@ -25,6 +25,7 @@ expires is reported too (`waiver.no-expiry`). A malformed file is an input error
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -34,6 +35,7 @@ import yaml
 
 from . import yamlsafe
 from .model import COMPONENTS, Finding, Location, Severity, Status
+from .textsafe import shown_path
 
 WAIVERS_FILE = ".mastoaudit-waivers.yaml"
 MAX_WAIVERS_BYTES = 1024 * 1024
@@ -206,9 +208,16 @@ def _entry(source: str, node: yaml.Node, root: str | None) -> Waiver:
 
 
 def load_waivers(path: Path, root: str | None = None) -> list[Waiver]:
-    shown = str(path)
+    shown = shown_path(path)
     try:
-        data = path.read_bytes()[:MAX_WAIVERS_BYTES + 1]
+        if root is not None:
+            # Found at the root of a tree being linted (a pull request's, maybe): read the way the
+            # tree's configs are read, never through a link out of it, never a FIFO or a device.
+            from .sources.local import LocalTree
+
+            data = LocalTree(root).open_bytes(str(path), MAX_WAIVERS_BYTES + 1)[0]
+        else:
+            data = path.read_bytes()[:MAX_WAIVERS_BYTES + 1]
     except OSError as exc:
         raise WaiverError(f"{shown}: {exc.strerror or exc}") from None
     if len(data) > MAX_WAIVERS_BYTES:
@@ -225,7 +234,7 @@ def discover_for_lint(paths: list[str]) -> list[tuple[Path, str]]:
     found = []
     for raw in paths:
         root = Path(raw)
-        if root.is_dir() and (root / WAIVERS_FILE).is_file():
+        if root.is_dir() and os.path.lexists(root / WAIVERS_FILE):  # read (confined) by load_waivers
             found.append((root / WAIVERS_FILE, str(root)))
     return found
 

@@ -199,3 +199,21 @@ def test_oversized_config_is_refused_before_it_is_read(registry, tmp_path):
     facts = collect_tree(tmp_path)
     [problem] = facts.problems
     assert "larger than 4 MiB" in problem.message and problem.status is Status.ERROR
+
+
+def test_a_waivers_file_at_the_tree_root_is_read_confined_too(tmp_path):
+    """`.mastoaudit-waivers.yaml` at a lint root comes from the same untrusted tree."""
+    outside = tmp_path / "elsewhere.yaml"
+    outside.write_text(f"waivers:\n  - {{check: nginx.autoindex, reason: {MARKER}, owner: x, expires: never}}\n")
+    tree = tmp_path / "tree"
+    (tree / "etc" / "nginx").mkdir(parents=True)
+    (tree / "etc" / "nginx" / "nginx.conf").write_text("events {}\nhttp { server { listen 80; autoindex on; } }\n")
+    os.symlink(outside, tree / ".mastoaudit-waivers.yaml")
+    proc = run_bounded("lint", str(tree), "-f", "json", "-o", "-", timeout=60)
+    no_traceback(proc)
+    assert proc.returncode == 2 and "outside the audited tree" in proc.stderr
+    assert MARKER not in proc.stdout + proc.stderr
+    os.unlink(tree / ".mastoaudit-waivers.yaml")
+    os.mkfifo(tree / ".mastoaudit-waivers.yaml")
+    proc = run_bounded("lint", str(tree), "-f", "json", "-o", "-", timeout=60)
+    assert proc.returncode == 2 and "FIFO" in proc.stderr
