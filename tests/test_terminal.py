@@ -25,7 +25,7 @@ import pytest
 
 from mastoaudit.reporting import terminal
 from mastoaudit.reporting.document import build_document
-from mastoaudit.reporting.priority import prioritized, rank
+from mastoaudit.reporting.priority import rank
 from mastoaudit.reporting.progress import Progress
 
 from . import sshhost
@@ -99,7 +99,7 @@ def test_top_findings_first_and_counts_by_component(registry):
     text = terminal.render_document(doc)
     sections_in_order(text)
     checks = {c["id"]: c for c in doc["checks"]}
-    actions = rank(prioritized(doc["findings"], checks), checks)
+    actions = rank(doc["findings"], checks)
     top = re.findall(r"^  (\d+)\. (\w+)  priority (\d+)  (.*)$", text, re.M)
     assert [int(n) for n, *_ in top] == [1, 2, 3, 4, 5]
     assert [t for *_, t in top] == [a["title"] for a in actions[:5]]

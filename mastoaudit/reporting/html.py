@@ -27,7 +27,7 @@ from ..engine import RunResult
 from ..model import Severity, Status
 from . import charts
 from .compliance_view import compliance_view, diff_view
-from .document import build_document, visible
+from .document import DISPLAY_LIMITS, Omitted, build_document, capped, for_display, visible
 from .priority import (
     EASE,
     EXPOSURE,
@@ -37,7 +37,6 @@ from .priority import (
     WARN_SHARE,
     grade,
     grade_class,
-    priority,
     rank,
 )
 
@@ -58,6 +57,8 @@ _THREAT_WORDS = {"fail": "failing", "error": "not fully checked", "warn": "needs
 _THREAT_ORDER = list(_THREAT_WORDS)
 _STATUS_WORDS = {"pass": "passed", "fail": "failed", "warn": "warning", "skip": "skipped", "error": "error",
                  WAIVED: "waived"}
+_STATUS_PLURALS = {"pass": "passes", "fail": "failures", "warn": "warnings", "skip": "skips", "error": "errors",
+                   WAIVED: "waived findings"}
 TOP_ACTIONS = 5
 
 # What a run read, in words (the header never shows the collectors' internal names).
@@ -122,18 +123,15 @@ def _is_link(ref: str) -> bool:
     return ref.startswith(("https://", "http://")) and not any(ch.isspace() for ch in ref)
 
 
-def _counts(findings: list[dict]) -> dict[str, int]:
-    counts = dict.fromkeys(STATUSES, 0)
-    for f in findings:
-        counts[f["shown"]] += 1
-    return counts
-
-
 def _worst(counts: dict[str, int]) -> str:
     for status in STATUSES:
         if counts.get(status):
             return status
     return "none"
+
+
+def _shown(f: dict) -> str:
+    return WAIVED if f.get("waiver") else f["status"]
 
 
 def _severity_rank(name: str) -> int:
@@ -153,35 +151,41 @@ def sources(kinds: list[str]) -> list[dict]:
     return [{"title": _SOURCE_TITLES[w], "labels": found[w]} for w in _SOURCE_TITLES if w in found]
 
 
-def _entries(findings: list[dict]) -> list[dict]:
+def _entries(listed: list, findings: list[dict], severities: dict[tuple[str, str, str], str]) -> list[dict]:
     """One entry per check, target and shown status: a check that fails at forty places is one
-    entry listing forty places (the document's order kept: worst first)."""
+    entry listing forty places, in the document's order (worst first). `listed` is what
+    document.capped kept of each group, with an Omitted after a group it cut; `findings` the
+    listed findings made safe, in the same order; `severities` each group's worst severity over
+    all its findings, listed or not."""
     entries: dict[tuple[str, str, str], dict] = {}
-    for f in findings:
+    safe = iter(findings)
+    last: dict | None = None
+    for item in listed:
+        if isinstance(item, Omitted):
+            assert last is not None
+            last["omitted"] = item.count
+            continue
+        f = next(safe)
         key = (f["check_id"], f["target"], f["shown"])
         entry = entries.get(key)
         if entry is None:
             entry = entries[key] = {
                 "anchor": f"entry-{len(entries) + 1}", "check_id": f["check_id"], "check": f["check"],
                 "title": f["title"], "component": f["component"], "target": f["target"], "shown": f["shown"],
-                "status": f["status"], "severity": f["severity"], "places": [], "priority": None,
+                "status": f["status"], "severity": severities[key], "places": [], "omitted": 0,
+                "status_word": _STATUS_PLURALS[f["shown"]],
             }
         entry["places"].append(f)
-        if _severity_rank(f["severity"]) > _severity_rank(entry["severity"]):
-            entry["severity"] = f["severity"]
-        if f["priority"] and (entry["priority"] is None or f["priority"]["score"] > entry["priority"]["score"]):
-            entry["priority"] = f["priority"]
+        last = entry
     for entry in entries.values():
         places = entry["places"]
-        entry["count"] = len(places)
-        entry["open"] = entry["shown"] in _ATTENTION
+        entry["count"] = len(places) + entry["omitted"]
         entry["first"] = places[0]
         marks: dict[str, int] = {}
         for p in places:
             for kind, _text in p["marks"]:
                 marks[kind] = marks.get(kind, 0) + 1
         entry["marks"] = marks
-        entry["message"] = places[0]["message"] if len(places) == 1 else None
     return list(entries.values())
 
 
@@ -195,57 +199,80 @@ def _by_reason(entries: list[dict]) -> list[dict]:
     return groups
 
 
-def _actions(findings: list[dict], checks: dict[str, dict], entries: list[dict]) -> list[dict]:
-    """Open failures as actions (priority.rank), each with the detail entries it stands for."""
-    actions = rank([f for f in findings if f["priority"]], checks)
-    by_check: dict[str, list[dict]] = {}
-    for e in entries:
-        if e["shown"] == Status.FAIL.value:
-            by_check.setdefault(e["check_id"], []).append(e)
-    for a in actions:
-        a["entries"] = by_check[a["check_id"]]
-    return actions
-
-
 def _grade_view(findings: list[dict]) -> dict:
     g = grade(findings)
     return {**g, "css": grade_class(g["letter"])}
 
 
 def view(doc: dict) -> dict:
-    """What the template shows, derived from the document only."""
-    doc = visible(doc)
+    """What the template shows, derived from the document only.
+
+    Every finding counts (totals, grades, charts, the ranking of what to do first); at most
+    DISPLAY_LIMITS["html"] of one check, target and shown status are listed in its entry, which
+    then says how many more there are (all are in the JSON report): a config with 6,000 server
+    blocks makes a page a person can open. Only what is listed is copied and made safe."""
+    raw = doc["findings"]
+    listed = list(capped(raw, DISPLAY_LIMITS["html"], key=lambda f: (f["check_id"], f["target"], _shown(f))))
+    raw_checks = {c["id"]: c for c in doc["checks"]}
+    actions = rank(raw, raw_checks)  # over every failure, listed or not
+    doc = visible({**doc, "findings": [for_display(f) for f in listed if not isinstance(f, Omitted)]})
     checks = {c["id"]: c for c in doc["checks"]}
     for c in checks.values():
         c["links"] = [{"text": r, "href": r if _is_link(r) else None} for r in c["references"]]
     findings = []
     for n, f in enumerate(doc["findings"], 1):
         loc = f["location"]
-        shown = WAIVED if f.get("waiver") else f["status"]
-        check = checks.get(f["check_id"])
         findings.append({
             **f,
             "waiver": f.get("waiver"),  # optional in the document
             "baseline": f.get("baseline"),
-            "shown": shown,
+            "shown": _shown(f),
             "anchor": f"finding-{n}",
             "where": (f"{loc['file']}:{loc['line']}" if loc and loc["line"] else loc["file"]) if loc else None,
-            "check": check,
-            "priority": priority(f, check).to_dict() if shown == Status.FAIL.value else None,
+            "check": checks.get(f["check_id"]),
         })
     compliance = compliance_view(doc, findings)  # adds each finding's marks (baseline, previous run)
-    entries = _entries(findings)
+
+    # Counts over every finding (the document's, not copied).
+    severities: dict[tuple[str, str, str], str] = {}
+    by_component: dict[str, list[dict]] = {}
+    by_threat: dict[str, list[dict]] = {}
+    per_check: dict[str, dict[str, int]] = {}
+    matrix = {sev: dict.fromkeys(STATUSES, 0) for sev in SEVERITIES}
+    totals = dict.fromkeys(STATUSES, 0)
+    for f in raw:
+        shown = _shown(f)
+        key = (f["check_id"], f["target"], shown)
+        if key not in severities or _severity_rank(f["severity"]) > _severity_rank(severities[key]):
+            severities[key] = f["severity"]
+        by_component.setdefault(f["component"], []).append(f)
+        for tid in f["threats"]:
+            by_threat.setdefault(tid, []).append(f)
+        per_check.setdefault(f["check_id"], dict.fromkeys(STATUSES, 0))[shown] += 1
+        matrix[f["severity"]][shown] += 1
+        totals[shown] += 1
+    entries = _entries(listed, findings, {tuple(visible(list(k))): v for k, v in severities.items()})
     several = len(doc["run"]["targets"]) > 1
 
-    by_component: dict[str, list[dict]] = {}
-    for f in findings:
-        by_component.setdefault(f["component"], []).append(f)
+    # What to do first: the ranked failing checks, shown safe, each with the entries it stands for.
+    priorities = {a["check_id"]: a["priority"] for a in actions}
+    failing_entries: dict[str, list[dict]] = {}
+    for e in entries:
+        e["priority"] = priorities.get(e["check_id"]) if e["shown"] == Status.FAIL.value else None
+        if e["priority"]:
+            failing_entries.setdefault(e["check_id"], []).append(e)
+    actions = [{**visible({k: v for k, v in a.items() if k not in ("check", "lead")}),
+                "check": checks.get(a["check_id"]), "lead": _place(visible(for_display(a["lead"]))),
+                "entries": failing_entries[visible(a["check_id"])]} for a in actions]
+
     groups = []
     for comp in doc["components"]:
         members = [e for e in entries if e["component"] == comp["id"]]
         if not members:
             continue
-        counts = _counts(by_component[comp["id"]])
+        counts = dict.fromkeys(STATUSES, 0)
+        for f in by_component[comp["id"]]:
+            counts[_shown(f)] += 1
         attention = [e for e in members if e["shown"] not in (Status.PASS.value, Status.SKIP.value)]
         attention.sort(key=lambda e: (_ROW_ORDER.index(e["shown"]), -(e["priority"] or {}).get("score", 0),
                                       -_severity_rank(e["severity"])))
@@ -259,14 +286,7 @@ def view(doc: dict) -> dict:
     groups.sort(key=lambda g: (g["grade"]["score"] is None, g["grade"]["score"] if g["grade"]["score"] is not None
                                else 0))
 
-    per_check: dict[str, dict[str, int]] = {}
-    for f in findings:
-        per_check.setdefault(f["check_id"], dict.fromkeys(STATUSES, 0))[f["shown"]] += 1
     threats = []
-    by_threat: dict[str, list[dict]] = {}
-    for f in findings:
-        for tid in f["threats"]:
-            by_threat.setdefault(tid, []).append(f)
     for t in doc["threats"]:
         rows = [{"id": cid, "check": checks.get(cid), "counts": per_check.get(cid, dict.fromkeys(STATUSES, 0))}
                 for cid in t["checks"]]
@@ -288,20 +308,14 @@ def view(doc: dict) -> dict:
                                 t["grade"]["score"] if t["grade"]["score"] is not None else 101))
     threat_states = {state: sum(1 for t in threats if t["state"] == state) for state in _THREAT_ORDER}
 
-    matrix = {sev: dict.fromkeys(STATUSES, 0) for sev in SEVERITIES}
-    for f in findings:
-        matrix[f["severity"]][f["shown"]] += 1
-    actions = _actions(findings, checks, entries)
     open_failures = {g["id"]: dict.fromkeys(SEVERITIES, 0) for g in groups}
-    for f in findings:
-        if f["shown"] == Status.FAIL.value:
+    for f in raw:
+        if _shown(f) == Status.FAIL.value:
             open_failures[f["component"]][f["severity"]] += 1
     severity_chart = charts.severity_by_component([
         {"id": g["id"], "grade": g["grade"]["letter"], "counts": open_failures[g["id"]]} for g in groups])
     threat_chart = charts.threat_coverage([
         {"id": t["id"], "title": t["title"], "grade": t["grade"]["letter"], "counts": t["outcome"]} for t in threats])
-    overall = _grade_view(findings)
-    totals = _counts(findings)
     return {
         **compliance,
         "doc": doc,
@@ -318,7 +332,7 @@ def view(doc: dict) -> dict:
         # them is only the tie-break (severity, then places), which the page should say.
         "tied": sum(1 for a in actions[TOP_ACTIONS:]
                     if a["priority"]["score"] == actions[TOP_ACTIONS - 1]["priority"]["score"]),
-        "overall": overall,
+        "overall": _grade_view(raw),
         "threats": threats,
         "threat_titles": {t["id"]: t["title"] for t in threats},
         "threat_states": threat_states,
@@ -326,16 +340,22 @@ def view(doc: dict) -> dict:
         "threat_chart": threat_chart,
         "matrix": matrix,
         "totals": totals,
+        "result_count": len(raw),
         "open_total": totals["fail"] + totals["error"] + totals["warn"],
         "statuses": STATUSES,
         "severities": SEVERITIES,
         "status_words": _STATUS_WORDS,
         "threat_words": _THREAT_WORDS,
         "outcome_words": charts.OUTCOME_WORDS,
-        "errors": sum(1 for f in findings if f["status"] == "error"),
+        "errors": totals["error"],
         "rules": {"severity": SEVERITY_POINTS, "exposure": EXPOSURE, "ease": EASE, "max": MAX_PRIORITY,
                   "penalty": GRADE_PENALTY, "warn_share": WARN_SHARE},
     }
+
+
+def _place(f: dict) -> dict:
+    loc = f.get("location")
+    return {**f, "where": (f"{loc['file']}:{loc['line']}" if loc.get("line") else loc["file"]) if loc else None}
 
 
 def render(result: RunResult) -> str:

@@ -143,33 +143,36 @@ def _severity_rank(name: str) -> int:
     return SEVERITY_POINTS[name]
 
 
-def prioritized(findings: list[dict], checks: dict[str, dict]) -> list[dict]:
-    """The failing findings no waiver accepts, each (a copy) with its `priority` as a dict."""
-    return [{**f, "priority": priority(f, checks.get(f["check_id"])).to_dict()}
-            for f in findings if f["status"] == "fail" and not f.get("waiver")]
-
-
-def rank(failing: list[dict], checks: dict[str, dict]) -> list[dict]:
-    """Actions: one per check over `failing` (findings with a `priority`), ranked by priority, then
-    severity, then how many places it concerns, then check id. Each action has its check, its
-    places (in the given order), its priority and severity (those of its worst place), the place
-    that gave it its priority (`lead`), its targets and its rank (from 1)."""
+def rank(findings: list[dict], checks: dict[str, dict]) -> list[dict]:
+    """Actions: one per check failing somewhere (not waived), ranked by priority, then severity,
+    then how many places it concerns, then check id. Each action has its check, how many places
+    fail (`count`) and on which targets, its priority (a dict) and severity (those of its worst
+    place), the place that gave it its priority (`lead`, the document's finding) and its rank.
+    Reads the findings without copying them (a run of 6,000 server blocks)."""
     actions: dict[str, dict] = {}
-    for f in failing:
-        action = actions.setdefault(f["check_id"], {
-            "check_id": f["check_id"], "check": checks.get(f["check_id"]), "title": f["title"],
-            "component": f["component"], "places": [], "priority": f["priority"], "severity": f["severity"]})
-        action["places"].append(f)
-        if f["priority"]["score"] > action["priority"]["score"]:
-            action["priority"] = f["priority"]
+    for f in findings:
+        if f["status"] != "fail" or f.get("waiver"):
+            continue
+        p = priority(f, checks.get(f["check_id"]))
+        action = actions.get(f["check_id"])
+        if action is None:
+            actions[f["check_id"]] = {
+                "check_id": f["check_id"], "check": checks.get(f["check_id"]), "title": f["title"],
+                "component": f["component"], "count": 1, "targets": {f["target"]: None}, "best": p, "lead": f,
+                "severity": f["severity"]}
+            continue
+        action["count"] += 1
+        action["targets"][f["target"]] = None
+        if (p.score, _severity_rank(p.severity)) > (action["best"].score, _severity_rank(action["best"].severity)):
+            action["best"], action["lead"] = p, f
         if _severity_rank(f["severity"]) > _severity_rank(action["severity"]):
             action["severity"] = f["severity"]
-    ranked = sorted(actions.values(), key=lambda a: (-a["priority"]["score"], -_severity_rank(a["severity"]),
-                                                     -len(a["places"]), a["check_id"]))
+    ranked = sorted(actions.values(), key=lambda a: (-a["best"].score, -_severity_rank(a["severity"]),
+                                                     -a["count"], a["check_id"]))
     for n, a in enumerate(ranked, 1):
         a["rank"] = n
-        a["lead"] = max(a["places"], key=lambda p: (p["priority"]["score"], _severity_rank(p["severity"])))
-        a["targets"] = list(dict.fromkeys(p["target"] for p in a["places"]))
+        a["priority"] = a.pop("best").to_dict()
+        a["targets"] = list(a["targets"])
     return ranked
 
 

@@ -46,9 +46,10 @@ class Progress:
 
     @classmethod
     def for_stream(cls, stream: TextIO, quiet: bool = False) -> Progress:
-        """Shown only on a terminal (and never with --quiet)."""
+        """Shown only on a terminal (and never with --quiet). The line is cleaned here and drawn
+        with escapes of our own, so it goes to the stream under the CLI's textsafe.SafeWriter."""
         isatty = getattr(stream, "isatty", None)
-        return cls(stream, enabled=not quiet and bool(isatty and isatty()))
+        return cls(getattr(stream, "raw", stream), enabled=not quiet and bool(isatty and isatty()))
 
     def __enter__(self) -> Progress:
         if self.enabled:

@@ -19,11 +19,11 @@ from typing import TextIO
 
 from ..engine import RunResult
 from ..model import COMPONENTS, Severity
-from .document import build_document
-from .priority import grade, prioritized, rank
+from ..textsafe import safe_text
+from .document import DISPLAY_LIMITS, Omitted, build_document, capped, clip
+from .priority import grade, rank
 
 TOP = 5
-PER_GROUP = 10  # findings listed per check, target and status; the rest are counted
 
 _BOLD, _DIM, _RESET = "\033[1m", "\033[2m", "\033[0m"
 _COLOURS = {
@@ -37,9 +37,10 @@ _PLURALS = {"fail": "failures", "error": "errors", "warn": "warnings", "pass": "
 
 
 def _clean(text: str) -> str:
-    """The one sanitizer call of the terminal report: control characters (escape sequences, a
-    carriage return that rewrites the line, bidi overrides) become visible escapes."""
-    return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
+    """The terminal report's one call of the sanitizer (mastoaudit.textsafe), on one line of text
+    that came from the input: escape sequences, a carriage return that rewrites the line, bidi
+    overrides become visible escapes; a huge value is clipped (the JSON report has it whole)."""
+    return safe_text(clip(text) or "")
 
 
 def colour_wanted(stream: TextIO) -> bool:
@@ -101,13 +102,13 @@ def render_document(doc: dict, colour: bool = False, show_passed: bool = False, 
         out.append("  grade " + paint(overall["letter"][0], overall["letter"]) + f" ({overall['score']}/100"
                    + (", incomplete" if overall["incomplete"] else "") + ")")
 
-    actions = rank(prioritized(findings, checks), checks)
+    actions = rank(findings, checks)
     if quiet:
         for f in findings:
             if f["status"] == "error":
                 out.append(f"{paint('error', 'ERROR')} " + _clean(f"{f['check_id']}{_where(f)}: {f['message']}"))
         for a in actions:
-            places = f" ({len(a['places'])} places)" if len(a["places"]) > 1 else ""
+            places = f" ({a['count']} places)" if a["count"] > 1 else ""
             sev = paint(a["severity"], f"{a['severity']:8}")
             out.append(f"{paint('fail', 'FAIL')}  {sev} " + _clean(f"{a['check_id']}{places}"))
         if not run["complete"]:
@@ -129,25 +130,29 @@ def render_document(doc: dict, colour: bool = False, show_passed: bool = False, 
         out.append("")
         out.append(paint.bold("Findings") + " (errors, then failures by priority, then warnings"
                    + (", then passes" if show_passed else "") + ")")
-    for group in listed:
-        for f in group[:PER_GROUP]:
-            target = f" [{f['target']}]" if several else ""
-            label = paint(f["status"], f"{f['status'].upper():5}")
-            sev = paint(f["severity"], f"{f['severity']:8}")
-            out.append(f"{label} {sev} " + _clean(f"{f['check_id']}{target}{_where(f)}{_baseline_mark(f)}"))
-            out.append(f"      {_clean(f['message'])}")
-            if f["observed"] is not None or f["expected"] is not None:
-                out.append(f"      observed: {_clean(f['observed'] or '-')}  expected: {_clean(f['expected'] or '-')}")
-        if len(group) > PER_GROUP:
-            like = group[0]
-            target = f" [{like['target']}]" if several else ""
-            out.append(_clean(f"      ... and {len(group) - PER_GROUP} more {like['check_id']} "
-                              f"{_PLURALS[like['status']]}{target} (all in the JSON report)"))
+    # At most DISPLAY_LIMITS["terminal"] of one check, target and status, then how many more.
+    for f in capped(listed, DISPLAY_LIMITS["terminal"]):
+        if isinstance(f, Omitted):
+            target = f" [{f.like['target']}]" if several else ""
+            out.append(_clean(f"      … and {f.count} more {f.like['check_id']} {_PLURALS[f.like['status']]}{target} "
+                              "(all in the JSON report)"))
+            continue
+        target = f" [{f['target']}]" if several else ""
+        label = paint(f["status"], f"{f['status'].upper():5}")
+        sev = paint(f["severity"], f"{f['severity']:8}")
+        # The colours are ours; everything after them came from the input and is cleaned.
+        out.append(f"{label} {sev} " + _clean(f"{f['check_id']}{target}{_where(f)}{_baseline_mark(f)}"))
+        out.append(f"      {_clean(f['message'])}")
+        if f["observed"] is not None or f["expected"] is not None:
+            out.append(f"      observed: {_clean(f['observed'] or '-')}  expected: {_clean(f['expected'] or '-')}")
     waived_findings = [f for f in findings if f.get("waiver")]
     if waived_findings:
         out.append("")
         out.append(paint("waived", f"Waived ({len(waived_findings)}): accepted risks, not counted for --fail-on"))
-        for f in waived_findings:
+        for f in capped(waived_findings, DISPLAY_LIMITS["terminal"]):
+            if isinstance(f, Omitted):
+                out.append(_clean(f"      … and {f.count} more waived {f.like['check_id']} (all in the JSON report)"))
+                continue
             target = f" [{f['target']}]" if several else ""
             out.append(f"{paint('waived', 'WAIVED')} "
                        + _clean(f"{f['status']} {f['severity']} {f['check_id']}{target}{_where(f)}"))
@@ -160,7 +165,7 @@ def render_document(doc: dict, colour: bool = False, show_passed: bool = False, 
 
 def _action_lines(a: dict, paint: _Painter, several: bool) -> list[str]:
     p, lead = a["priority"], a["lead"]
-    more = len(a["places"]) - 1
+    more = a["count"] - 1
     where = (f"{lead['target']}: " if several else "") + (_where(lead).strip() or lead["target"])
     if more:
         where += f", and {more} more place{'s' if more != 1 else ''}"
@@ -204,22 +209,16 @@ def _component_table(doc: dict, paint: _Painter) -> list[str]:
     return lines
 
 
-def _attention(findings: list[dict], actions: list[dict], show_passed: bool) -> list[list[dict]]:
-    """What the listing shows, in groups of one check, target and status: errors, failures in the
-    order of `actions`, warnings (and passes) in the document's order (worst first)."""
-    def groups(items: list[dict]) -> list[list[dict]]:
-        out: dict[tuple[str, str, str], list[dict]] = {}
-        for f in items:
-            out.setdefault((f["check_id"], f["target"], f["status"]), []).append(f)
-        return list(out.values())
-
+def _attention(findings: list[dict], actions: list[dict], show_passed: bool) -> list[dict]:
+    """What the listing shows: errors, failures in the order of `actions` (a check's places
+    together), warnings (and passes) in the document's order (worst first)."""
     open_ = [f for f in findings if not f.get("waiver")]
     order = {a["check_id"]: a["rank"] for a in actions}
     failures = sorted((f for f in open_ if f["status"] == "fail"), key=lambda f: order[f["check_id"]])
-    listed = groups([f for f in open_ if f["status"] == "error"]) + groups(failures)
-    listed += groups([f for f in open_ if f["status"] == "warn"])
+    listed = [f for f in open_ if f["status"] == "error"] + failures
+    listed += [f for f in open_ if f["status"] == "warn"]
     if show_passed:
-        listed += groups([f for f in open_ if f["status"] == "pass"])
+        listed += [f for f in open_ if f["status"] == "pass"]
     return listed
 
 
