@@ -109,6 +109,14 @@ def assert_sections_in_order(page) -> None:
                 if w in header], header
 
 
+def assert_verdict(page, doc: dict) -> None:
+    """The verdict counts every finding of the document (not only those listed)."""
+    verdict = " ".join(page.inner_text(".verdict").split())
+    failures = sum(1 for f in doc["findings"] if shown(f) == "fail")
+    assert f"{len(doc['findings'])} result" in verdict
+    assert (f"{failures} failure" in verdict) if failures else ("No failures" in verdict), verdict
+
+
 def assert_top_findings_first(page, doc: dict) -> list[dict]:
     """Every failing check is ranked exactly once; the top actions come first, in non-increasing
     priority, each with its fix, and the first one is on the first screen. Returns the actions."""

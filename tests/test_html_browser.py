@@ -31,6 +31,7 @@ from .browser import (
     assert_print_layout,
     assert_sections_in_order,
     assert_top_findings_first,
+    assert_verdict,
     chromium,
     opened,
     screenshot,
@@ -99,6 +100,7 @@ def test_the_report_keeps_its_promises(browser, request, run):
     report, doc = request.getfixturevalue(run)
     with opened(browser, report) as tab:
         assert_sections_in_order(tab.page)
+        assert_verdict(tab.page, doc)
         assert_top_findings_first(tab.page, doc)
         assert_grouping(tab.page, doc)
         assert_filters(tab.page, doc)

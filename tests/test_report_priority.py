@@ -1,5 +1,6 @@
 """What to fix first and the grades (mastoaudit/reporting/priority.py): the rules the report prints,
-checked on findings written by hand and on the demo's lint runs."""
+checked on findings written by hand and on the demo's lint runs; and the HTML view of a run too
+big to list (sec's cap) still counting and ranking every finding."""
 
 from __future__ import annotations
 
@@ -108,3 +109,21 @@ def test_hardened_demo_grades_a_plus(registry):
     shown = view(build_document(lint(registry, ROOT / "demo" / "hardened")))
     assert shown["overall"]["letter"] == "A+" and not shown["actions"]
     assert all(g["grade"]["letter"] in ("A+", None) for g in shown["groups"])
+
+
+def test_a_huge_run_is_listed_in_part_and_counted_whole(registry):
+    doc = build_document(lint(registry, ROOT / "demo" / "weak"))
+    [template] = [f for f in doc["findings"] if f["check_id"] == "nginx.autoindex" and f["status"] == "fail"]
+    many = [{**template, "subject": f"server s{n}", "fingerprint": f"{n:024x}"} for n in range(120)]
+    doc["findings"] = [f for f in doc["findings"] if f is not template] + many
+    shown = view(doc)
+    [entry] = [e for e in shown["entries"] if e["check_id"] == "nginx.autoindex" and e["shown"] == "fail"]
+    assert (len(entry["places"]), entry["omitted"], entry["count"]) == (50, 70, 120)
+    [action] = [a for a in shown["actions"] + shown["more_actions"] if a["check_id"] == "nginx.autoindex"]
+    assert action["count"] == 120
+    assert shown["result_count"] == len(doc["findings"]) and shown["totals"]["fail"] >= 120
+    from mastoaudit.reporting.html import render_document
+
+    page = render_document(doc)
+    assert "and 70 more <code>nginx.autoindex</code> failures" in page
+    assert f"{len(doc['findings'])} results" in page

@@ -21,6 +21,7 @@ from ..browser import (
     assert_print_layout,
     assert_sections_in_order,
     assert_top_findings_first,
+    assert_verdict,
     chromium,
     opened,
     screenshot,
@@ -64,6 +65,7 @@ def test_hardened_lab_report(browser, hardened_report, tmp_path):
     with opened(browser, report) as tab:
         page = tab.page
         assert_sections_in_order(page)
+        assert_verdict(page, doc)
         assert_top_findings_first(page, doc)  # nothing to do: it says so
         assert page.inner_text(".verdict .grade").startswith("A+")
         assert_grouping(page, doc)
@@ -78,6 +80,7 @@ def test_weak_lab_report(browser, weak_report, tmp_path):
     with opened(browser, report) as tab:
         page = tab.page
         assert_sections_in_order(page)
+        assert_verdict(page, doc)
         actions = assert_top_findings_first(page, doc)
         # The weak lab's worst: critical failures an outsider can use without credentials.
         assert actions[0]["severity"] == "critical" and actions[0]["exposure"] == "internet"
