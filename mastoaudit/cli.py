@@ -359,6 +359,7 @@ def cmd_checks(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from dataclasses import replace
+    from time import perf_counter
 
     from .inventory import InventoryError, load_inventory
     from .shard import describe
@@ -387,15 +388,20 @@ def cmd_audit(args: argparse.Namespace) -> int:
              describe(shard, "host", [h.name for h in mine], [h.name for h in chosen]) if shard else None)
     if not mine:  # an empty shard: a complete run of nothing, so that the merge finds every part
         return _finish(args, run("audit", _registry(args), selection, [], args.began), "mastoaudit-audit")
-    # The SSH worker starts first: the checks load while it imports pyinfra and connects.
-    collection = SshCollection(inventory, str(args.command_log) if args.command_log else None, hosts=mine).start()
-    try:
-        registry = _registry(args)
-    except CheckLoadError:
-        collection.finish()
-        raise
-
+    # The SSH worker starts first: the checks load while it imports pyinfra and connects. The
+    # network half starts as soon as the web host's .env.production is in (sources/overlap.py).
+    clock = args.began[1]
     with Progress.for_stream(sys.stderr, quiet=args.quiet) as progress:
+        network = _network_half(inventory, chosen, mine, clock, progress) if (
+            not args.no_network and inventory.network.enabled) else None
+        ssh_started = perf_counter()
+        collection = SshCollection(inventory, str(args.command_log) if args.command_log else None,
+                                   hosts=mine).start()
+        try:
+            registry = _registry(args)
+        except CheckLoadError:
+            collection.finish()
+            raise
         part = f" (shard {shard} of {len(chosen)})" if shard else ""
         progress.stage(f"auditing {len(mine)} host{'s' if len(mine) != 1 else ''}{part} of {inventory.web_domain} "
                        "over SSH", total=len(mine))
@@ -408,11 +414,19 @@ def cmd_audit(args: argparse.Namespace) -> int:
                 progress.advance(f"{host} failed")
             else:
                 progress.advance(f"{host} {event}")
+            if network is not None:
+                network.on_host(host, event)
 
-        targets = collection.finish(on_host)
-        if not args.no_network and inventory.network.enabled:
-            _audit_network(inventory, chosen, targets, progress)
+        targets = collection.finish(on_host, network.on_result if network is not None else None)
+        ssh_ended = perf_counter()
+        network_timings = network.finish(targets) if network is not None else None
+    checks_started = perf_counter()
     result = run("audit", registry, selection, targets, args.began)
+    result.extra["timings"] = {
+        "ssh": {"start_s": round(ssh_started - clock, 3), "end_s": round(ssh_ended - clock, 3)},
+        **({"network": network_timings} if network_timings else {}),
+        "checks": {"start_s": round(checks_started - clock, 3), "end_s": round(perf_counter() - clock, 3)},
+    }
     return _finish(args, result, "mastoaudit-audit")
 
 
@@ -443,39 +457,32 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return _finish(args, result, "mastoaudit-scan")
 
 
-def _audit_network(inventory, hosts: list, targets: list, progress: Progress) -> None:
+def _network_half(inventory, hosts: list, audited: list, clock: float, progress: Progress):
     """The network half of an audit: probe the instance from here, as an outsider would, with what
     the web host's .env.production says (S3 bucket, SMTP relay, secure mode) as expectations.
     Its facts join the first web host's, so its findings are reported there (in a split run, by the
-    shard that audits that host). `hosts`: the audited hosts of the whole run."""
-    from .net.runner import all_probes
+    shard that audits that host). `hosts`: the audited hosts of the whole run; `audited`: this run's."""
     from .net.target import ScanTarget, parse_resolver
-    from .sources.network import collect_network, with_env
+    from .sources.network import with_env
+    from .sources.overlap import NetworkHalf
 
     web_hosts = [h for h in hosts if "web" in h.roles]
-    facts_by_name = {f.target: f for f in targets}
-    if not web_hosts or web_hosts[0].name not in facts_by_name:
-        return
-    home = facts_by_name[web_hosts[0].name]
+    home = web_hosts[0] if web_hosts and web_hosts[0] in audited else None
     net = inventory.network
     try:
         resolver = parse_resolver(net.resolver) if net.resolver else None
     except ValueError as exc:
         raise UsageError(f"{inventory.source}: network.resolver: {exc}") from None
     defaults = ScanTarget.__dataclass_fields__["dkim_selectors"].default
-    target = ScanTarget(
-        name=home.target, local_domain=inventory.local_domain, web_domain=inventory.web_domain,
+    base = None if home is None else ScanTarget(
+        name=home.name, local_domain=inventory.local_domain, web_domain=inventory.web_domain,
         addresses=tuple(h.address for h in web_hosts), hosts=dict(net.resolve), resolver=resolver,
         ca_bundle=net.ca_bundle, scan_addresses=tuple(h.address for h in hosts),
         ports=tuple(dict.fromkeys([*ScanTarget.__dataclass_fields__["ports"].default, *net.ports])),
         mail_domains=(inventory.local_domain,), dkim_selectors=net.dkim_selectors or defaults,
         tls_profile=net.tls_profile, timeout=net.timeout,
     )
-    env = next((f.first("mastodon_env") for f in targets if f.has("mastodon_env")), None)
-    target = with_env(target, env)
-    probes = all_probes()
-    progress.stage(f"probing {target.web_domain} from the network", total=len(probes))
-    collect_network(target, facts=home, probes=probes, on_done=lambda name: progress.advance(f"{name} done"))
+    return NetworkHalf(inventory, audited, home, lambda env: with_env(base, env), clock, progress)
 
 
 def cmd_diff(args: argparse.Namespace) -> int:

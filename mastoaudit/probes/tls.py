@@ -23,12 +23,14 @@ import time
 import warnings
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..model import Location, Status
+from ..net import workers
 from ..net.runner import ProbeContext, ProbeFact, ProbeProblem, probe
 from ..net.target import ScanTarget, is_public
 from ..net.text import excerpt
@@ -747,6 +749,95 @@ def _run_scanner(scanner: Any, requests: list[Any], deadline: float) -> tuple[di
         results[item.uuid] = item
 
 
+def _outcome(c: Candidate, result: Any, trouble: str | None, target: ScanTarget,
+             profile: ProfileSpec) -> ProbeFact | ProbeProblem:
+    """What one endpoint's sslyze result says: its TlsEndpoint, or the problem."""
+    if result is None:
+        return ProbeProblem("tls_endpoint", f"{c.where}: {trouble or 'no result'} "
+                            f"({BUDGET_S:.0f} s for the whole TLS scan)", c.where)
+    if result.scan_result is None:
+        trace = result.connectivity_error_trace
+        kind = getattr(getattr(trace, "exc_type", None), "__name__", "")
+        if kind == "ServerRejectedOpportunisticTlsNegotiation":
+            return ProbeFact("tls_endpoint", TlsEndpoint(
+                c.host, c.port, c.address, c.kind, c.sni, c.where, tls_offered=False, refusal=_error_text(trace)))
+        return ProbeProblem("tls_endpoint", f"{c.where}: TLS could not be negotiated: {_error_text(trace)}", c.where)
+    try:
+        return ProbeFact("tls_endpoint", endpoint_from_result(c, result, target, profile))
+    except Exception as exc:  # one odd server must not cost the others
+        return ProbeProblem("tls_endpoint", f"{c.where}: the scan result could not be read: "
+                            f"{type(exc).__name__}: {excerpt(str(exc))}", c.where)
+
+
+def scan_endpoint(target: ScanTarget, c: Candidate, deadline: float) -> ProbeFact | ProbeProblem:
+    """One endpoint's whole sslyze scan, down to plain data (what a worker process returns)."""
+    try:
+        request = _scan_request(target, c)
+    except (ValueError, UnicodeError) as exc:
+        return ProbeProblem("tls_endpoint", f"{c.where}: cannot be scanned: {excerpt(str(exc))}", c.where)
+    results, trouble = run_scanner([request], deadline)
+    return _outcome(c, results.get(request.uuid), trouble, target, load_profile(target.tls_profile))
+
+
+def _scan_key(target: ScanTarget, c: Candidate) -> tuple:
+    """What a scan's result depends on: the endpoint and the target's scan settings."""
+    return (c, target.ca_bundle, target.timeout, target.tls_profile)
+
+
+def web_domain_candidates(target: ScanTarget) -> list[Candidate]:
+    """The web domain's HTTPS endpoints at the addresses the target names (the web hosts of an
+    audit): known before anything is read or resolved, as the probe lists them."""
+    if not target.addresses or _is_ip(target.web_domain):
+        return []
+    several = len(target.addresses) > 1
+    return [Candidate(target.web_domain, HTTPS_PORT, a, HTTPS, target.web_domain, True,
+                      _where(target.web_domain, HTTPS_PORT, a, several)) for a in target.addresses]
+
+
+def prefetch(target: ScanTarget) -> None:
+    """Start the scans of the web domain now, in the TLS worker; the probe takes their results
+    when it gets there (an audit calls this before its SSH collection is done)."""
+    scanner = workers.scanner()
+    if scanner is None:
+        return
+    deadline = time.monotonic() + BUDGET_S
+    for c in web_domain_candidates(target):
+        workers.prefetch(_scan_key(target, c), scanner.submit(target, c, deadline))
+
+
+def _scan_all(target: ScanTarget, to_scan: list[Candidate], deadline: float) -> list[ProbeFact | ProbeProblem]:
+    """Every endpoint's scan, in the order given: side by side in processes of the TLS worker
+    (net/workers.py) when it can be used, else all in one sslyze Scanner here. The deadline holds
+    either way."""
+    if not to_scan:
+        return []
+    scanner = workers.scanner()
+    if scanner is not None:
+        futures = [workers.take_prefetched(_scan_key(target, c)) or scanner.submit(target, c, deadline)
+                   for c in to_scan]
+        outcomes: list[ProbeFact | ProbeProblem] = []
+        for c, future in zip(to_scan, futures, strict=True):
+            try:
+                outcomes.append(future.result(timeout=max(0.1, deadline - time.monotonic() + 1)))
+            except FutureTimeout:
+                outcomes.append(_outcome(c, None, "the TLS scan did not finish in time", target,
+                                         load_profile(target.tls_profile)))
+            except workers.WorkerGone:  # scanned here instead
+                outcomes.append(scan_endpoint(target, c, deadline))
+        return outcomes
+    profile = load_profile(target.tls_profile)
+    requests = {}
+    problems: dict[Candidate, ProbeProblem] = {}
+    for c in to_scan:
+        try:
+            requests[c] = _scan_request(target, c)
+        except (ValueError, UnicodeError) as exc:
+            problems[c] = ProbeProblem("tls_endpoint", f"{c.where}: cannot be scanned: {excerpt(str(exc))}", c.where)
+    results, trouble = run_scanner(list(requests.values()), deadline) if requests else ({}, None)
+    return [problems[c] if c in problems else _outcome(c, results.get(requests[c].uuid), trouble, target, profile)
+            for c in to_scan]
+
+
 # --- the probe ------------------------------------------------------------------------------------------------
 
 
@@ -807,39 +898,10 @@ def tls_probe(target: ScanTarget, ctx: ProbeContext) -> Iterator[ProbeFact | Pro
             yield outcome
 
     scanned: list[str] = []
-    if to_scan:
-        profile = load_profile(target.tls_profile)
-        requests = {}
-        for c in to_scan:
-            try:
-                requests[c] = _scan_request(target, c)
-            except (ValueError, UnicodeError) as exc:
-                yield ProbeProblem("tls_endpoint", f"{c.where}: cannot be scanned: {excerpt(str(exc))}", c.where)
-        results, trouble = run_scanner(list(requests.values()), deadline) if requests else ({}, None)
-        for c, request in requests.items():
-            result = results.get(request.uuid)
-            if result is None:
-                yield ProbeProblem("tls_endpoint", f"{c.where}: {trouble or 'no result'} "
-                                   f"({BUDGET_S:.0f} s for the whole TLS scan)", c.where)
-            elif result.scan_result is None:
-                trace = result.connectivity_error_trace
-                kind = getattr(getattr(trace, "exc_type", None), "__name__", "")
-                if kind == "ServerRejectedOpportunisticTlsNegotiation":
-                    yield ProbeFact("tls_endpoint", TlsEndpoint(
-                        c.host, c.port, c.address, c.kind, c.sni, c.where, tls_offered=False,
-                        refusal=_error_text(trace)))
-                else:
-                    yield ProbeProblem("tls_endpoint", f"{c.where}: TLS could not be negotiated: {_error_text(trace)}",
-                                       c.where)
-            else:
-                try:
-                    endpoint = endpoint_from_result(c, result, target, profile)
-                except Exception as exc:  # one odd server must not cost the others
-                    yield ProbeProblem("tls_endpoint", f"{c.where}: the scan result could not be read: "
-                                       f"{type(exc).__name__}: {excerpt(str(exc))}", c.where)
-                    continue
-                scanned.append(c.where)
-                yield ProbeFact("tls_endpoint", endpoint)
+    for outcome in _scan_all(target, to_scan, deadline):
+        if isinstance(outcome, ProbeFact) and outcome.fact.tls_offered:
+            scanned.append(outcome.fact.where)
+        yield outcome
     yield ProbeFact("tls_scan", TlsScanSummary(
         profile=target.tls_profile, scanned=tuple(scanned), closed=tuple(c.where for c in closed),
         postgres_tried=tuple(c.where for c in postgres), notes=tuple(notes),

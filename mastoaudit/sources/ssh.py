@@ -46,6 +46,12 @@ class Planned:
     params: dict = field(default_factory=dict)
 
 
+# Read before everything else, in a round trip of its own: what the network half of an audit needs
+# from the host (.env.production: the media bucket, the mail relay, secure mode), so that the
+# network probes can start while the other commands still run (cli.cmd_audit, sources/overlap.py).
+EARLY_KEYS = ("env",)
+
+
 def _p(host: Host, path: str) -> str:
     return f"{host.path_prefix}{path}" if host.path_prefix else path
 
@@ -65,9 +71,10 @@ def plan(inventory: Inventory, host: Host) -> list[Planned]:
         Planned("packages", "packages"),
         Planned("firewall", "firewall"),
     ]
+    early: list[Planned] = []
     if roles & APP_ROLES:
         app = _p(host, inventory.mastodon_path)
-        root_files += [f"{app}/.env.production"]
+        early.append(Planned("env", "files-root", {"paths": [f"{app}/.env.production"]}))
         files += [f"{app}/lib/mastodon/version.rb", f"{app}/docker-compose.yml", f"{app}/compose.yml"]
     if "web" in roles:
         steps.append(Planned("nginx", "nginx-dump", {"config": _p(host, s.nginx_config)}))
@@ -84,7 +91,7 @@ def plan(inventory: Inventory, host: Host) -> list[Planned]:
     steps.insert(0, Planned("files", "files", {"paths": files}))
     if root_files:
         steps.insert(1, Planned("files-root", "files-root", {"paths": root_files}))
-    return steps
+    return early + steps
 
 
 class MemoryFiles:
@@ -170,7 +177,7 @@ def build_facts(inventory: Inventory, host: Host, results: dict[str, dict], fail
         facts.reachable = False
         return facts
     classified: list = []
-    for key in ("files", "files-root"):
+    for key in ("env", "files", "files-root"):
         result = results.get(key)
         if result is None:
             continue
@@ -271,6 +278,7 @@ def _postgres(host: Host, results: dict[str, dict], facts: FactSet) -> None:
 
 
 ProgressFn = Callable[[str, str], None]
+ResultFn = Callable[[str, str, dict], None]
 
 
 class SshCollection:
@@ -298,6 +306,7 @@ class SshCollection:
                 "command_timeout": ssh.command_timeout, "host_timeout": ssh.host_timeout,
                 "commands": [{"key": p.key, "id": p.id, "params": p.params}
                              for p in self.planner(self.inventory, host)],
+                "early": list(EARLY_KEYS),
             })
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.started = time.monotonic()
@@ -308,12 +317,14 @@ class SshCollection:
         self.proc.stdin.close()
         return self
 
-    def finish(self, progress: ProgressFn | None = None) -> list[FactSet]:
-        """Audit every host concurrently; an unreachable host ends as an error, never an abort."""
-        results, failures = self.gather(progress)
+    def finish(self, progress: ProgressFn | None = None, on_result: ResultFn | None = None) -> list[FactSet]:
+        """Audit every host concurrently; an unreachable host ends as an error, never an abort.
+        `on_result(host, key, result)` sees each command's result as it arrives."""
+        results, failures = self.gather(progress, on_result)
         return [build_facts(self.inventory, h, results[h.name], failures.get(h.name)) for h in self.hosts]
 
-    def gather(self, progress: ProgressFn | None = None) -> tuple[dict[str, dict[str, dict]], dict[str, str]]:
+    def gather(self, progress: ProgressFn | None = None, on_result: ResultFn | None = None,
+               ) -> tuple[dict[str, dict[str, dict]], dict[str, str]]:
         """The worker's raw results per host and command key, and the hosts that failed (why)."""
         proc = self.proc
         assert proc is not None and proc.stdout is not None and proc.stderr is not None
@@ -339,6 +350,8 @@ class SshCollection:
                 kind = event.get("event")
                 if kind == "result":
                     results[name][event["key"]] = event
+                    if on_result is not None:
+                        on_result(name, event["key"], event)
                 elif kind == "failed":
                     failures[name] = event.get("error", "failed")
                 elif kind == "done":
@@ -356,6 +369,19 @@ class SshCollection:
                 if name not in done:
                     failures.setdefault(name, f"SSH worker stopped ({tail[0][:200]}) after {elapsed:.0f} s")
         return results, failures
+
+
+def phases(steps: list[Planned]) -> list[list[Planned]]:
+    """The round trips a host's commands travel in, as the SSH worker runs them: the early ones
+    (EARLY_KEYS), then the rest; an empty one is skipped."""
+    early = [p for p in steps if p.key in EARLY_KEYS]
+    rest = [p for p in steps if p.key not in EARLY_KEYS]
+    return [group for group in (early, rest) if group]
+
+
+def env_from_result(inventory: Inventory, host: Host, result: dict):
+    """The host's .env.production (a MastodonEnv) from its early `env` result, or None."""
+    return build_facts(inventory, host, {"env": result}, None).first("mastodon_env")
 
 
 def collect_hosts(inventory: Inventory, progress: ProgressFn | None = None,
