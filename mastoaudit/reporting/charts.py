@@ -33,12 +33,12 @@ def _segments(counts: dict[str, int], order: tuple[str, ...], x0: float, scale: 
     return segments
 
 
-def severity_by_component(rows: list[dict], width: int = 560) -> dict | None:
+def severity_by_component(rows: list[dict], width: int = 460) -> dict | None:
     """`rows`: [{"id", "grade", "counts": {severity: open failures}}], in the order to draw."""
     rows = [r for r in rows if sum(r["counts"].values())]
     if not rows:
         return None
-    left, right, top = 128, 44, 8
+    left, right, top = 120, 40, 8
     most = max(sum(r["counts"].values()) for r in rows)
     scale = (width - left - right) / most
     drawn = []
@@ -55,9 +55,9 @@ def severity_by_component(rows: list[dict], width: int = 560) -> dict | None:
             "description": f"Open failures by component and severity. {summary}."}
 
 
-def threat_coverage(rows: list[dict], width: int = 560) -> dict:
+def threat_coverage(rows: list[dict], width: int = 480) -> dict:
     """`rows`: [{"id", "title", "grade", "counts": {outcome: checks}}], in the order to draw."""
-    left, right, top = 236, 40, 8
+    left, right, top = 250, 30, 8
     most = max((sum(r["counts"].values()) for r in rows), default=0) or 1
     scale = (width - left - right) / most
     drawn = []
