@@ -443,6 +443,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
         raise UsageError(f"not a domain: {args.domain!r}")
     target = _scan_target(args, domain, domain, (args.web_domain or domain).lower())
     probes = _probes(args)
+    if any(p.name == "tls" for p in probes):
+        from .net import workers
+
+        workers.warm()  # the TLS worker imports sslyze while the checks load and the name resolves
     _prepare(args, "scan", [domain])
     registry = _registry(args)
     if not target.addresses:
