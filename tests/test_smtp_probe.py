@@ -182,7 +182,7 @@ def hostile_server(script: list[bytes]) -> tuple[int, threading.Thread]:
 ])
 def test_hostile_servers_become_errors(script, error):
     port, thread = hostile_server(script)
-    target = ScanTarget("t", "t.example", "t.example", timeout=1.0)
+    target = ScanTarget("t", "t.example", "t.example", timeout=1.0, smtp_hosts=("127.0.0.1",))  # named: allowed
     ep = probe_endpoint(SmtpEndpoint("127.0.0.1", "127.0.0.1", port, "starttls", "SMTP relay"), target)
     thread.join(10)
     assert ep.open
