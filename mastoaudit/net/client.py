@@ -25,13 +25,16 @@ streams opened here, so that the connection step, where the policy is applied, i
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import os
 import ssl
 import zlib
+from asyncio import sslproto
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import h11
@@ -42,6 +45,11 @@ USER_AGENT = "mastoaudit/0.1 (+security audit; read-only)"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 READ_CHUNK = 65536
+# asyncio gives every TLS connection a 256 KiB read buffer (SSLProtocol.max_size, touched at once): a
+# sweep holding a thousand connections would spend 256 MB on buffers. TLS records are 16 KiB at most.
+TLS_READ_BUFFER = 32 * 1024
+if getattr(sslproto.SSLProtocol, "max_size", 0) > TLS_READ_BUFFER:
+    sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
 
 
 class Kind:
@@ -83,7 +91,7 @@ class Limits:
     concurrency: int = 64  # requests in flight, overall
     per_address: int = 16  # requests in flight to one IP address
     keepalive: float = 5.0  # seconds an idle connection is kept for reuse (0: never reused)
-    max_idle: int = 256  # idle connections kept, overall
+    max_idle: int = 64  # idle connections kept, overall (the oldest is closed to make room)
     addresses_tried: int = 2  # addresses of one name tried when connecting fails
 
 
@@ -133,6 +141,8 @@ class JsonResult:
 
 
 Resolve = Callable[[str], Awaitable[Sequence[str]]]
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 async def system_resolve(name: str) -> list[str]:
@@ -153,7 +163,7 @@ def _bracket(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
 
-@dataclass
+@dataclass(eq=False)
 class _Conn:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
@@ -190,6 +200,33 @@ class _Inflater:
         return out
 
 
+async def bounded_map(work: Callable[[_T], Awaitable[_R]], items: Iterable[_T], in_flight: int
+                      ) -> AsyncIterator[_R]:
+    """work(item) for every item, at most `in_flight` at once, results as they complete. Items are
+    drawn lazily: 30,000 peers cost 30,000 results, never 30,000 pending coroutines."""
+    pending: set[asyncio.Future] = set()
+    source = iter(items)
+    width = max(1, in_flight)
+
+    def fill() -> None:
+        for item in source:
+            pending.add(asyncio.ensure_future(work(item)))
+            if len(pending) >= width:
+                return
+
+    fill()
+    try:
+        while pending:
+            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                pending.discard(task)
+                yield task.result()
+            fill()
+    finally:
+        for task in pending:
+            task.cancel()
+
+
 class Client:
     """The async core. One per scan or sweep; use it from one event loop.
 
@@ -212,8 +249,8 @@ class Client:
         self._verdicts: dict[tuple[str, int, str], bool] = {}  # (address, port, name) -> chain verifies
         self._slots: asyncio.Semaphore | None = None
         self._per_address: dict[str, list] = {}  # address -> [semaphore, users]
-        self._idle: dict[tuple, list[_Conn]] = {}
-        self._idle_count = 0
+        self._idle: dict[tuple, list[_Conn]] = {}  # key -> idle connections, the newest last
+        self._idle_order: collections.OrderedDict[_Conn, None] = collections.OrderedDict()  # the oldest first
 
     # --- the public API -------------------------------------------------------------------------
 
@@ -270,43 +307,23 @@ class Client:
 
     async def map_json(self, urls: Iterable[str], *, max_bytes: int = 64 * 1024, per_request: float | None = None,
                        in_flight: int | None = None, **kwargs) -> AsyncIterator[JsonResult]:
-        """fetch_json over many URLs, yielding results as they complete. At most `in_flight` tasks
-        exist at once (default: the concurrency limit), so a list of 30,000 URLs costs 30,000 results,
-        not 30,000 pending coroutines; each request has its own deadline (`per_request` seconds)."""
+        """fetch_json over many URLs, yielding results as they complete; each request has its own
+        deadline (`per_request` seconds) and at most `in_flight` run at once (see bounded_map)."""
         loop = asyncio.get_running_loop()
-        width = max(1, in_flight or self.limits.concurrency)
-        pending: set[asyncio.Task] = set()
-        source = iter(urls)
 
-        def start(url: str) -> None:
+        def one(url: str) -> Awaitable[JsonResult]:
             deadline = loop.time() + (per_request or self.limits.total)
-            pending.add(asyncio.ensure_future(self.fetch_json(url, max_bytes=max_bytes, deadline=deadline, **kwargs)))
+            return self.fetch_json(url, max_bytes=max_bytes, deadline=deadline, **kwargs)
 
-        try:
-            for url in source:
-                start(url)
-                if len(pending) >= width:
-                    break
-            while pending:
-                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    pending.discard(task)
-                    yield task.result()
-                for url in source:
-                    start(url)
-                    if len(pending) >= width:
-                        break
-        finally:
-            for task in pending:
-                task.cancel()
+        async for result in bounded_map(one, urls, in_flight or self.limits.concurrency):
+            yield result
 
     async def close(self) -> None:
         """Close the idle connections kept for reuse."""
-        for conns in self._idle.values():
-            for conn in conns:
-                conn.close(abort=True)
+        for conn in self._idle_order:
+            conn.close(abort=True)
         self._idle.clear()
-        self._idle_count = 0
+        self._idle_order.clear()
 
     def verdict(self, address: str, port: int, name: str) -> bool | None:
         """Whether the certificate at address:port verified for `name` (None: not seen)."""
@@ -439,21 +456,27 @@ class Client:
         now = asyncio.get_running_loop().time()
         while idle:
             conn = idle.pop()
-            self._idle_count -= 1
+            del self._idle_order[conn]
             if conn.usable and now - conn.idle_since < self.limits.keepalive:
                 return conn
             conn.close(abort=True)
-        if idle is not None and not idle:
-            self._idle.pop(key, None)
+        self._idle.pop(key, None)
         return None
 
     def _checkin(self, conn: _Conn) -> None:
-        if self.limits.keepalive <= 0 or self._idle_count >= self.limits.max_idle or not conn.usable:
+        if self.limits.keepalive <= 0 or self.limits.max_idle <= 0 or not conn.usable:
             conn.close()
             return
+        while len(self._idle_order) >= self.limits.max_idle:  # make room: the oldest idle connection goes
+            oldest, _ = self._idle_order.popitem(last=False)
+            peers = self._idle.get(oldest.key, [])
+            peers.remove(oldest)
+            if not peers:
+                self._idle.pop(oldest.key, None)
+            oldest.close()
         conn.idle_since = asyncio.get_running_loop().time()
         self._idle.setdefault(conn.key, []).append(conn)
-        self._idle_count += 1
+        self._idle_order[conn] = None
 
     async def _open(self, key: tuple) -> _Conn:
         tls, address, port, host, verify = key
