@@ -3,9 +3,9 @@ peers, each asked for its NodeInfo index and then the document it links to, over
 verified certificates, against a local nginx serving every peer name, a share of them hostile.
 
     python bench/bench_client.py [--peers 5000] [--hostile 0.1] [--in-flight 512] [--deadline 5]
-                                 [--addresses 64] [--per-address 8] [--no-curl]
+                                 [--addresses 250] [--per-address 8] [--no-curl]
 
-Peers are spread over --addresses loopback addresses (127.0.2.x) so the per-address limit works as it
+Peers are spread over --addresses loopback addresses (127.0.2.x, default 250) so the per-address limit works as it
 would on the real fediverse. Hostile peers, by kind: slow (nginx `limit_rate 1`: one byte a second),
 huge (a 20 MB answer), a gzip bomb (200 MB of zeros in 200 KB), a redirect to 169.254.169.254 and a
 redirect loop. Prints peers and requests per second, CPU seconds per peer, the client process's peak
@@ -167,7 +167,7 @@ def main() -> int:
     parser.add_argument("--hostile", type=float, default=0.1)
     parser.add_argument("--in-flight", type=int, default=512)
     parser.add_argument("--per-address", type=int, default=8)
-    parser.add_argument("--addresses", type=int, default=64)
+    parser.add_argument("--addresses", type=int, default=250)
     parser.add_argument("--deadline", type=float, default=5.0, help="seconds per peer (index and document)")
     parser.add_argument("--no-curl", action="store_true")
     args = parser.parse_args()

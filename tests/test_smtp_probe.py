@@ -12,7 +12,9 @@ import time
 import pytest
 from mastoaudit_checks.mail_net import software_named
 
+from mastoaudit.addresses import AddressPolicy
 from mastoaudit.facts import FactSet
+from mastoaudit.net.sockets import TcpGate
 from mastoaudit.net.target import ScanTarget
 from mastoaudit.probes.mail_dns import split_host_port
 from mastoaudit.probes.smtp import (
@@ -83,7 +85,7 @@ def test_banner_disclosure(banner, named):
 def session_fed(data: bytes, seconds: float = 2.0) -> tuple[Session, socket.socket]:
     ours, theirs = socket.socketpair()
     theirs.sendall(data)
-    return Session(ours, time.monotonic() + seconds), theirs
+    return Session(ours, time.monotonic() + seconds, TcpGate(AddressPolicy())), theirs
 
 
 def test_session_reads_split_replies():

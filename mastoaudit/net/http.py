@@ -96,7 +96,8 @@ class HttpClient:
         self._core = _core or Client(
             self.policy, resolve=self._resolve, pins=pins, ca_bundle=target.ca_bundle,
             limits=Limits(connect=target.timeout, read=target.timeout, total=REQUEST_BUDGET * target.timeout,
-                          max_body=MAX_BODY_BYTES, max_redirects=MAX_REDIRECTS))
+                          max_body=MAX_BODY_BYTES, max_redirects=MAX_REDIRECTS,
+                          per_address=32))  # a scan's requests nearly all go to the site's one address
         self.gate = _gate or TcpGate(self.policy, deadline)
         self.deadline = deadline  # time.monotonic() by which everything this view does has ended
 

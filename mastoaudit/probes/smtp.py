@@ -76,7 +76,7 @@ def parse_reply(raw_lines: list[bytes]) -> Reply:
 class Session:
     """One SMTP dialogue over a socket, bounded in time and size."""
 
-    def __init__(self, sock: socket.socket, deadline: float, gate: TcpGate | None = None) -> None:
+    def __init__(self, sock: socket.socket, deadline: float, gate: TcpGate) -> None:
         self.sock = sock
         self.deadline = deadline
         self.gate = gate  # the socket's gate: TLS keeps its deadline
@@ -136,10 +136,7 @@ class Session:
         if self.buffer:  # RFC 3207 §5: data after the 220 would be injected before TLS
             raise SmtpProtocolError("the server sent data after its STARTTLS reply (command injection risk)")
         self.sock.settimeout(max(0.1, self.deadline - time.monotonic()))
-        if self.gate is not None:
-            self.sock = self.gate.tls(self.sock, context, server_hostname)
-        else:
-            self.sock = context.wrap_socket(self.sock, server_hostname=server_hostname)
+        self.sock = self.gate.tls(self.sock, context, server_hostname)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
