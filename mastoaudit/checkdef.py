@@ -51,7 +51,8 @@ class CheckMeta:
     remediation: Remediation
     references: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
-    # Which audits it belongs to: "static" (config files), "live" (SSH), "network" (probes).
+    # Which audits it belongs to: "static" (config files), "live" (SSH), "network" (probes),
+    # "federation" (the federation commands: Mastodon's database and the peers).
     # A check whose facts are absent is skipped anyway; this only decides what `checks list` shows.
     modes: tuple[str, ...] = ("static", "live")
 
@@ -99,7 +100,7 @@ def check(
     """Declare a check. Invalid metadata is a programming error and raises at import time."""
     if component not in COMPONENTS:
         raise ValueError(f"check {id}: unknown component {component!r}")
-    bad_modes = set(modes) - {"static", "live", "network"}
+    bad_modes = set(modes) - {"static", "live", "network", "federation"}
     if bad_modes:
         raise ValueError(f"check {id}: unknown modes {sorted(bad_modes)}")
     threat_ids = tuple(threats)

@@ -114,6 +114,7 @@ PROBLEM_COMPONENTS = {
     "port_scan": "host", "s3": "s3", "smtp_endpoint": "smtp", "mail_spf": "mail-dns", "mail_dkim": "mail-dns",
     "mail_dmarc": "mail-dns", "mail_mta_sts": "mail-dns", "mail_tls_rpt": "mail-dns", "dns_caa": "mail-dns",
     "dns_dnssec": "mail-dns", "redis": "redis", "postgresql_conf": "postgresql",
+    "database": "federation", "peer_list": "federation", "advisories": "federation",
 }
 
 
@@ -137,7 +138,8 @@ def problem_findings(facts: FactSet, redactor: Redactor) -> list[Finding]:
 
 # Which checks each command runs (CheckMeta.modes): a scan has no config files to judge, a lint no
 # live host; the others are not run at all rather than reported as skipped.
-COMMAND_MODES = {"lint": {"static"}, "audit": {"static", "live", "network"}, "scan": {"network"}}
+COMMAND_MODES = {"lint": {"static"}, "audit": {"static", "live", "network"}, "scan": {"network"},
+                 "federation": {"federation"}}
 
 
 def run(command: str, registry: Registry, selection: Selection, targets: Iterable[FactSet],
@@ -145,7 +147,7 @@ def run(command: str, registry: Registry, selection: Selection, targets: Iterabl
     """`began`: when the command started (wall clock, perf_counter), so the reported duration
     includes collecting the facts, not only judging them."""
     started, clock = began or (datetime.now(UTC), time.perf_counter())
-    modes = COMMAND_MODES.get(command, {"static", "live", "network"})
+    modes = COMMAND_MODES.get(command.split(" ", 1)[0], {"static", "live", "network"})
     selected = [c for c in registry if selection.wants(c.meta) and modes & set(c.meta.modes)]
     findings: list[Finding] = []
     summaries: list[TargetSummary] = []

@@ -5,8 +5,8 @@ from __future__ import annotations
 from ..engine import RunResult
 from ..model import COMPONENTS, Status
 
-SCHEMA_VERSION = "1.0"
-SCHEMA_ID = "https://mastoaudit.invalid/schema/report-1.0.json"
+SCHEMA_VERSION = "1.1"
+SCHEMA_ID = "https://mastoaudit.invalid/schema/report-1.1.json"
 
 _STATUS_ORDER = {Status.ERROR: 0, Status.FAIL: 1, Status.WARN: 2, Status.SKIP: 3, Status.PASS: 4}
 
@@ -38,6 +38,7 @@ def build_document(result: RunResult) -> dict:
             "by_status": result.counts_by_status(),
             "failed_by_severity": result.failed_by_severity(),
             "checks_run": len(result.checks),
+            "waived": 0,  # compliance.py applies the waivers to the document
         },
         "checks": [meta.to_dict() for meta in result.checks],
         "findings": [f.to_dict() for f in sorted_findings(result)],

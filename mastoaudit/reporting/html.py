@@ -17,19 +17,27 @@ from markupsafe import Markup
 
 from ..engine import RunResult
 from ..model import Severity, Status
+from .compliance_view import compliance_view, diff_view
 from .document import build_document, visible
 
 TEMPLATE_PACKAGE = "mastoaudit_templates"
-STATUSES = [s.value for s in (Status.FAIL, Status.ERROR, Status.WARN, Status.SKIP, Status.PASS)]
+# What the report shows: the statuses, plus "waived" for a failure or warning a waiver accepts
+# (its own status on the page, with its own filter; the document keeps the check's verdict).
+WAIVED = "waived"
+STATUSES = [s.value for s in (Status.FAIL, Status.ERROR, Status.WARN)] + [WAIVED] + [
+    s.value for s in (Status.SKIP, Status.PASS)]
 SEVERITIES = [s.value for s in reversed(list(Severity))]
 _OPEN_BY_DEFAULT = {Status.FAIL.value, Status.ERROR.value, Status.WARN.value}
 _ATTENTION = _OPEN_BY_DEFAULT
 # Within a component: what needs attention, then what passed, then what did not apply.
-_ROW_ORDER = [s.value for s in (Status.ERROR, Status.FAIL, Status.WARN, Status.PASS, Status.SKIP)]
-_THREAT_WORDS = {"fail": "failing", "error": "not fully checked", "warn": "needs review", "pass": "verified",
-                 "skip": "not applicable here", "none": "no check in this run"}
+_ROW_ORDER = [s.value for s in (Status.ERROR, Status.FAIL, Status.WARN)] + [WAIVED] + [
+    s.value for s in (Status.PASS, Status.SKIP)]
+_THREAT_WORDS = {"fail": "failing", "error": "not fully checked", "warn": "needs review",
+                 WAIVED: "accepted risk (waived)", "pass": "verified", "skip": "not applicable here",
+                 "none": "no check in this run"}
 _THREAT_ORDER = list(_THREAT_WORDS)
-_STATUS_WORDS = {"pass": "passed", "fail": "failed", "warn": "warning", "skip": "skipped", "error": "error"}
+_STATUS_WORDS = {"pass": "passed", "fail": "failed", "warn": "warning", "skip": "skipped", "error": "error",
+                 WAIVED: "waived"}
 
 
 def _asset(name: str) -> str:
@@ -44,8 +52,9 @@ def csp_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
 
 
-def content_security_policy(css: str, js: str) -> str:
-    return (f"default-src 'none'; style-src {csp_hash(css)}; script-src {csp_hash(js)}; "
+def content_security_policy(css: str, js: str | None) -> str:
+    script = csp_hash(js) if js is not None else "'none'"
+    return (f"default-src 'none'; style-src {csp_hash(css)}; script-src {script}; "
             "img-src data:; base-uri 'none'; form-action 'none'")
 
 
@@ -68,7 +77,7 @@ def _is_link(ref: str) -> bool:
 def _counts(findings: list[dict]) -> dict[str, int]:
     counts = dict.fromkeys(STATUSES, 0)
     for f in findings:
-        counts[f["status"]] += 1
+        counts[f["shown"]] += 1
     return counts
 
 
@@ -86,12 +95,16 @@ def view(doc: dict) -> dict:
     findings = []
     for n, f in enumerate(doc["findings"], 1):
         loc = f["location"]
+        shown = WAIVED if f.get("waiver") else f["status"]
         findings.append({
             **f,
+            "waiver": f.get("waiver"),  # optional in the document
+            "baseline": f.get("baseline"),
+            "shown": shown,
             "anchor": f"finding-{n}",
             "where": (f"{loc['file']}:{loc['line']}" if loc and loc["line"] else loc["file"]) if loc else None,
             "check": checks.get(f["check_id"]),
-            "open": f["status"] in _OPEN_BY_DEFAULT,
+            "open": shown in _OPEN_BY_DEFAULT,
         })
     for c in checks.values():
         c["links"] = [{"text": r, "href": r if _is_link(r) else None} for r in c["references"]]
@@ -100,7 +113,7 @@ def view(doc: dict) -> dict:
     for comp in doc["components"]:
         members = [f for f in findings if f["component"] == comp["id"]]
         if members:
-            members.sort(key=lambda f: _ROW_ORDER.index(f["status"]))  # stable: keeps severity order
+            members.sort(key=lambda f: _ROW_ORDER.index(f["shown"]))  # stable: keeps severity order
             counts = _counts(members)
             groups.append({**comp, "findings": members, "counts": counts, "worst": _worst(counts)})
     # Components that need attention first; the others in the catalogue's order.
@@ -108,7 +121,7 @@ def view(doc: dict) -> dict:
 
     per_check: dict[str, dict[str, int]] = {}
     for f in findings:
-        per_check.setdefault(f["check_id"], dict.fromkeys(STATUSES, 0))[f["status"]] += 1
+        per_check.setdefault(f["check_id"], dict.fromkeys(STATUSES, 0))[f["shown"]] += 1
     threats = []
     for t in doc["threats"]:
         rows = [{"id": cid, "check": checks.get(cid), "counts": per_check.get(cid, dict.fromkeys(STATUSES, 0))}
@@ -123,8 +136,9 @@ def view(doc: dict) -> dict:
 
     matrix = {sev: dict.fromkeys(STATUSES, 0) for sev in SEVERITIES}
     for f in findings:
-        matrix[f["severity"]][f["status"]] += 1
+        matrix[f["severity"]][f["shown"]] += 1
     return {
+        **compliance_view(doc, findings),
         "doc": doc,
         "run": doc["run"],
         "findings": findings,
@@ -155,3 +169,11 @@ def render_document(doc: dict) -> str:
         js=Markup(js),
         csp=content_security_policy(css, js),
     )
+
+
+def render_diff(diff: dict) -> str:
+    """The page of `mastoaudit diff`: new, changed and resolved findings (no script at all)."""
+    css = _asset("report.css")
+    template = _environment().get_template("diff.html.j2")
+    return template.render(**diff_view(visible(diff)), css=Markup(css), csp=content_security_policy(css, None),
+                           status_words=_STATUS_WORDS)

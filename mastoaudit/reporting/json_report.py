@@ -9,5 +9,9 @@ from .document import build_document
 
 
 def render(result: RunResult) -> str:
+    return render_document(build_document(result))
+
+
+def render_document(doc: dict) -> str:
     # Compact: reports of large trees hold thousands of findings (pipe through `jq .` to read).
-    return json.dumps(build_document(result), separators=(",", ":")) + "\n"
+    return json.dumps(doc, separators=(",", ":")) + "\n"

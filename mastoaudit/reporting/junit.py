@@ -4,7 +4,9 @@ One <testsuite> per component; one <testcase> per check and target (classname = 
 name = check id, with " [target]" added when the run had several targets). A check yields one
 finding per subject, so a testcase folds them: any error -> <error>, else any fail -> <failure>,
 else all skipped -> <skipped>; warnings pass with a note in <system-out>. Input problems
-(`input.<kind>`) are testcases too, so an unreadable file shows up as an error.
+(`input.<kind>`) are testcases too, so an unreadable file shows up as an error. Waived findings
+do not fail a testcase: one whose failures are all waived is skipped, with the waiver's reason.
+With a baseline, each finding's evidence says whether it is new, unchanged or updated.
 
 The XML is built with ElementTree (which escapes); characters XML 1.0 cannot hold are replaced
 by visible escapes first (`visible`).
@@ -30,7 +32,16 @@ def _evidence(f: dict) -> str:
     for key in ("subject", "observed", "expected"):
         if f[key] is not None:
             lines.append(f"  {key}: {f[key]}")
+    if f.get("baseline"):
+        lines.append(f"  baseline: {f['baseline']['state']}")
+    if f.get("waiver"):
+        lines.append(f"  {_waived(f['waiver'])}")
     return "\n".join(lines)
+
+
+def _waived(waiver: dict) -> str:
+    until = f"until {waiver['expires']}" if waiver["expires"] else "with no expiry date"
+    return f"waived {until} by {waiver['owner']}: {waiver['reason']} ({waiver['source']})"
 
 
 def _fix(check: dict | None) -> str:
@@ -48,7 +59,7 @@ def _testcase(suite: ET.Element, name: str, component: str, group: list[dict], c
     case = ET.SubElement(suite, "testcase", {"classname": component, "name": name, "time": "0"})
     by_status: dict[str, list[dict]] = {}
     for f in group:
-        by_status.setdefault(f["status"], []).append(f)
+        by_status.setdefault("waived" if f.get("waiver") else f["status"], []).append(f)
     outcome = "passed"
     for status, tag in (("error", "error"), ("fail", "failure")):
         hits = by_status.get(status)
@@ -59,10 +70,14 @@ def _testcase(suite: ET.Element, name: str, component: str, group: list[dict], c
             outcome = "error" if tag == "error" else "failure"
             break
     else:
-        if all(f["status"] == "skip" for f in group):
+        waived = by_status.get("waived")
+        if waived and all(f["status"] == "skip" or f.get("waiver") for f in group):
+            ET.SubElement(case, "skipped", {"message": _waived(waived[0]["waiver"])})
+            outcome = "skipped"
+        elif all(f["status"] == "skip" for f in group):
             ET.SubElement(case, "skipped", {"message": group[0]["message"]})
             outcome = "skipped"
-    notes = [f for f in group if f["status"] == "warn"]
+    notes = [f for f in group if f["status"] == "warn" or f.get("waiver")]
     if notes:
         ET.SubElement(case, "system-out").text = (
             "\n".join(_evidence(f) for f in notes) + (_fix(check) if outcome == "passed" else ""))
@@ -106,6 +121,10 @@ def build_junit(doc: dict) -> ET.Element:
 
 
 def render(result: RunResult) -> str:
-    root = build_junit(build_document(result))
+    return render_document(build_document(result))
+
+
+def render_document(doc: dict) -> str:
+    root = build_junit(doc)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

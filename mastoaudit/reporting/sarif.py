@@ -12,6 +12,16 @@ Levels: a failure at critical or high severity is `error`, at medium or low `war
 `security-severity` (the CVSS-like score GitHub ranks alerts by, a string): critical 9.5,
 high 8.0, medium 5.5, low 3.0. Info rules carry none, so GitHub files them by
 `problem.severity` ("recommendation") instead of as a security alert of score 0.
+
+Compliance over time:
+- a waived finding is still a result, with a `suppressions` entry (kind `external`, status
+  `accepted`, the waiver's reason, owner and expiry as justification): code scanning shows it as
+  dismissed instead of open;
+- with a baseline (`--baseline`, or `diff`), each result carries `baselineState` (new, unchanged,
+  updated), and the baseline's results that are gone come back as results with `baselineState`
+  `absent`, `kind` `pass` and `level` `none` (they are no longer problems);
+- findings about the waivers themselves (expired, stale, never expiring) are configuration
+  problems, not results: `invocations[0].toolConfigurationNotifications`.
 """
 
 from __future__ import annotations
@@ -144,6 +154,37 @@ def _message(finding: dict) -> str:
 
 
 def _result(finding: dict, index: int) -> dict:
+    result = _plain_result(finding, index)
+    baseline = finding.get("baseline")
+    if baseline:
+        result["baselineState"] = baseline["state"]
+    waiver = finding.get("waiver")
+    if waiver:
+        until = f"expires {waiver['expires']}" if waiver["expires"] else "no expiry date"
+        result["suppressions"] = [{
+            "kind": "external",
+            "status": "accepted",
+            "justification": f"{waiver['reason']} (owner {waiver['owner']}, {until}; {waiver['source']})",
+            "properties": {"mastoaudit/waiver": waiver},
+        }]
+    return result
+
+
+def _absent(finding: dict, index: int) -> dict:
+    """A result of the baseline that is gone: reported as absent, no longer a problem."""
+    return {**_plain_result(finding, index), "kind": "pass", "level": "none", "baselineState": "absent"}
+
+
+def _config_notification(finding: dict) -> dict:
+    return {
+        "level": "error" if finding["status"] == "fail" else "warning",
+        "message": {"text": f"{finding['check_id']}: {_message(finding)}"},
+        "descriptor": {"id": finding["check_id"]},
+        "locations": _locations(finding),
+    }
+
+
+def _plain_result(finding: dict, index: int) -> dict:
     return {
         "ruleId": finding["check_id"],
         "ruleIndex": index,
@@ -189,15 +230,23 @@ def build_sarif(doc: dict) -> dict:
     threats = doc["threats"]
     taxa = {t["id"]: i for i, t in enumerate(threats)}
     rules = {c["id"]: i for i, c in enumerate(doc["checks"])}
-    results, notifications = [], []
+    results, notifications, configuration = [], [], []
     for f in doc["findings"]:
-        if f["status"] == "error" or f["check_id"] not in rules:
+        if f["check_id"].startswith("waiver."):
+            configuration.append(_config_notification(f))
+        elif f["status"] == "error" or f["check_id"] not in rules:
             if f["status"] in ("error", "warn", "fail"):
                 notifications.append(_notification(f, rules))
         elif f["status"] in ("fail", "warn"):
             results.append(_result(f, rules[f["check_id"]]))
     run = doc["run"]
+    baseline = run.get("baseline")
+    for f in baseline["absent"] if baseline else ():
+        if f["check_id"] in rules and f["status"] in ("fail", "warn"):
+            results.append(_absent(f, rules[f["check_id"]]))
     invocation: dict = {"executionSuccessful": bool(run["complete"]), "toolExecutionNotifications": notifications}
+    if configuration:
+        invocation["toolConfigurationNotifications"] = configuration
     start = _utc(run["started_at"])
     if start:
         invocation["startTimeUtc"] = start
@@ -233,5 +282,9 @@ def build_sarif(doc: dict) -> dict:
 
 
 def render(result: RunResult) -> str:
+    return render_document(build_document(result))
+
+
+def render_document(doc: dict) -> str:
     # Control and bidi characters from configs become visible escapes, as in every human-facing format.
-    return json.dumps(build_sarif(visible(build_document(result))), indent=2) + "\n"
+    return json.dumps(build_sarif(visible(doc)), indent=2) + "\n"

@@ -162,3 +162,54 @@ def bundle(items: list[tuple[str, str, dict[str, object]]], timeout: float) -> s
 
 def needs_root(command_ids: list[str]) -> bool:
     return any(COMMANDS[c].needs_root for c in command_ids)
+
+
+# --- federation (issue 9): Mastodon's database, read with psql on the db host ----------------------
+# Self-contained on purpose (validators, template, entry): the impact counts and posture queries
+# of mastoaudit.federation.queries, the same text `--db` runs with psycopg. Read-only twice over:
+# every session starts with default_transaction_read_only=on, and each statement has a time limit.
+
+_DATABASE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$")
+_PEER_DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?(:[0-9]{1,5})?$")
+MAX_QUERY_DOMAINS = 20_000
+
+
+def _database(value: object) -> str:
+    if not isinstance(value, str) or not _DATABASE.match(value):
+        raise CommandRefused(f"database name refused: {value!r}")
+    return shlex.quote(value)
+
+
+def _domains(value: object) -> str:
+    """'-v domains=...' for psql: an array literal of validated names, or nothing at all."""
+    if not isinstance(value, list | tuple) or len(value) > MAX_QUERY_DOMAINS:
+        raise CommandRefused("domains must be a list of at most 20,000 names")
+    for item in value:
+        if not isinstance(item, str) or not _PEER_DOMAIN.match(item):
+            raise CommandRefused(f"domain refused: {item!r}")
+    return f"-v domains={shlex.quote('{' + ','.join(value) + '}')}" if value else ""
+
+
+def _timeout_ms(value: object) -> str:
+    if not isinstance(value, int) or isinstance(value, bool) or not 100 <= value <= 3_600_000:
+        raise CommandRefused(f"statement timeout refused: {value!r}")
+    return str(value)
+
+
+def _federation_command() -> RemoteCommand:
+    from ..federation.queries import psql_script
+
+    script = psql_script().replace("{", "{{").replace("}", "}}")
+    return RemoteCommand(
+        "mastodon-db-federation",
+        "Mastodon's database, read-only: peers, follow counts per domain, registrations mode, staff 2FA, "
+        "domain blocks and allows (no email addresses, no secrets)",
+        "cd / && runuser -u postgres -- env PGOPTIONS='-c default_transaction_read_only=on"
+        " -c statement_timeout={timeout_ms}' psql -X -q -A -t -F '|' -h {socket_dir} -p {port} -d {database}"
+        " {domains} -f - 2>&1 <<'MASTOAUDIT_SQL'\n" + script + "MASTOAUDIT_SQL",
+        ("socket_dir", "port", "database", "domains", "timeout_ms"), needs_root=True,
+    )
+
+
+_VALIDATORS.update({"database": _database, "domains": _domains, "timeout_ms": _timeout_ms})
+COMMANDS["mastodon-db-federation"] = _federation_command()
