@@ -482,3 +482,45 @@ def test_no_module_opens_a_connection_around_the_client():
                 if name in primitives:
                     found.append(f"{where}:{node.lineno} {name}")
     assert not found, found
+
+
+def test_the_run_deadline_caps_every_probe(world):
+    """Two probes that may take 30 s each, in a run that may take 1 s: their requests end with the run."""
+    port, _, _ = world
+    kinds = []
+
+    def stuck(target, ctx):
+        try:
+            ctx.http.get(f"http://site.test:{port}/trickle")
+        except HttpError as exc:
+            kinds.append(exc.kind)
+        return []
+
+    facts = FactSet("t")
+    target = ScanTarget("site.test", "site.test", "site.test", addresses=("127.0.0.1",), timeout=20)
+    run_probes(target, facts, [Probe("a", stuck, 30, ""), Probe("b", stuck, 30, "")], run_timeout=1)
+    for thread in threading.enumerate():
+        if thread.name in ("probe-a", "probe-b"):
+            thread.join(10)
+    assert kinds == [Kind.TIMEOUT, Kind.TIMEOUT]  # not the 60 s a request may otherwise take here
+
+
+def test_what_a_scan_may_reach():
+    from mastoaudit.net.target import S3Settings
+
+    target = ScanTarget("x", "x.example", "x.example", addresses=("10.0.0.5",), hosts={"media.x.example": "10.0.0.6"},
+                        media_host="https://files.x.example/bucket", smtp_hosts=("relay.internal:587",),
+                        s3=S3Settings("http://127.0.0.1:9000", "b"), allow_private=("192.168.7.0/24",))
+    policy = target.address_policy()
+    assert policy.permits("10.0.0.5") and policy.permits("10.0.0.6") and policy.permits("192.168.7.9")
+    assert policy.permits("127.0.0.1")  # the S3 endpoint, named by its address
+    assert policy.permits("10.9.9.9", "files.x.example") and policy.permits("10.9.9.9", "relay.internal")
+    assert not policy.permits("10.9.9.9", "cdn.elsewhere.example") and not policy.permits("169.254.169.254")
+    assert policy.permits("93.184.216.34")
+
+
+def test_allow_private_is_validated(capsys):
+    from mastoaudit.cli import main
+
+    assert main(["scan", "x.test", "--address", "127.0.0.1", "--allow-private", "not-a-network"]) == 2
+    assert "--allow-private" in capsys.readouterr().err

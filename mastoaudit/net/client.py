@@ -20,6 +20,19 @@ What it guarantees, for hostile servers and hostile DNS alike:
 
 HTTP/1.1 is spoken with h11 (the protocol state machine httpx is built on); connections are asyncio
 streams opened here, so that the connection step, where the policy is applied, is ours.
+
+For many documents (the federation sweep), in one event loop:
+
+    client = Client(AddressPolicy.allowing(user_networks, user_names), resolve=my_resolver,
+                    limits=Limits(concurrency=512, per_address=4, total=10))
+    async for result in client.map_json(urls, max_bytes=64 * 1024, per_request=10):
+        result.ok, result.doc, result.kind, result.error          # kind: a Kind value, or None
+    # or, for several requests per peer (NodeInfo index, then the document it links to):
+    async for outcome in bounded_map(sweep_one_peer, peers, in_flight=512): ...
+    await client.close()
+
+Blocking code (the probes) uses `net/http.py`'s HttpClient, which runs this client on one event loop
+in a daemon thread.
 """
 
 from __future__ import annotations
