@@ -237,6 +237,9 @@ def insert_into(text: str, block: Stmt, lines: list[str]) -> str:
         return text + sep + "".join(f"{line}\n" for line in lines)
     eol = text.find("\n", block.open_brace)
     head_end = len(text) if eol < 0 else eol
+    if block.end <= head_end:  # `{ ... }` on one line: the new statements go right after the brace
+        plain = " ".join(line.split(f"  {MARK}")[0] for line in lines)
+        return text[:block.open_brace + 1] + " " + plain + text[block.open_brace + 1:]
     # Whatever follows `{` on its line (a comment, or statements written on one line) stays there.
     before, after = text[:head_end], text[head_end:]
     return before + "".join(f"\n{indent}{line}" for line in lines) + (after if after else "\n")
