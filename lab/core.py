@@ -276,6 +276,10 @@ def make_context(profile: str, create: bool = True) -> Context:
                    ssh_client_pub=ssh_pub)
 
 
+# The services whose files `mastoaudit fix --plan`'s deploy changes (and no daemon writes itself).
+DEPLOY_TOUCHES = ("nginx", "ssh", "postgres", "redis")
+
+
 # --- up / down ----------------------------------------------------------------------------------------
 
 def up(profile: str, log=print) -> dict:
@@ -292,9 +296,18 @@ def up(profile: str, log=print) -> dict:
         # `mastoaudit lint` of a tree that contains lab/run skips it (the lab's own host trees).
         (C.RUN / ".mastoaudit-ignore").write_text("lab runtime state: not audited when linting a parent folder\n")
         ctx = make_context(profile)
+        # Files changed behind the lab's back (a `fix --plan` deploy applied to it) while their service
+        # kept running with them: that service is restarted below even though `up` writes the files
+        # back as they were when it started.
+        records = state.get("services", {})
+        drifted = {svc.name for svc in make_all(ctx) if svc.name in DEPLOY_TOUCHES and previous == profile
+                   and records.get(svc.name, {}).get("fingerprint") not in (None, svc.fingerprint())}
         for specs in render.all_files(ctx).values():
             for spec in specs:
                 write_file(spec)
+        # Drop-ins the lab never writes (a deploy's sandboxing) would change what the units say.
+        for dropin in (ctx.root / "etc/systemd/system").glob("*.service.d"):
+            shutil.rmtree(dropin)
         home = ctx.root / "home/mastodon"
         for d in (home, home / "live"):
             os.chmod(d, 0o755)
@@ -311,7 +324,7 @@ def up(profile: str, log=print) -> dict:
         for svc in services:
             fp = svc.fingerprint()
             rec = records.get(svc.name) or {}
-            if svc.running() and rec.get("fingerprint") == fp and svc.healthy():
+            if svc.running() and rec.get("fingerprint") == fp and svc.name not in drifted and svc.healthy():
                 keep.append(svc)
             else:
                 restart.append((svc, fp))
