@@ -377,9 +377,14 @@ def test_deploy_reads_well_and_compiles():
 def test_report_text_cannot_break_out_of_a_comment():
     doc = _document()
     doc["findings"][10]["message"] = "line one\nimport os; os.system('x')"
-    text, _ = deploy_text(doc, "report.json\nimport os")
+    doc["findings"][0]["target"] = doc["findings"][1]["target"] = 'web1"""\\'
+    doc["findings"][2]["target"] = "web1_"  # the same function name, sanitised
+    text, _ = deploy_text(doc, 'report.json\nimport os"""')
     assert "\nimport os" not in text
     compile(text, "deploy.py", "exec")
+    hosts = next(n.value for n in ast.parse(text).body if isinstance(n, ast.Assign)
+                 and getattr(n.targets[0], "id", "") == "HOSTS")
+    assert len({v.id for v in hosts.values}) == len(hosts.values) == 3
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -21,6 +21,12 @@ def _safe(value: object) -> str:
     return "".join(c if c.isprintable() else "?" for c in text.replace("\n", " "))[:240]
 
 
+def _doc(value: object) -> str:
+    """Text from the report, for the deploy's docstring: as _safe, and no quote or backslash that
+    could end the string early."""
+    return _safe(value).replace("\\", "/").replace('"', "'")
+
+
 def _literal(value: object, indent: int) -> str:
     if isinstance(value, tuple) and value and value[0] in ("Directive", "Header"):
         kind, check, *rest = value
@@ -45,8 +51,26 @@ def _literal(value: object, indent: int) -> str:
     return repr(value)
 
 
+# What each operation does beyond what its arguments say, for the reader.
+NOTES = {
+    "nginx": "Each change goes where the finding points; nginx -t, then a reload.",
+    "redis": "bind changes only if Mastodon's REDIS_HOST is on this host. The password is generated on the host "
+             "and written to REDIS_PASSWORD in .env.production. The candidate config is started on a socket of "
+             "its own first; then Redis restarts and must answer PING with the password.",
+    "postgresql": "The app role's password is set again as SCRAM from DB_PASS (on the host) before any rule "
+                  "asks for SCRAM; addresses narrow to loopback only if Mastodon's DB_HOST is local. After "
+                  "pg_reload_conf() the app's own credentials must still log in.",
+    "sshd": "Placed first in sshd_config (sshd keeps the first value it reads); sshd -t, then a reload. "
+            "Nothing that would lock this deploy out: not as root, not with a password.",
+    "mastodon_env": "Edited on the host (the file is never read here); Mastodon is restarted to read it.",
+    "systemd": "A drop-in beside the unit (50-mastoaudit-hardening.conf); systemd-analyze verify, "
+               "daemon-reload, and a restart if the unit runs.",
+}
+
+
 def _call(step: Step) -> list[str]:
     lines = [f"    # --- {_safe(step.title)}: fixes {len(step.claims)} finding{'s' * (len(step.claims) != 1)}"]
+    lines += [f"    #   {line}" for line in textwrap.wrap(NOTES.get(step.module, ""), 94)]
     for c in step.claims:
         lines.append(f"    #   [{c.severity}] {c.check_id}  {_safe(c.where)}")
         if c.observed:
@@ -79,7 +103,7 @@ def render(plan: Plan, source: str) -> str:
     manual = sum(len(h.manual) for h in plan.hosts)
     waived = sum(len(h.waived) for h in plan.hosts)
     head = f'''\
-"""Remediation deploy written by mastoaudit {__version__} (`fix --plan`) from {_safe(source)}, {now}.
+"""Remediation deploy written by mastoaudit {__version__} (`fix --plan`) from {_doc(source)}, {now}.
 
 Nothing has been changed yet. Read this file, then apply it with pyinfra:
 
@@ -87,7 +111,7 @@ Nothing has been changed yet. Read this file, then apply it with pyinfra:
     pyinfra INVENTORY {{this file}}           # apply
 
 INVENTORY is a pyinfra inventory whose host names are the audited hosts' names (the report's
-targets: {", ".join(_safe(h.target) for h in plan.hosts) or "none"}); log in as an administrator
+targets: {", ".join(_doc(h.target) for h in plan.hosts) or "none"}); log in as an administrator
 with sudo (`_sudo=True` in its data). {_count(ops, "operation")} fix {_count(total, "finding")};
 {_count(manual, "finding")} left to do by hand, {_count(waived, "finding")} waived (both listed at the end).
 
@@ -108,6 +132,7 @@ from pyinfra import host, logger
 
 from mastoaudit.operations import {", ".join(MODULES)}
 
+
 '''
     if plan.incomplete:
         head += textwrap.dedent(f"""\
@@ -117,11 +142,17 @@ from mastoaudit.operations import {", ".join(MODULES)}
             """)
     body: list[str] = []
     hosts = []
+    used: set[str] = set()
     for h in plan.hosts:
-        fn = function_name(h.target)
+        fn = base = function_name(h.target)
+        n = 1
+        while fn in used:  # web1.example and web1_example: two functions
+            n += 1
+            fn = f"{base}_{n}"
+        used.add(fn)
         hosts.append((h.target, fn))
         body.append(f"def {fn}():")
-        body.append(f'    """{_safe(h.target)}: {len(h.steps)} operation(s)."""')
+        body.append(f'    """{_doc(h.target)}: {len(h.steps)} operation(s)."""')
         if not h.steps:
             body.append("    pass  # nothing here can be fixed mechanically")
         for step in h.steps:
