@@ -15,8 +15,8 @@ from . import compliance as compliance_step
 from . import scope as scopes
 from .compliance import Compliance, ComplianceError
 from .diff import ReportError, load_report
-from .engine import EXIT_CLEAN, EXIT_USAGE, RunResult, run
-from .fixplan import plan
+from .engine import EXIT_CLEAN, EXIT_INCOMPLETE, EXIT_USAGE, RunResult, run
+from .fixplan import plan, unchecked
 from .model import Severity
 from .registry import CheckLoadError, Registry, default_registry
 from .reporting import FORMATS
@@ -24,6 +24,7 @@ from .reporting.document import build_document
 from .reporting.output import write_reports
 from .selection import SELECTOR_HELP, Selection
 from .sources.local import InputError, collect_tree
+from .textsafe import SafeWriter
 from .verdict import exit_code
 
 
@@ -530,7 +531,9 @@ def cmd_fix(args: argparse.Namespace) -> int:
         raise UsageError("fix --plan needs --report REPORT.json or config PATHs")
     from .remediation.cli import write_plan
 
-    return write_plan(args, document, plan, UsageError)
+    code = write_plan(args, document, plan, UsageError)
+    # A plan from a run that could not check everything is not the whole plan: exit 3, like the run.
+    return EXIT_INCOMPLETE if code == EXIT_CLEAN and unchecked(document) else code
 
 
 def cmd_federation(args: argparse.Namespace) -> int:
@@ -563,18 +566,25 @@ def main(argv: list[str] | None = None) -> int:
     from time import perf_counter
 
     began = (datetime.now(UTC), perf_counter())  # reports time the whole command, collection included
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.began = began
-    if not args.command:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
+    # Everything printed goes through the one sanitizer: a hostile file name or value cannot move
+    # the cursor, recolour, or rewrite a line of what the admin reads (mastoaudit.textsafe).
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = SafeWriter(out), SafeWriter(err)
     try:
-        return COMMANDS[args.command](args)
-    except (UsageError, CheckLoadError, ComplianceError) as exc:
-        print(f"mastoaudit: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("mastoaudit: interrupted", file=sys.stderr)
-        return 130
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        args.began = began
+        if not args.command:
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        try:
+            return COMMANDS[args.command](args)
+        except (UsageError, CheckLoadError, ComplianceError) as exc:
+            print(f"mastoaudit: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            print("mastoaudit: interrupted", file=sys.stderr)
+            return 130
+    finally:
+        sys.stdout, sys.stderr = out, err
 

@@ -35,6 +35,8 @@ def load_report(path: Path) -> dict:
     except (ValueError, UnicodeDecodeError) as exc:
         line = getattr(exc, "lineno", None)
         raise ReportError(f"{path}{f':{line}' if line else ''}: not JSON ({exc})") from None
+    except RecursionError:  # nested deeper than the decoder recurses: not a report
+        raise ReportError(f"{path}: not a mastoaudit JSON report (nested too deeply)") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("findings"), list):
         raise ReportError(f"{path}: not a mastoaudit JSON report (no findings list)")
     version = str(doc.get("schema_version", ""))

@@ -25,6 +25,7 @@ expires is reported too (`waiver.no-expiry`). A malformed file is an input error
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -32,7 +33,9 @@ from pathlib import Path
 
 import yaml
 
+from . import yamlsafe
 from .model import COMPONENTS, Finding, Location, Severity, Status
+from .textsafe import shown_path
 
 WAIVERS_FILE = ".mastoaudit-waivers.yaml"
 MAX_WAIVERS_BYTES = 1024 * 1024
@@ -113,14 +116,13 @@ class Waiver:
 
 
 def compose_yaml(text: str, source: str) -> yaml.Node | None:
-    """The one place waivers files are parsed: YAML composed into nodes (they keep line numbers).
-    When a bounded loader is shared by every YAML reader, this is where it plugs in."""
+    """The one place waivers files are parsed: YAML composed into nodes (they keep line numbers),
+    through the bounded loader every YAML reader shares (mastoaudit.yamlsafe)."""
     try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise WaiverError(f"{source}{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+        return yamlsafe.compose(text)
+    except yamlsafe.YamlError as exc:
+        where = f":{exc.line}" if exc.line else ""
+        raise WaiverError(f"{source}{where}: not valid YAML ({exc.problem})") from None
 
 
 def _fail(source: str, node: yaml.Node, message: str) -> WaiverError:
@@ -206,9 +208,16 @@ def _entry(source: str, node: yaml.Node, root: str | None) -> Waiver:
 
 
 def load_waivers(path: Path, root: str | None = None) -> list[Waiver]:
-    shown = str(path)
+    shown = shown_path(path)
     try:
-        data = path.read_bytes()[:MAX_WAIVERS_BYTES + 1]
+        if root is not None:
+            # Found at the root of a tree being linted (a pull request's, maybe): read the way the
+            # tree's configs are read, never through a link out of it, never a FIFO or a device.
+            from .sources.local import LocalTree
+
+            data = LocalTree(root).open_bytes(str(path), MAX_WAIVERS_BYTES + 1)[0]
+        else:
+            data = path.read_bytes()[:MAX_WAIVERS_BYTES + 1]
     except OSError as exc:
         raise WaiverError(f"{shown}: {exc.strerror or exc}") from None
     if len(data) > MAX_WAIVERS_BYTES:
@@ -225,7 +234,7 @@ def discover_for_lint(paths: list[str]) -> list[tuple[Path, str]]:
     found = []
     for raw in paths:
         root = Path(raw)
-        if root.is_dir() and (root / WAIVERS_FILE).is_file():
+        if root.is_dir() and os.path.lexists(root / WAIVERS_FILE):  # read (confined) by load_waivers
             found.append((root / WAIVERS_FILE, str(root)))
     return found
 

@@ -418,3 +418,26 @@ def test_a_deploy_needs_an_audit_of_hosts(tmp_path):
     (tree / "redis.conf").write_text("bind 0.0.0.0\nprotected-mode no\n")
     done = _cli("fix", "--plan", str(tmp_path / "tree"), "-o", str(tmp_path / "deploy.py"), cwd=tmp_path)
     assert done.returncode == 2 and "audit of hosts" in done.stderr
+
+
+def test_a_hostile_report_plans_what_is_well_formed_and_nothing_else(tmp_path):
+    doc = _document()
+    doc["run"]["complete"] = True
+    doc["findings"] = [f for f in doc["findings"] if f["status"] != "error"]
+    good = len(build(doc).hosts[0].claims)
+    doc["findings"] += [
+        {**doc["findings"][0], "location": "web1:/etc/nginx/nginx.conf"},
+        {**doc["findings"][0], "location": {"file": ["x"], "line": 3}},
+        {**doc["findings"][0], "location": {"file": "web1:/x", "line": "3"}},
+        {**doc["findings"][0], "subject": {"server": 1}},
+        {**doc["findings"][0], "target": None},
+        "not a finding",
+    ]
+    doc["checks"] = [{"id": "nginx.hsts", "remediation": "not a mapping"}, 7]
+    assert len(build(doc).hosts[0].claims) == good
+    doc["findings"].pop()  # the report reader refuses that one itself (exit 2)
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps(doc))
+    done = _cli("fix", "--plan", "--report", str(report), "-o", str(tmp_path / "deploy.py"), cwd=tmp_path)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    compile((tmp_path / "deploy.py").read_text(), "deploy.py", "exec")

@@ -48,7 +48,7 @@ def parse_listening(host: str, text: str) -> ListeningSockets:
         if not parts:
             continue
         if len(parts) < 5 or parts[0] not in ("tcp", "udp"):
-            raise ParseError(f"unexpected ss output: {line[:80]!r}", number)
+            raise ParseError("unexpected ss output", number)
         local = parts[4]
         address, _, port = local.rpartition(":")
         address = address.strip("[]").split("%", 1)[0]
@@ -85,7 +85,7 @@ def parse_processes(host: str, text: str) -> Processes:
         if not parts:
             continue
         if len(parts) < 3 or not parts[1].isdigit():
-            raise ParseError(f"unexpected ps output: {line[:80]!r}", number)
+            raise ParseError("unexpected ps output (command lines can hold passwords: not repeated)", number)
         found.append(Process(parts[0], int(parts[1]), parts[2], parts[3] if len(parts) > 3 else parts[2]))
     return Processes(host, found)
 

@@ -48,7 +48,7 @@ SSL_REQUEST = struct.pack("!II", 8, 80877103)
 
 def clean(text: str, limit: int = 100) -> str:
     """A network-supplied string made safe to show: bounded, control characters escaped."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text[:limit])[:limit * 2]
+    return excerpt(text[:limit], limit * 2)  # the one sanitizer (mastoaudit.textsafe)
 
 
 def where(address: str, port: int) -> str:

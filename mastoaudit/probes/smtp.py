@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from ..model import Status
 from ..net.runner import ProbeContext, ProbeFact, ProbeProblem, probe
 from ..net.target import ScanTarget
+from ..textsafe import safe_text
 from .mail_dns import excerpt, relay_hosts
 
 PORTS = ((25, "starttls"), (587, "starttls"), (465, "implicit"))
@@ -67,7 +68,7 @@ def parse_reply(raw_lines: list[bytes]) -> Reply:
         last = i == len(raw_lines) - 1
         if (line[3:4] == "-") == last:
             raise SmtpProtocolError(f"bad continuation in reply: {excerpt(raw)}")
-        texts.append("".join(c if c.isprintable() else "?" for c in line[4:]))
+        texts.append(safe_text(line[4:]))
     assert code is not None
     return Reply(code, tuple(texts))
 
@@ -307,7 +308,7 @@ def _handshake(session: Session, ep: SmtpEndpoint, target: ScanTarget, verify: b
     except ssl.SSLCertVerificationError as exc:
         info.verified = False
         # OpenSSL's own words (with the name we asked for): printable, bounded, not repr-quoted
-        info.verify_error = "".join(c if c.isprintable() else "?" for c in (exc.verify_message or str(exc)))[:200]
+        info.verify_error = safe_text(exc.verify_message or str(exc))[:200]
         raise
     except (OSError, ssl.SSLError) as exc:
         info.error = f"TLS handshake failed: {excerpt(str(exc))}"

@@ -33,9 +33,11 @@ def write_plan(args: argparse.Namespace, document: dict, text_plan: Callable[[di
         text = text_plan(document)
     else:
         from . import deploy_text, summary
+        from .plan import _findings
 
-        if document.get("run", {}).get("command") not in ("audit", "merge", None) and not any(
-                ":/" in str((f.get("location") or {}).get("file") or "") for f in document.get("findings", [])):
+        run = document.get("run") if isinstance(document.get("run"), dict) else {}
+        if run.get("command") not in ("audit", "merge", None) and not any(
+                ":/" in str((f.get("location") or {}).get("file") or "") for f in _findings(document)):
             raise usage("a pyinfra deploy is written from an audit of hosts (mastoaudit audit -i INVENTORY); "
                         "for config trees use --format terminal")
         source = str(args.report) if args.report else " ".join(args.paths)

@@ -10,15 +10,17 @@ import textwrap
 from datetime import UTC, datetime
 
 from .. import __version__
+from ..textsafe import safe_text
 from .plan import Plan, Step, function_name
 
 MODULES = ("nginx", "redis", "postgresql", "sshd", "mastodon_env", "systemd")
 
 
 def _safe(value: object) -> str:
-    """Text from the report, for a comment line: one line, no control characters."""
-    text = "" if value is None else str(value)
-    return "".join(c if c.isprintable() else "?" for c in text.replace("\n", " "))[:240]
+    """Text from the report, for a comment line: one line, every unsafe character escaped (the
+    project's one sanitizer), cut to a readable length."""
+    text = safe_text("" if value is None else str(value))
+    return text if len(text) <= 240 else text[:239] + "…"
 
 
 def _doc(value: object) -> str:
@@ -92,7 +94,7 @@ def _count(n: int, word: str) -> str:
 
 def _remediation(plan: Plan, check_id: str) -> str:
     meta = plan.checks.get(check_id) or {}
-    rem = meta.get("remediation") or {}
+    rem = meta.get("remediation") if isinstance(meta.get("remediation"), dict) else {}
     return _safe(rem.get("text") or "")
 
 
@@ -195,7 +197,7 @@ from mastoaudit.operations import {", ".join(MODULES)}
         if h.waived:
             tail.append(f"# Waived on {_safe(h.target)} (accepted risks, left as they are):")
             for f in h.waived:
-                w = f.get("waiver") or {}
+                w = f["waiver"] if isinstance(f.get("waiver"), dict) else {}
                 tail.append(f"#   {_safe(f['check_id'])}  {_safe(f.get('subject') or '')}: {_safe(w.get('reason'))}"
                             f" ({_safe(w.get('owner'))}, until {_safe(w.get('expires') or 'never')})")
     return head + "\n".join(body) + "\n".join(tail) + "\n"

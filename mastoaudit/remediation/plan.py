@@ -146,10 +146,28 @@ def _path(f: dict) -> str | None:
     return file if file.startswith("/") else None
 
 
+_TEXT_FIELDS = ("check_id", "target", "status", "fingerprint")
+_OPTIONAL_TEXT = ("subject", "observed", "message", "severity")
+
+
+def _well_formed(f: object) -> bool:
+    """A finding whose fields have the types a report gives them (a report read back is hostile:
+    anything else is skipped, never a traceback and never a change)."""
+    if not isinstance(f, dict) or not all(isinstance(f.get(k), str) for k in _TEXT_FIELDS):
+        return False
+    if not all(f.get(k) is None or isinstance(f.get(k), str) for k in _OPTIONAL_TEXT):
+        return False
+    loc = f.get("location")
+    if loc is None:
+        return True
+    line = loc.get("line") if isinstance(loc, dict) else None
+    return (isinstance(loc, dict) and (loc.get("file") is None or isinstance(loc.get("file"), str))
+            and (line is None or (isinstance(line, int) and not isinstance(line, bool))))
+
+
 def _findings(document: dict) -> list[dict]:
     found = document.get("findings")
-    return [f for f in found if isinstance(f, dict) and isinstance(f.get("check_id"), str)
-            and isinstance(f.get("target"), str)] if isinstance(found, list) else []
+    return [f for f in found if _well_formed(f)] if isinstance(found, list) else []
 
 
 class _Host:
@@ -166,13 +184,15 @@ class _Host:
 
 
 def build(document: dict) -> Plan:
-    checks = {c["id"]: c for c in document.get("checks", []) if isinstance(c, dict) and "id" in c}
+    listed = document.get("checks")
+    checks = {c["id"]: c for c in listed if isinstance(c, dict) and isinstance(c.get("id"), str)} \
+        if isinstance(listed, list) else {}
     by_target: dict[str, list[dict]] = defaultdict(list)
     for f in _findings(document):
         by_target[f["target"]].append(f)
     errors = sum(1 for f in _findings(document) if f.get("status") == "error")
     run = document.get("run") if isinstance(document.get("run"), dict) else {}
-    plan = Plan(run.get("command", ""), [], checks, errors or (1 if run.get("complete") is False else 0))
+    plan = Plan(str(run.get("command", "")), [], checks, errors or (1 if run.get("complete") is False else 0))
     for target in sorted(by_target):
         plan.hosts.append(_plan_host(_Host(target, by_target[target])))
     return plan

@@ -17,7 +17,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from ..engine import RunResult
-from .document import build_document, visible
+from .document import DISPLAY_LIMITS, build_document, for_display, visible
 
 
 def _where(f: dict) -> str:
@@ -54,44 +54,68 @@ def _fix(check: dict | None) -> str:
     return text
 
 
-def _testcase(suite: ET.Element, name: str, component: str, group: list[dict], check: dict | None) -> str:
+class _Case:
+    """One testcase's findings: how many of each (shown) status, and the first few of each to show;
+    a failure or warning a waiver accepts counts as "waived"."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.shown: dict[str, list[dict]] = {}
+
+    def add(self, f: dict) -> None:
+        status = "waived" if f.get("waiver") else f["status"]
+        self.counts[status] = self.counts.get(status, 0) + 1
+        kept = self.shown.setdefault(status, [])
+        if len(kept) < DISPLAY_LIMITS["junit"]:
+            kept.append(for_display(f))
+
+    def evidence(self, *statuses: str) -> str:
+        """Each shown finding's evidence, then how many more there are (all in the JSON report)."""
+        lines, more = [], 0
+        for status in statuses:
+            lines += [_evidence(f) for f in self.shown.get(status, ())]
+            more += self.counts.get(status, 0) - len(self.shown.get(status, ()))
+        return "\n".join(lines) + (f"\n... and {more} more (all in the JSON report)" if more else "")
+
+
+def _testcase(suite: ET.Element, name: str, component: str, group: _Case, check: dict | None) -> str:
     """Append one testcase; return its outcome: error, failure, skipped or passed."""
     case = ET.SubElement(suite, "testcase", {"classname": component, "name": name, "time": "0"})
-    by_status: dict[str, list[dict]] = {}
-    for f in group:
-        by_status.setdefault("waived" if f.get("waiver") else f["status"], []).append(f)
+    counts, shown = group.counts, group.shown
     outcome = "passed"
     for status, tag in (("error", "error"), ("fail", "failure")):
-        hits = by_status.get(status)
-        if hits:
-            message = hits[0]["message"] if len(hits) == 1 else f"{len(hits)} {status}s: {hits[0]['message']}; ..."
-            element = ET.SubElement(case, tag, {"message": message, "type": f"{status}:{hits[0]['severity']}"})
-            element.text = "\n".join(_evidence(f) for f in hits) + (_fix(check) if status == "fail" else "")
+        if counts.get(status):
+            first, n = shown[status][0], counts[status]
+            message = first["message"] if n == 1 else f"{n} {status}s: {first['message']}; ..."
+            element = ET.SubElement(case, tag, {"message": message, "type": f"{status}:{first['severity']}"})
+            element.text = group.evidence(status) + (_fix(check) if status == "fail" else "")
             outcome = "error" if tag == "error" else "failure"
             break
     else:
-        waived = by_status.get("waived")
-        if waived and all(f["status"] == "skip" or f.get("waiver") for f in group):
-            ET.SubElement(case, "skipped", {"message": _waived(waived[0]["waiver"])})
+        if "waived" in counts and set(counts) <= {"skip", "waived"}:
+            ET.SubElement(case, "skipped", {"message": _waived(shown["waived"][0]["waiver"])})
             outcome = "skipped"
-        elif all(f["status"] == "skip" for f in group):
-            ET.SubElement(case, "skipped", {"message": group[0]["message"]})
+        elif set(counts) == {"skip"}:
+            ET.SubElement(case, "skipped", {"message": shown["skip"][0]["message"]})
             outcome = "skipped"
-    notes = [f for f in group if f["status"] == "warn" or f.get("waiver")]
-    if notes:
+    if counts.get("warn") or counts.get("waived"):
         ET.SubElement(case, "system-out").text = (
-            "\n".join(_evidence(f) for f in notes) + (_fix(check) if outcome == "passed" else ""))
+            group.evidence("warn", "waived") + (_fix(check) if outcome == "passed" else ""))
     return outcome
 
 
 def build_junit(doc: dict) -> ET.Element:
-    doc = visible(doc)
+    """Each finding is made safe on its own and kept only while it is among the first few of its
+    testcase: a run of 6,000 server blocks does not copy the whole document."""
+    findings = doc["findings"]
+    doc = visible({key: value for key, value in doc.items() if key != "findings"})
     checks = {c["id"]: c for c in doc["checks"]}
     several = len(doc["run"]["targets"]) > 1
     # (component, check id, target) -> findings, in the document's order (worst first)
-    cases: dict[tuple[str, str, str], list[dict]] = {}
-    for f in doc["findings"]:
-        cases.setdefault((f["component"], f["check_id"], f["target"]), []).append(f)
+    cases: dict[tuple[str, str, str], _Case] = {}
+    for f in findings:
+        f = visible(f)
+        cases.setdefault((f["component"], f["check_id"], f["target"]), _Case()).add(f)
     order = [c["id"] for c in doc["components"]]
     root = ET.Element("testsuites", {"name": "mastoaudit", "time": f"{doc['run']['duration_s']:.3f}"})
     totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)

@@ -31,6 +31,7 @@ def write_reports(doc: dict, formats: list[str] | None, out: str | None, stem: s
                   stdout: TextIO | None = None, render: Render | None = None,
                   show_passed: bool = False) -> list[Path]:
     stdout = stdout or sys.stdout
+    streams = render is None  # a run's own JSON is written finding by finding (huge runs)
     if render is None:
         def render(fmt: str, document: dict, colour: bool) -> str:
             return render_run(fmt, document, colour, show_passed)
@@ -38,7 +39,10 @@ def write_reports(doc: dict, formats: list[str] | None, out: str | None, stem: s
     files = [f for f in formats if f != "terminal"]
     written: list[Path] = []
     if "terminal" in formats and not (out and not files):
-        stdout.write(render("terminal", doc, stdout.isatty()))
+        colour = stdout.isatty()
+        # The report escaped every value itself; its own colours go to the stream underneath
+        # (textsafe.SafeWriter would escape them).
+        (getattr(stdout, "raw", stdout) if colour else stdout).write(render("terminal", doc, colour))
     if out == "-":
         if len(formats) != 1:
             raise ValueError("-o - (standard output) takes exactly one --format")
@@ -58,6 +62,12 @@ def write_reports(doc: dict, formats: list[str] | None, out: str | None, stem: s
                 targets[fmt] = path / f"{stem}.{EXTENSIONS[fmt]}"
     for fmt, path in targets.items():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render(fmt, doc, False), encoding="utf-8")
+        with path.open("w", encoding="utf-8") as fh:
+            if streams and fmt == "json":
+                from .json_report import write_document
+
+                write_document(doc, fh)
+            else:
+                fh.write(render(fmt, doc, False))
         written.append(path)
     return written

@@ -34,7 +34,7 @@ from pathlib import PureWindowsPath
 from urllib.parse import quote
 
 from ..engine import RunResult
-from .document import build_document, visible
+from .document import DISPLAY_LIMITS, build_document, for_display, visible
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 SRCROOT = "%SRCROOT%"
@@ -48,6 +48,7 @@ PROBLEM_SEVERITY = {"critical": "error", "high": "error", "medium": "warning", "
                     "info": "recommendation"}
 _REMOTE = re.compile(r"^(?P<host>[^/\\:]{2,}|\[[0-9A-Fa-f:.]+\]):(?P<path>/.*)$")
 _WINDOWS_ABS = re.compile(r"^[A-Za-z]:[\\/]")
+_ESCAPED = re.compile(r"\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8})")
 
 
 def level(severity: str, status: str) -> str:
@@ -127,7 +128,9 @@ def artifact_location(file: str) -> dict:
         return {"uri": quote(remote["path"].lstrip("/"), safe="/"), "uriBaseId": TARGETROOT}
     if _WINDOWS_ABS.match(file):
         return {"uri": PureWindowsPath(file).as_uri()}
-    path = file.replace("\\", "/")
+    # Backslashes are a Windows path's separators, unless the name holds textsafe's escapes of
+    # bytes that were not UTF-8 (\xff): those stay part of the name (percent-encoded).
+    path = file if _ESCAPED.search(file) else file.replace("\\", "/")
     if path.startswith("/"):
         return {"uri": "file://" + quote(path, safe="/")}
     while path.startswith("./"):
@@ -227,18 +230,30 @@ def _utc(text: str, plus_seconds: float = 0.0) -> str | None:
 
 
 def build_sarif(doc: dict) -> dict:
+    """The log of a document. Each finding is made safe (`visible`) on its own, and kept only while
+    its rule has room: code scanning keeps a bounded number of results per rule, and a run of
+    6,000 server blocks does not copy the whole document; what is left out is counted."""
+    findings = doc["findings"]
+    doc = visible({key: value for key, value in doc.items() if key != "findings"})
     threats = doc["threats"]
     taxa = {t["id"]: i for i, t in enumerate(threats)}
     rules = {c["id"]: i for i, c in enumerate(doc["checks"])}
     results, notifications, configuration = [], [], []
-    for f in doc["findings"]:
+    per_rule: dict[str, int] = {}
+    omitted: dict[str, int] = {}
+    for f in findings:
         if f["check_id"].startswith("waiver."):
-            configuration.append(_config_notification(f))
+            configuration.append(_config_notification(visible(for_display(f))))
+        elif f["status"] not in ("error", "warn", "fail"):
+            continue
         elif f["status"] == "error" or f["check_id"] not in rules:
-            if f["status"] in ("error", "warn", "fail"):
-                notifications.append(_notification(f, rules))
-        elif f["status"] in ("fail", "warn"):
-            results.append(_result(f, rules[f["check_id"]]))
+            notifications.append(_notification(visible(for_display(f)), rules))
+        else:
+            per_rule[f["check_id"]] = per_rule.get(f["check_id"], 0) + 1
+            if per_rule[f["check_id"]] > DISPLAY_LIMITS["sarif"]:
+                omitted[f["check_id"]] = omitted.get(f["check_id"], 0) + 1
+                continue
+            results.append(_result(visible(for_display(f)), rules[f["check_id"]]))
     run = doc["run"]
     baseline = run.get("baseline")
     for f in baseline["absent"] if baseline else ():
@@ -276,6 +291,7 @@ def build_sarif(doc: dict) -> dict:
                 "mastoaudit/complete": run["complete"],
                 "mastoaudit/targets": [t["name"] for t in run["targets"]],
                 "mastoaudit/summary": doc["summary"],
+                "mastoaudit/omitted-results": omitted,
             },
         }],
     }
@@ -287,4 +303,4 @@ def render(result: RunResult) -> str:
 
 def render_document(doc: dict) -> str:
     # Control and bidi characters from configs become visible escapes, as in every human-facing format.
-    return json.dumps(build_sarif(visible(doc)), indent=2) + "\n"
+    return json.dumps(build_sarif(doc), indent=2) + "\n"

@@ -1,25 +1,30 @@
 """Terminal summary: counts by severity and status, then what needs attention.
 
 Drawn from the run document, like every other format, so a merged or re-read report prints the
-same way as a fresh run.
+same way as a fresh run. Everything shown that came from the input (paths, targets, messages,
+values) goes through `safe_text`: a hostile file name cannot move the cursor, recolour or rewrite
+what the admin reads. A check that fails thousands of times is listed DISPLAY_LIMITS["terminal"]
+times per target, then counted; every finding is in the JSON report.
 """
 
 from __future__ import annotations
 
 from ..engine import RunResult
 from ..model import Severity, Status
-from .document import build_document
+from ..textsafe import safe_text
+from .document import DISPLAY_LIMITS, Omitted, build_document, capped, clip
 
 _COLOURS = {
     "fail": "\033[31m", "error": "\033[35m", "warn": "\033[33m", "pass": "\033[32m", "skip": "\033[2m",
     "waived": "\033[36m",
 }
 _RESET = "\033[0m"
+_PLURALS = {"fail": "failures", "error": "errors", "warn": "warnings", "pass": "passes", "skip": "skips"}
 
 
 def _clean(text: str) -> str:
-    # Config values can carry escape sequences; a terminal must not interpret them.
-    return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
+    # Config values can carry escape sequences; a terminal must not interpret them (one line each).
+    return safe_text(clip(text) or "")
 
 
 def _where(f: dict) -> str:
@@ -59,11 +64,18 @@ def render_document(doc: dict, colour: bool = False, show_passed: bool = False) 
         f["status"] in (Status.FAIL, Status.ERROR, Status.WARN) or (show_passed and f["status"] == Status.PASS))]
     if shown:
         out.append("")
-    for f in shown:
+    for f in capped(shown, DISPLAY_LIMITS["terminal"]):
+        if isinstance(f, Omitted):
+            target = f" [{f.like['target']}]" if several else ""
+            out.append(_clean(f"      … and {f.count} more {f.like['check_id']} {_PLURALS[f.like['status']]}{target} "
+                              "(all in the JSON report)"))
+            continue
         target = f" [{f['target']}]" if several else ""
         label = paint(f["status"], f"{f['status'].upper():5}")
         mark = _baseline_mark(f)
-        out.append(_clean(f"{label} {f['severity']:8} {f['check_id']}{target}{_where(f)}{mark}"))
+        # The colour is ours; everything after it came from the input and is escaped.
+        heading = f"{f['severity']:8} {f['check_id']}{target}{_where(f)}{mark}"
+        out.append(f"{label} {_clean(heading)}")
         out.append(f"      {_clean(f['message'])}")
         if f["observed"] is not None or f["expected"] is not None:
             out.append(f"      observed: {_clean(f['observed'] or '-')}  expected: {_clean(f['expected'] or '-')}")
@@ -71,10 +83,13 @@ def render_document(doc: dict, colour: bool = False, show_passed: bool = False) 
     if waived_findings:
         out.append("")
         out.append(paint("waived", f"Waived ({len(waived_findings)}): accepted risks, not counted for --fail-on"))
-        for f in waived_findings:
+        for f in capped(waived_findings, DISPLAY_LIMITS["terminal"]):
+            if isinstance(f, Omitted):
+                out.append(_clean(f"      … and {f.count} more waived {f.like['check_id']} (all in the JSON report)"))
+                continue
             target = f" [{f['target']}]" if several else ""
-            out.append(_clean(f"{paint('waived', 'WAIVED')} {f['status']} {f['severity']} {f['check_id']}{target}"
-                              f"{_where(f)}"))
+            heading = f"{f['status']} {f['severity']} {f['check_id']}{target}{_where(f)}"
+            out.append(f"{paint('waived', 'WAIVED')} {_clean(heading)}")
             out.append(f"      {_clean(waiver_text(f['waiver']))}")
     if not run["complete"]:
         out.append("")
