@@ -11,6 +11,7 @@ import ast
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -441,3 +442,20 @@ def test_a_hostile_report_plans_what_is_well_formed_and_nothing_else(tmp_path):
     done = _cli("fix", "--plan", "--report", str(report), "-o", str(tmp_path / "deploy.py"), cwd=tmp_path)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     compile((tmp_path / "deploy.py").read_text(), "deploy.py", "exec")
+
+
+@pytest.mark.skipif(not shutil.which("redis-cli"), reason="redis-cli not installed")
+def test_the_redis_check_gives_up_when_nothing_answers(tmp_path):
+    """The check after a restart waits for Redis, boundedly: a Redis that never comes back fails the
+    check (and the transaction rolls back) instead of hanging the deploy."""
+    from mastoaudit.operations.redis import REDIS_PING
+
+    conf = tmp_path / "redis.conf"
+    conf.write_text("requirepass abc\n")
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    check = REDIS_PING.replace("{config}", str(conf)).replace("{port}", str(port))
+    done = subprocess.run(["sh", "-c", f"out=$( {{ {check}; }} 2>&1 ) || {{ echo \"failed: $out\"; exit 3; }}"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3 and "does not answer PING" in done.stdout

@@ -112,8 +112,9 @@ def fix(checks: list[str], conf: str | None = None, hba: str | None = None, sett
     shows = ""
     if "conf" in changed:
         shows = " && ".join(f"[ \"$({sql} -c {q('SHOW ' + k)})\" = {q(v)} ]" for k, v in (settings or {}).items())
+    # (The check runs in a subshell of its own: `exit 1` ends the check, not the transaction.)
     settle = (f"i=0; until {shows}; do i=$((i+1)); [ $i -ge 25 ] && {{ echo 'a setting did not take effect "
-              "(set again in a later file, conf.d or postgresql.auto.conf?)'; false; } && break; sleep 0.2; done"
+              "(set again in a later file, conf.d or postgresql.auto.conf?)'; exit 1; }; sleep 0.2; done"
               if shows else "")
     checks_sh = " && ".join(x for x in (settle, f"{{ {_app_login_check(env_path)}; }}" if env_path else "") if x)
     ctl = Control(

@@ -23,12 +23,13 @@ REDIS_PARSE = (
     " if [ -S \"$d/v.sock\" ]; then kill $p; wait $p; rm -rf \"$d\"; true;"
     " else kill $p 2>/dev/null; wait $p; grep -v '^$' \"$d/out\" | tail -n 5; rm -rf \"$d\"; false; fi; }"
 )
-# PING with the config's password, fed on stdin (never on a command line), for up to 10 s.
+# PING with the config's password, fed on stdin (never on a command line), for up to 10 s. It runs
+# as the transaction's check, in a subshell of its own: `exit 1` ends the check.
 REDIS_PING = (
     "pw=$(sed -n 's/^[[:space:]]*requirepass[[:space:]]\\+//p' {config} | tail -n 1); i=0;"
     " until { [ -n \"$pw\" ] && printf 'AUTH %s\\n' \"$pw\"; printf 'PING\\n'; }"
     " | redis-cli -h 127.0.0.1 -p {port} 2>&1 | grep -q PONG; do"
-    " i=$((i+1)); [ $i -ge 50 ] && { echo 'Redis does not answer PING with the password'; false; } && break;"
+    " i=$((i+1)); [ $i -ge 50 ] && { echo 'Redis does not answer PING with the password'; exit 1; };"
     " sleep 0.2; done"
 )
 
