@@ -15,6 +15,7 @@ Host data read here (all optional):
     mastoaudit_postgres      {"socket_dir": "/var/run/postgresql", "port": 5432}
     mastoaudit_redis_port    6379
     mastoaudit_sshd_config   /etc/ssh/sshd_config
+    mastoaudit_nginx_config  /etc/nginx/nginx.conf (the add_header lines a site file's servers inherit)
 """
 
 from __future__ import annotations

@@ -127,7 +127,7 @@ with Mastodon through .env.production, and PostgreSQL's app role keeps DB_PASS.
 Host data the operations read (set them in the inventory when the defaults do not fit):
 mastoaudit_path_prefix, mastoaudit_backup_dir, mastoaudit_control (how each service is validated
 and reloaded), mastoaudit_postgres (socket_dir, port), mastoaudit_redis_port,
-mastoaudit_sshd_config. See mastoaudit/operations/transaction.py.
+mastoaudit_sshd_config, mastoaudit_nginx_config. See mastoaudit/operations/transaction.py.
 """
 
 from pyinfra import host, logger
