@@ -221,8 +221,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     fix = sub.add_parser("fix", help="a remediation plan for the failed findings (changes nothing)")
     fix.add_argument("--plan", action="store_true", required=True,
-                     help="print the plan; applying fixes is left to you or your config management")
+                     help="write the plan (changes nothing): text, or a pyinfra deploy you read and then run")
     fix.add_argument("--report", type=Path, metavar="REPORT.json", help="plan from an existing JSON report")
+    fix.add_argument("-o", "--output", metavar="PATH",
+                     help="write the plan to PATH (a .py PATH gets the pyinfra deploy) instead of standard output")
+    fix.add_argument("--format", "-f", dest="plan_format", choices=["terminal", "pyinfra"],
+                     help="terminal: the text plan; pyinfra: a deploy for `pyinfra INVENTORY deploy.py` "
+                          "(default: pyinfra when -o ends in .py, else terminal)")
+    fix.add_argument("--waivers", action="append", type=Path, default=[], metavar="FILE",
+                     help="accepted risks: waived findings are listed, never fixed (repeatable)")
     fix.add_argument("paths", nargs="*", metavar="PATH", help="or lint these config trees and plan from that")
     fix.add_argument("--checks-dir", action="append", type=Path, default=[], metavar="DIR")
     fix.add_argument("--no-plugins", action="store_true")
@@ -534,9 +541,11 @@ def cmd_fix(args: argparse.Namespace) -> int:
         document = build_document(run("lint", registry, Selection(), targets))
     else:
         raise UsageError("fix --plan needs --report REPORT.json or config PATHs")
-    sys.stdout.write(plan(document))
+    from .remediation.cli import write_plan
+
+    code = write_plan(args, document, plan, UsageError)
     # A plan from a run that could not check everything is not the whole plan: exit 3, like the run.
-    return EXIT_INCOMPLETE if unchecked(document) else EXIT_CLEAN
+    return EXIT_INCOMPLETE if code == EXIT_CLEAN and unchecked(document) else code
 
 
 def cmd_federation(args: argparse.Namespace) -> int:
