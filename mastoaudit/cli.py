@@ -57,6 +57,11 @@ def _add_network_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--resolve", action="append", default=[], metavar="NAME=IP",
                    help="reach NAME at IP, like curl --resolve (the media or mail host)")
     g.add_argument("--resolver", metavar="IP[:PORT]", help="ask this DNS server (default: the system's)")
+    g.add_argument("--allow-private", action="append", default=[], metavar="NET",
+                   help="also let connections go to this private address or network (repeatable). The "
+                        "scanned site's addresses, --resolve and the hosts named with --media-host, --s3-endpoint "
+                        "and --smtp-host are allowed anyway; no other private, loopback, link-local or metadata "
+                        "address is, whatever DNS, a redirect or a document says")
     g.add_argument("--ca-bundle", metavar="FILE", help="trust these CA certificates (internal CAs, the lab)")
     g.add_argument("--ports", metavar="LIST", help="more ports to scan, e.g. 8080,9100")
     g.add_argument("--smtp-host", action="append", default=[], metavar="HOST", help="SMTP relay to probe")
@@ -117,6 +122,12 @@ def _scan_target(args: argparse.Namespace, name: str, local_domain: str, web_dom
                         args.s3_public_object, args.s3_signed)
     if not 0 < args.timeout <= 60:
         raise UsageError("--timeout: between 0 and 60 seconds")
+    from .addresses import AddressPolicy
+
+    try:
+        AddressPolicy.allowing(args.allow_private)
+    except ValueError as exc:
+        raise UsageError(f"--allow-private: {exc}") from None
     return ScanTarget(
         name=name, local_domain=local_domain, web_domain=web_domain,
         addresses=tuple(address(a, "--address") for a in args.address), hosts=hosts, resolver=resolver,
@@ -124,6 +135,7 @@ def _scan_target(args: argparse.Namespace, name: str, local_domain: str, web_dom
         mail_domains=tuple(dict.fromkeys([*args.mail_domain, local_domain])),
         dkim_selectors=tuple(args.dkim_selector) or ScanTarget.__dataclass_fields__["dkim_selectors"].default,
         media_host=args.media_host, s3=s3, tls_profile=args.tls_profile, timeout=args.timeout,
+        allow_private=tuple(args.allow_private),
     )
 
 

@@ -14,6 +14,9 @@ from ..net.runner import Probe, all_probes, run_probes
 from ..net.target import S3Settings, ScanTarget
 
 _TRUE = {"true", "1", "yes", "on"}
+# Seconds for all the probes of one scan: they run at once, the longest may take 60 s; past this no
+# request or socket of the scan is left open (issue 7: the run ends when its deadline says so).
+RUN_BUDGET = 90.0
 
 
 def _env_value(env, key: str) -> str | None:
@@ -75,6 +78,6 @@ def collect_network(target: ScanTarget, facts: FactSet | None = None,
                                 "roles": ("web",), "local_domain": target.local_domain,
                                 "web_domain": target.web_domain})
     facts.add("scan_target", target)
-    durations = run_probes(target, facts, probes if probes is not None else all_probes())
+    durations = run_probes(target, facts, probes if probes is not None else all_probes(), run_timeout=RUN_BUDGET)
     facts.add("probe_timings", durations)
     return facts
