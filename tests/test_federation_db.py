@@ -192,7 +192,9 @@ def test_seed_000_prints_the_seed_numbers_and_blocks_exactly_63(cluster, seed):
     threads = next(i for i in section["impact"] if i["domain"] == "threads.net")
     assert threads["domain_alone"]["dashboard_follows"] == 6014 and threads["domain_alone"]["dashboard_followers"] == 27
     assert sum(1 for f in report["findings"] if f["check_id"] == "federation.vulnerable-peers"
-               and f["status"] == "fail") == 63
+               and f["status"] == "fail" and "CVE-2025-30741" in f["message"]) == 63
+    assert [f["subject"] for f in report["findings"] if f["check_id"] == "federation.vulnerable-peers"
+            and f["status"] == "fail" and "CVE-2025-30741" not in f["message"]] == ["lemmy-old.example"]
     assert "@hachyderm.example" not in json.dumps(report)  # no email address anywhere
     assert PASSWORD not in done.stdout + done.stderr + json.dumps(report)
     never = _impact(cluster, ["threads.net", "--fail-on", "never", "-f", "json", "-o", str(out / "n.json")])

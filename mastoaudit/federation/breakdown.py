@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from .osv import AdvisoryDB, Match
 from .peers import PeerResult
-from .queries import DatabaseFacts, ImpactCounts
+from .queries import DatabaseFacts
 from .versions import parse
 
 # Follow-count bands (distinct accounts, the larger direction) as seed 000 reports them.
@@ -67,7 +67,7 @@ def build(results: Iterable[PeerResult], db: AdvisoryDB, facts: DatabaseFacts | 
             continue
         if result.error is not None:
             out.errors[result.error.value] += 1
-            if not result.reachable:
+            if not result.reachable and result.swept:  # not swept: unknown, neither way
                 out.unreachable.append(result.domain)
         if result.software:
             by_software[result.software][result.version or "(no version)"] += 1
@@ -90,14 +90,3 @@ def version_groups(counter: Counter, software: str) -> list[tuple[str, int]]:
         return (parsed is None, [] if parsed is None else [-x for x in (*parsed.release, 0, 0, 0)[:6]],
                 0 if parsed is None else -parsed.phase, item[0])
     return sorted(counter.items(), key=key)
-
-
-def bands(counts: Iterable[ImpactCounts]) -> list[tuple[str, list[str]]]:
-    """Domains per follow-count band (distinct accounts, the larger direction)."""
-    out: dict[str, list[str]] = {label: [] for _, label in BANDS}
-    for c in counts:
-        for limit, label in BANDS:
-            if limit is None or c.most <= limit:
-                out[label].append(c.domain)
-                break
-    return list(out.items())
