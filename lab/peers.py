@@ -174,7 +174,8 @@ class PeerServer:
     {"loopback": URL, "metadata": URL, "private": URL}. Use as a context manager."""
 
     def __init__(self, peers: list[ServedPeer], address: str, directory: Path, *, port: int = 443,
-                 targets: dict[str, str] | None = None, tls_names: list[str] | None = None) -> None:
+                 targets: dict[str, str] | None = None, tls_names: list[str] | None = None,
+                 instance_peers: list[str] | None = None) -> None:
         self.peers = peers
         self.address = address
         self.port = port
@@ -182,6 +183,7 @@ class PeerServer:
         self.targets = {"loopback": "http://127.0.0.1:9/", "metadata": "http://169.254.169.254/latest/meta-data/",
                         "private": "https://private.peers.test/.well-known/nodeinfo", **(targets or {})}
         self.tls_names = tls_names
+        self.instance_peers = instance_peers or []
         self.proc: subprocess.Popen | None = None
         self.access_log = self.dir / "access.jsonl"
 
@@ -205,6 +207,8 @@ class PeerServer:
         (files / "bomb.json").write_bytes(b"".join(packer.compress(zeros) for _ in range(200)) + packer.flush())
         (files / "slow.json").write_bytes(b"{" + b" " * 100_000 + b"}")
         (files / "deep.json").write_bytes(b"[" * 5000 + b"]" * 5000)
+        # What a Mastodon peer answers at /api/v1/instance/peers (every name serves it here).
+        (files / "instance-peers.json").write_text(json.dumps(self.instance_peers))
 
     def _maps(self) -> str:
         rows = {"shape": [], "version": [], "contact": []}
@@ -253,6 +257,8 @@ class PeerServer:
             ctype = "" if "default_type" in action else "default_type application/json; "
             out.append(f"        location = {index.format(shape)} {{ internal; {ctype}{action} }}")
         out.append("        location /_peer/ { internal; return 404; }")
+        out.append(f"        location = /api/v1/instance/peers {{ alias {self.dir}/files/instance-peers.json; "
+                   "default_type application/json; }")
         out.append(f"        location = /_files/slow.json {{ internal; alias {self.dir}/files/slow.json; "
                    "default_type application/json; limit_rate 1; }")
         out.append(f"        location = /_files/bomb.json {{ internal; alias {self.dir}/files/bomb.json; "

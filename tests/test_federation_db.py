@@ -174,7 +174,8 @@ def test_seed_000_prints_the_seed_numbers_and_blocks_exactly_63(cluster, seed):
     assert done.returncode == 1, done.stderr  # vulnerable peers still federated are failures
     text = done.stdout
     assert "pixelfed: 96 (33 on 0.12.5, 46 on 0.12.4, 9 on 0.12.3, 4 on 0.12.1, 3 on 0.11.13, 1 on 0.11.9)" in text
-    assert "(CVE-2025-30741): 63 federated peers" in text
+    assert "(CVE-2025-30741): 63 federated peers (46 on 0.12.4, 17 older); 33 pixelfed peers on a fixed version" \
+        in text
     assert ("threads.net: 2033 accounts here follow 919 of its accounts; 26 of its accounts follow 22 here "
             "(dashboard: 6014 and 27 follow rows)") in text
     assert "pixelfed.social: 1073 accounts here follow 956 of its accounts; 864 of its accounts follow 651 here" in text

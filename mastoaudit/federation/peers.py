@@ -12,7 +12,6 @@ file (one domain a line, normalised or reported here), or from the instance API 
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from enum import StrEnum
 
 import idna
 
-from ..addresses import split_host_port
+from ..addresses import parse_ip, split_host_port
 
 MAX_PEER_FILE_BYTES = 64 * 1024 * 1024
 MAX_DOMAIN_CHARS = 253
@@ -148,11 +147,8 @@ def normalise_domain(text: str) -> str:
         host, port = split_host_port(raw)
     except ValueError as exc:
         raise BadPeerName(str(exc)) from None
-    try:
-        ipaddress.ip_address(host)
+    if parse_ip(host) is not None:  # (BadPeerName is a ValueError: raised outside any try)
         raise BadPeerName("an IP address: peers are named by domain")
-    except ValueError:
-        pass
     host = host.rstrip(".")
     if not host or "." not in host:
         raise BadPeerName("not a fully qualified domain")

@@ -161,9 +161,14 @@ def terminal(section: dict, impact_domains: list[str], scope: str = "domain") ->
         for software, versions in breakdown["by_software"].items():
             groups = ", ".join(f"{n} on {v}" for v, n in versions.items())
             lines.append(f"    {software}: {sum(versions.values())} ({groups})")
+        # Advisories that affect the very same peers (an old Mastodon matches a dozen) share a line.
+        grouped: dict[tuple[str, ...], list[str]] = {}
         for adv_id, domains in breakdown["vulnerable"].items():
-            lines.append(f"  vulnerable to {labels.get(adv_id, adv_id)}: {len(domains)} federated peers"
-                         f"{_affected_split(adv_id, domains, peers)}")
+            grouped.setdefault(tuple(sorted(domains)), []).append(adv_id)
+        for domains, ids in grouped.items():
+            names = ", ".join(labels.get(i, i) for i in ids[:4]) + (f" and {len(ids) - 4} more" if len(ids) > 4 else "")
+            lines.append(f"  vulnerable to {names}: {len(domains)} federated peer{'s' if len(domains) != 1 else ''}"
+                         f"{_affected_split(ids[0], list(domains), peers)}")
         if breakdown["unknown_version"]:
             lines.append(f"  version unreadable (unknown, not safe): {len(breakdown['unknown_version'])}")
         if breakdown["suspended"]:
@@ -214,3 +219,54 @@ def terminal(section: dict, impact_domains: list[str], scope: str = "domain") ->
     for problem in section.get("problems") or []:
         lines.append(f"  ! {problem}")
     return "\n".join(lines) + "\n"
+
+
+# --- joining shards -------------------------------------------------------------------------------
+
+
+def merge_sections(sections: list[dict]) -> dict:
+    """The federation sections of shard reports (`federation peers --shard I/N`) joined into the
+    section the unsharded sweep would have written: peers, impact counts and decisions joined (each
+    peer belongs to one shard), the breakdown recounted from the joined peers, the sweep's figures
+    added up (its duration: the longest shard's, as shards run side by side)."""
+    from .breakdown import summarise, verdicts_from_section
+
+    first = sections[0]
+    peers = sorted({p["domain"]: p for s in sections for p in s.get("peers") or []}.values(), key=lambda p: p["domain"])
+    impact = sorted({row["domain"]: row for s in sections for row in s.get("impact") or []}.values(),
+                    key=lambda row: row["domain"])
+    database = next((s["database"] for s in sections if s.get("database")), None)
+    if database is not None:
+        errors = {k: v for s in sections if s.get("database") for k, v in (s["database"].get("errors") or {}).items()}
+        database = {**database, "errors": errors}
+    decided = [s["decisions"] for s in sections if s.get("decisions")]
+    decisions = None
+    if decided:
+        decisions = {
+            "block": sorted((r for d in decided for r in d["block"]), key=lambda r: r["domain"]),
+            "already_blocked": sorted((r for d in decided for r in d["already_blocked"]), key=lambda r: r["domain"]),
+            "refederate": sorted({r["domain"]: r for d in decided for r in d["refederate"]}.values(),
+                                 key=lambda r: r["domain"]),
+            "block_for": sorted({a for d in decided for a in d["block_for"]}),
+        }
+    sweeps = [s["sweep"] for s in sections if s.get("sweep")]
+    sweep = None
+    if sweeps:
+        errors: Counter = Counter()
+        for one in sweeps:
+            errors.update(one["errors"])
+        sweep = {**sweeps[0], "peers": sum(s["peers"] for s in sweeps),
+                 "duration_s": max(s["duration_s"] for s in sweeps), "cpu_s": round(sum(s["cpu_s"] for s in sweeps), 3),
+                 "requests": sum(s["requests"] for s in sweeps), "errors": dict(sorted(errors.items())),
+                 "not_swept": sum(s["not_swept"] for s in sweeps),
+                 "slowest_peer_s": max(s["slowest_peer_s"] for s in sweeps),
+                 "contacts_looked_up": sum(s["contacts_looked_up"] for s in sweeps), "shard": None,
+                 "merged": len(sections)}
+    breakdown = summarise(verdicts_from_section(peers)) if any(s.get("breakdown") is not None for s in sections) \
+        else None
+    return {
+        "$schema": SCHEMA_ID, "schema_version": SCHEMA_VERSION, "database": database,
+        "advisories": first["advisories"], "impact": impact, "peers": peers,
+        "breakdown": breakdown_dict(breakdown) if breakdown is not None else None,
+        "decisions": decisions, "problems": [p for s in sections for p in s.get("problems") or []], "sweep": sweep,
+    }
