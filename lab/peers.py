@@ -175,7 +175,7 @@ class PeerServer:
 
     def __init__(self, peers: list[ServedPeer], address: str, directory: Path, *, port: int = 443,
                  targets: dict[str, str] | None = None, tls_names: list[str] | None = None,
-                 instance_peers: list[str] | None = None) -> None:
+                 instance_peers: list[str] | None = None, more_addresses: list[str] | None = None) -> None:
         self.peers = peers
         self.address = address
         self.port = port
@@ -184,6 +184,7 @@ class PeerServer:
                         "private": "https://private.peers.test/.well-known/nodeinfo", **(targets or {})}
         self.tls_names = tls_names
         self.instance_peers = instance_peers or []
+        self.more_addresses = more_addresses or []  # nginx listens on these too (the bench spreads peers)
         self.proc: subprocess.Popen | None = None
         self.access_log = self.dir / "access.jsonl"
 
@@ -260,15 +261,17 @@ class PeerServer:
         out.append(f"        location = /api/v1/instance/peers {{ alias {self.dir}/files/instance-peers.json; "
                    "default_type application/json; }")
         out.append(f"        location = /_files/slow.json {{ internal; alias {self.dir}/files/slow.json; "
-                   "default_type application/json; limit_rate 1; }")
+                   "default_type application/json; limit_rate 1; gzip off; }")
         out.append(f"        location = /_files/bomb.json {{ internal; alias {self.dir}/files/bomb.json; "
                    "default_type application/json; add_header Content-Encoding gzip; gzip off; }")
-        out.append(f"        location /_files/ {{ internal; alias {self.dir}/files/; default_type application/json; }}")
+        out.append(f"        location /_files/ {{ internal; alias {self.dir}/files/; default_type application/json; "
+                   "gzip off; }")
         return "\n".join(out)
 
     def config(self) -> str:
         user = "user root;" if os.geteuid() == 0 else ""
-        listen = f"{self.address}:{self.port}" if ":" not in self.address else f"[{self.address}]:{self.port}"
+        listens = [f"{a}:{self.port}" if ":" not in a else f"[{a}]:{self.port}"
+                   for a in [self.address, *self.more_addresses]]
         bad = " ".join(sorted({p.domain.split(':')[0] for p in self.peers if p.shape == "bad-tls"})) or \
             "bad-tls.peers.test"
         d = self.dir
@@ -292,7 +295,7 @@ http {{
     server_names_hash_max_size 262144; server_names_hash_bucket_size 128;
 {self._maps()}
     server {{
-        listen {listen} ssl default_server;
+{chr(10).join(f"        listen {x} ssl default_server;" for x in listens)}
         server_name _;
         ssl_certificate {self.cert}; ssl_certificate_key {self.key};
         ssl_protocols TLSv1.2 TLSv1.3;
@@ -300,7 +303,7 @@ http {{
         location / {{ return 404; }}
     }}
     server {{
-        listen {listen} ssl;
+{chr(10).join(f"        listen {x} ssl;" for x in listens)}
         server_name {bad};
         ssl_certificate {self.bad_cert}; ssl_certificate_key {self.bad_key};
         location / {{ default_type application/json; return 200 '{{}}'; }}
@@ -350,6 +353,22 @@ http {{
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    def cpu_seconds(self) -> float:
+        """CPU time nginx's workers used so far (user and system)."""
+        total = 0.0
+        tick = os.sysconf("SC_CLK_TCK")
+        for task in Path("/proc").iterdir():
+            if not task.name.isdigit():
+                continue
+            try:
+                stat = (task / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            if self.proc is not None and fields[1] == str(self.proc.pid):  # a worker of this master
+                total += (int(fields[11]) + int(fields[12])) / tick
+        return total
 
     def hosts_file(self, extra: dict[str, str] | None = None) -> str:
         """A resolver map (`--resolve-file`): every served name at the server's address, plus `extra`."""

@@ -110,6 +110,9 @@ def add_parser(sub, add_run_options) -> None:
     net.add_argument("--in-flight", type=int, default=256, metavar="N", help="peers swept at once (default: 256)")
     net.add_argument("--per-address", type=int, default=4, metavar="N",
                      help="peers swept at once on one IP address (default: 4)")
+    net.add_argument("--workers", type=int, metavar="N",
+                     help="processes sweeping side by side (default: one per core, at most 4, for 2,000 peers "
+                          "or more; limits hold per process)")
     net.add_argument("--quiet", "-q", action="store_true", help="no progress bar on stderr")
     adv = peers.add_argument_group("advisories and counts")
     _advisory_options(adv)
@@ -357,7 +360,8 @@ def _sweep_settings(args: argparse.Namespace):
                                    ("--max-time", args.max_time, 1, 7 * 24 * 3600)):
         if not low <= value <= high:
             raise FederationUsage(f"{name}: between {low:g} and {high:g} seconds")
-    for name, value, high in (("--in-flight", args.in_flight, 10_000), ("--per-address", args.per_address, 1000)):
+    for name, value, high in (("--in-flight", args.in_flight, 10_000), ("--per-address", args.per_address, 1000),
+                              ("--workers", 1 if args.workers is None else args.workers, 64)):
         if not 1 <= value <= high:
             raise FederationUsage(f"{name}: between 1 and {high}")
     try:
@@ -489,7 +493,6 @@ class SweepProgress:
         self.enabled = enabled
         self.total = 0
         self.done = 0
-        self.errors = 0
         self.started = time.monotonic()
         self.drawn = 0.0
 
@@ -499,12 +502,11 @@ class SweepProgress:
         return cls(stream, enabled=not quiet and bool(isatty and isatty()))
 
     def start(self, total: int) -> None:
-        self.total, self.done, self.errors, self.started = total, 0, 0, time.monotonic()
+        self.total, self.done, self.started = total, 0, time.monotonic()
         self._draw(force=True)
 
-    def advance(self, result) -> None:
-        self.done += 1
-        self.errors += result.error is not None
+    def advance(self, by: int = 1) -> None:
+        self.done += by
         self._draw(force=self.done >= self.total)
 
     def _draw(self, force: bool = False) -> None:
@@ -518,7 +520,7 @@ class SweepProgress:
         bar = "#" * int(share * 24)
         rate = self.done / max(now - self.started, 1e-6)
         self.stream.write(f"\r\033[2Ksweeping peers [{bar:<24}] {self.done}/{self.total} "
-                          f"{share:4.0%}  {rate:.0f}/s  {self.errors} not read")
+                          f"{share:4.0%}  {rate:.0f} peers/s")
         self.stream.flush()
 
     def close(self) -> None:
@@ -544,7 +546,7 @@ def run_peers(args: argparse.Namespace, registry, selection, shard, prepare):
     `prepare(targets, shard_info)` applies scope, waivers, baseline and history before the sweep."""
     from ..shard import describe
     from . import decisions as decisions_mod
-    from .sweep import Sweep
+    from .sweep import Sweep, sweep_peers, workers_for
 
     _check_common(args)
     db = _advisory_db(args, needed=True)
@@ -571,15 +573,17 @@ def run_peers(args: argparse.Namespace, registry, selection, shard, prepare):
         return None, "".join(f"{p.domain}\n" for p in mine)
 
     progress = SweepProgress.for_stream(sys.stderr, quiet=args.quiet)
-    sweep = Sweep(policy, resolver, limits, ca_bundle=args.ca_bundle, on_result=progress.advance)
-    sweep.report.shard = str(shard) if shard else None
     progress.start(len(mine))
     try:
-        results = asyncio.run(sweep.run(mine))
+        results, swept = sweep_peers(mine, policy, resolver, limits, args.ca_bundle,
+                                     workers_for(len(mine), args.workers), progress.advance)
+    except RuntimeError as exc:
+        raise FederationUsage(str(exc)) from None
     finally:
         progress.close()
-    if sweep.report.not_swept:
-        facts_set.problem("sweep", f"{sweep.report.not_swept} of {len(mine)} peers were not swept: the run's time "
+    swept.shard = str(shard) if shard else None
+    if swept.not_swept:
+        facts_set.problem("sweep", f"{swept.not_swept} of {len(mine)} peers were not swept: the run's time "
                           f"limit ({limits.run_time:g} s) ended first", Location("sweep"))
     counted = _counted_domains(results, db, named) if facts is not None else []
     if facts is not None:
@@ -593,10 +597,14 @@ def run_peers(args: argparse.Namespace, registry, selection, shard, prepare):
     def contacts(decisions) -> list[str]:
         if not args.contacts:
             return []
-        return _contacts(args, sweep, results, decisions)
+        looker = Sweep(policy, resolver, limits, ca_bundle=args.ca_bundle)
+        lines = _contacts(args, looker, results, decisions)
+        swept.contacts_looked_up = looker.report.contacts_looked_up
+        swept.requests += looker.report.requests
+        return lines
 
     return _conclude(args, registry, selection, "federation peers", facts, facts_set, results, db, named, counted,
-                     previous_rows, sweep.report, contacts)
+                     previous_rows, swept, contacts)
 
 
 def _contacts(args: argparse.Namespace, sweep, results, decisions) -> list[str]:
