@@ -28,6 +28,7 @@ from mastoaudit.shard import shard_of
 from tests import netlab
 
 from .conftest import ROOT
+from .test_html_browser import _open, browser  # noqa: F401 - the browser fixture
 
 NGINX = can_run()
 needs_nginx = pytest.mark.skipif(NGINX is not None, reason=NGINX or "")
@@ -53,6 +54,7 @@ PATHS = {"mastodon": "/nodeinfo/2.0", "pixelfed": "/api/nodeinfo/2.0.json", "mis
 MANY = [f"m{i:03d}.peers.test" for i in range(120)]  # many names, one address: the per-address limit at work
 PRIVATE_NAME = "private.hostile.test"
 SLOW_MORE = ["slow2.hostile.test", "slow3.hostile.test"]
+MARKUP = "<script>window.__pwned=1</script>"  # a version string a hostile peer announces
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +69,7 @@ def world(tmp_path_factory):
     served += [ServedPeer(name, "mastodon", "4.5.11") for name in [*MANY, "upper.peers.test"]]
     served += [ServedPeer(f"{kind}.hostile.test", kind) for kind in HOSTILE]
     served += [ServedPeer(name, "slow") for name in SLOW_MORE]
+    served += [ServedPeer("markup.hostile.test", "mastodon", MARKUP)]
     server = PeerServer(served, address, d / "nginx", targets={
         "loopback": f"http://127.0.0.1:{canary.port}/.well-known/nodeinfo",
         "private": f"https://{PRIVATE_NAME}/.well-known/nodeinfo"},
@@ -293,3 +296,62 @@ def test_usage_errors(tmp_path, capsys):
     for bad in (["--allow-private", "nonsense"], ["--resolve", "x"], ["--peer-timeout", "0"],
                 ["--in-flight", "0"], ["--resolver", "not an ip"], ["--from-file", str(tmp_path / "missing")]):
         assert main(["federation", "peers", "--from-file", str(listed), *bad]) == 2, bad
+
+
+@needs_nginx
+@pytest.mark.browser
+def test_the_federation_section_in_a_browser(world, browser, tmp_path):  # noqa: F811
+    """The HTML report's federation section: drawn (chart, tables, CSV), a hostile version string
+    shown as text and never run, no CSP violation, no request anywhere."""
+    listed = tmp_path / "peers.txt"
+    listed.write_text("\n".join([*GOOD, "markup.hostile.test", "html.hostile.test", "nowhere.peers.test"]) + "\n")
+    out = tmp_path / "reports"
+    main(["federation", "peers", "--from-file", str(listed), "--resolve-file", str(world["hosts"]), "--no-dns",
+          "--ca-bundle", str(world["server"].ca), "--allow-private", f"{world['address']}/32",
+          "--blocklist", str(tmp_path / "blocks.csv"), "-f", "html", "-f", "json", "-o", str(out)])
+    peers = _peers(json.loads((out / "mastoaudit-federation.json").read_text()))
+    assert peers["markup.hostile.test"]["version"] == MARKUP  # recorded as announced, judged unknown
+    assert peers["markup.hostile.test"]["advisories"] is None
+    context, page, problems = _open(browser, out / "mastoaudit-federation.html")
+    try:
+        section = page.locator("#federation")
+        assert section.is_visible()
+        assert page.locator("#federation svg rect.fed-affected").count() >= 3  # pixelfed, lemmy, mastodon
+        text = section.inner_text()
+        assert MARKUP in text  # as text
+        assert "#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate" in text
+        assert "pixelfed-old.peers.test" in text and "nowhere.peers.test" in text
+        assert page.evaluate("typeof window.__pwned") == "undefined"
+        assert page.evaluate("window.__cspViolations") == []
+        assert problems == []
+    finally:
+        context.close()
+
+
+def test_federation_section_html(tmp_path):
+    """Without a browser: the section renders from a report's JSON alone, capped, escaped."""
+    from mastoaudit.reporting.federation_view import MAX_ROWS
+    from mastoaudit.reporting.html import render_document
+
+    peers = [{"domain": f"p{i}.example", "software": "pixelfed", "version": "0.12.4", "error": None, "detail": None,
+              "unavailable": False, "nodeinfo_url": None, "contact": None, "contact_found": None, "schema": "2.0",
+              "address": "192.0.2.1", "blocked": None, "blocked_by": None,
+              "advisories": [{"id": "GHSA-7287-grhx-542x", "aliases": ["CVE-2025-30741"], "summary": "s",
+                              "severity": "high", "fixed_in": "0.12.5"}]} for i in range(MAX_ROWS + 5)]
+    peers.append({**peers[0], "domain": "evil.example", "version": MARKUP, "advisories": None})
+    from mastoaudit.federation.breakdown import summarise, verdicts_from_section
+    from mastoaudit.federation.report import breakdown_dict
+
+    section = {"database": None, "peers": peers, "impact": [], "problems": [], "sweep": None,
+               "breakdown": breakdown_dict(summarise(verdicts_from_section(peers))),
+               "decisions": {"block": [], "already_blocked": [], "refederate": [], "block_for": []},
+               "advisories": {"sources": ["builtin"], "count": 1}}
+    doc = {"$schema": "x", "schema_version": "1.1", "tool": {"name": "mastoaudit", "version": "0"},
+           "run": {"command": "federation peers", "started_at": "2026-01-01T00:00:00+00:00", "duration_s": 1.0,
+                   "complete": True, "targets": []},
+           "summary": {"checks_run": 0, "by_status": {}, "by_severity": {}, "exit_code": 0},
+           "checks": [], "findings": [], "threats": [], "components": [], "extra": {"federation": section}}
+    page = render_document(doc)
+    assert 'id="federation"' in page and "<svg" in page
+    assert MARKUP not in page and "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in page
+    assert f"… and 5 more vulnerable peers (all {MAX_ROWS + 5} are in the JSON report)" in page

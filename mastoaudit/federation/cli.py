@@ -12,7 +12,6 @@ the federation section of the report.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -415,7 +414,7 @@ def _peer_list(args: argparse.Namespace, facts, failure: str | None, policy, res
     """The peers to sweep (normalised, merged), and a description of where they came from."""
     from ..net.client import Client, FetchError, Limits
     from .peers import MAX_PEER_FILE_BYTES, BadPeerName, Peer, peers_from_rows, read_peer_lines
-    from .sweep import instance_peers
+    from .sweep import instance_peers, run_async
 
     found: dict[str, Peer] = {}
     sources: list[str] = []
@@ -464,7 +463,7 @@ def _peer_list(args: argparse.Namespace, facts, failure: str | None, policy, res
                 await client.close()
 
         try:
-            take(asyncio.run(fetch()), "api", f"https://{domain}/api/v1/instance/peers")
+            take(run_async(fetch()), "api", f"https://{domain}/api/v1/instance/peers")
             sources.append(f"peers of {domain}")
         except FetchError as exc:
             facts_set.problem("peer_list", f"the peer list of {domain} could not be read: {exc}",
@@ -546,7 +545,7 @@ def run_peers(args: argparse.Namespace, registry, selection, shard, prepare):
     `prepare(targets, shard_info)` applies scope, waivers, baseline and history before the sweep."""
     from ..shard import describe
     from . import decisions as decisions_mod
-    from .sweep import Sweep, sweep_peers, workers_for
+    from .sweep import Sweep, SweepFailed, sweep_peers, workers_for
 
     _check_common(args)
     db = _advisory_db(args, needed=True)
@@ -577,7 +576,7 @@ def run_peers(args: argparse.Namespace, registry, selection, shard, prepare):
     try:
         results, swept = sweep_peers(mine, policy, resolver, limits, args.ca_bundle,
                                      workers_for(len(mine), args.workers), progress.advance)
-    except RuntimeError as exc:
+    except SweepFailed as exc:
         raise FederationUsage(str(exc)) from None
     finally:
         progress.close()
@@ -614,7 +613,9 @@ def _contacts(args: argparse.Namespace, sweep, results, decisions) -> list[str]:
 
     wanted = {row.domain: row for row in decisions.rows}
     subset = [r for r in results if r.domain in wanted]
-    asyncio.run(sweep.contacts(subset))
+    from .sweep import run_async
+
+    run_async(sweep.contacts(subset))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["domain", "software", "version", "advisories", "email", "account", "source", "public_comment"])

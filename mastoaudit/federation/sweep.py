@@ -476,6 +476,26 @@ async def instance_peers(client: Client, domain: str, timeout: float) -> list[st
     return [d for d in doc if isinstance(d, str)]
 
 
+# --- running it ---------------------------------------------------------------------------------
+
+
+class SweepFailed(Exception):
+    """A worker process of the sweep failed (not a peer: the sweep itself)."""
+
+
+def run_async(coro):
+    """asyncio.run, also from code that already runs an event loop in this thread (a notebook, a
+    test driving a browser): then in a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mastoaudit-sweep") as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 # --- more than one core -------------------------------------------------------------------------
 
 
@@ -522,7 +542,7 @@ def sweep_peers(peers: Sequence[Peer], policy: AddressPolicy, resolver: PeerReso
     if workers <= 1:
         sweep = Sweep(policy, resolver, limits, ca_bundle=ca_bundle,
                       on_result=(lambda _r: on_progress(1)) if on_progress else None)
-        return asyncio.run(sweep.run(peers)), sweep.report
+        return run_async(sweep.run(peers)), sweep.report
     import multiprocessing
     import queue
 
@@ -562,7 +582,7 @@ def sweep_peers(peers: Sequence[Peer], policy: AddressPolicy, resolver: PeerReso
                 proc.kill()
     failed = [f"worker {i + 1}: {part[2]}" for i, part in parts.items() if part[2]]
     if failed or len(parts) < len(procs):
-        raise RuntimeError("the sweep's worker processes failed: " + ("; ".join(failed) or "a worker died"))
+        raise SweepFailed("the sweep's worker processes failed: " + ("; ".join(failed) or "a worker died"))
     by_domain = {r.domain: r for results, _, _ in parts.values() for r in results}
     report = SweepReport(peers=len(by_domain), limits=limits, workers=workers)
     for _, part, _ in parts.values():
