@@ -175,7 +175,8 @@ class PeerServer:
 
     def __init__(self, peers: list[ServedPeer], address: str, directory: Path, *, port: int = 443,
                  targets: dict[str, str] | None = None, tls_names: list[str] | None = None,
-                 instance_peers: list[str] | None = None, more_addresses: list[str] | None = None) -> None:
+                 instance_peers: list[str] | None = None, more_addresses: list[str] | None = None,
+                 netns: str | None = None) -> None:
         self.peers = peers
         self.address = address
         self.port = port
@@ -185,6 +186,7 @@ class PeerServer:
         self.tls_names = tls_names
         self.instance_peers = instance_peers or []
         self.more_addresses = more_addresses or []  # nginx listens on these too (the bench spreads peers)
+        self.netns = netns  # run nginx inside this network namespace (the tests' "public" network)
         self.proc: subprocess.Popen | None = None
         self.access_log = self.dir / "access.jsonl"
 
@@ -320,23 +322,33 @@ http {{
         conf = self.dir / "nginx.conf"
         conf.write_text(self.config())
         nginx = shutil.which("nginx") or NGINX
-        checked = subprocess.run([nginx, "-t", "-q", "-c", str(conf), "-p", str(self.dir)],
+        wrap = ["ip", "netns", "exec", self.netns] if self.netns else []
+        checked = subprocess.run([*wrap, nginx, "-t", "-q", "-c", str(conf), "-p", str(self.dir)],
                                  capture_output=True, text=True)
         if checked.returncode != 0:
             raise RuntimeError(f"nginx -t refused the peers' config: {checked.stderr.strip()[-2000:]}")
-        self.proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(self.dir)], stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([*wrap, nginx, "-c", str(conf), "-p", str(self.dir)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"nginx exited: {self.proc.stderr.read().decode(errors='replace')[-2000:]}")
-            try:
-                socket.create_connection((self.address, self.port), timeout=0.2).close()
+            if self._listening(wrap):
                 return self
-            except OSError:
-                time.sleep(0.05)
+            time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"nginx did not listen on {self.address}:{self.port}")
+
+    def _listening(self, wrap: list[str]) -> bool:
+        if not wrap:
+            try:
+                socket.create_connection((self.address, self.port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+        return (self.dir / "nginx.pid").exists() and subprocess.run(
+            [*wrap, "python3", "-c", f"import socket; socket.create_connection(('{self.address}', {self.port}), 1)"],
+            capture_output=True).returncode == 0
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
