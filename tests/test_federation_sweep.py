@@ -215,6 +215,10 @@ def test_admin_contacts_go_to_the_contacts_file_only(world, tmp_path):
     assert oct(contacts.stat().st_mode & 0o777) == "0o600"
     for report in out.iterdir():
         assert "admin@" not in report.read_text(), report.name
+    sarif = json.loads((out / "mastoaudit-federation.sarif").read_text())
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in sarif["runs"][0]["results"]
+            if r["ruleId"] == "federation.vulnerable-peers"}
+    assert "https://pixelfed-old.peers.test/" in uris  # a peer, not a file of the repository
     peers = _peers(json.loads((out / "mastoaudit-federation.json").read_text()))
     assert peers["pixelfed-old.peers.test"]["contact_found"] is True
     assert peers["pixelfed-old.peers.test"]["contact"] is None
