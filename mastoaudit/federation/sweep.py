@@ -41,7 +41,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..addresses import AddressPolicy, parse_ip, split_host_port
 from ..net.client import Client, FetchError, KeyedLimit, Kind, Limits, bounded_map
@@ -537,8 +537,8 @@ def sweep_peers(peers: Sequence[Peer], policy: AddressPolicy, resolver: PeerReso
                 on_progress: Callable[[int], None] | None = None) -> tuple[list[PeerResult], SweepReport]:
     """Sweep `peers` in this process, or split among `workers` forked processes (each peer goes to
     the worker `shard_of(domain, workers)` names: the --shard rule): the results in the given order,
-    and the figures of the whole. Limits hold per worker (in flight, per address): a sweep split in
-    two keeps up to twice as many peers in flight."""
+    and the figures of the whole. The workers share the limits: each keeps its part of the peers in
+    flight and of the peers per address, so the whole sweep holds no more than one process would."""
     if workers <= 1:
         sweep = Sweep(policy, resolver, limits, ca_bundle=ca_bundle,
                       on_result=(lambda _r: on_progress(1)) if on_progress else None)
@@ -551,10 +551,12 @@ def sweep_peers(peers: Sequence[Peer], policy: AddressPolicy, resolver: PeerReso
     groups: list[list[Peer]] = [[] for _ in range(workers)]
     for peer in peers:
         groups[shard_of(peer.domain, workers) - 1].append(peer)
+    shared = replace(limits, in_flight=max(1, limits.in_flight // workers),
+                     per_address=max(1, limits.per_address // workers))
     context = multiprocessing.get_context("fork")  # the resolver map and the policy are inherited, not copied
     ticks, out = context.Queue(), context.Queue()
     started, cpu = time.monotonic(), time.process_time()
-    procs = [context.Process(target=_worker, args=(i, group, policy, resolver, limits, ca_bundle, ticks, out),
+    procs = [context.Process(target=_worker, args=(i, group, policy, resolver, shared, ca_bundle, ticks, out),
                              name=f"mastoaudit-sweep-{i + 1}", daemon=True)
              for i, group in enumerate(groups) if group]
     for proc in procs:
