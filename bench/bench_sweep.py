@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import resource
 import subprocess
 import sys
@@ -97,8 +98,8 @@ def main() -> int:
             print(f"nginx serving {len(peers)} peers on {len(addresses)} addresses "
                   f"(set up in {time.perf_counter() - started:.1f} s)", file=sys.stderr)
             (d / "peers.txt").write_text("".join(f"{p.domain}\n" for p in peers))
-            (d / "peers.hosts").write_text("".join(f"{addresses[i % len(addresses)]} {p.domain}\n"
-                                                   for i, p in enumerate(peers)))
+            place = random.Random(0)  # peers spread at random over the addresses, hostile ones too
+            (d / "peers.hosts").write_text("".join(f"{place.choice(addresses)} {p.domain}\n" for p in peers))
             out = d / "reports"
             command = [sys.executable, "-m", "mastoaudit", "federation", "peers", "--from-file", str(d / "peers.txt"),
                        "--resolve-file", str(d / "peers.hosts"), "--no-dns", "--ca-bundle", str(server.ca),

@@ -359,3 +359,26 @@ def test_federation_section_html(tmp_path):
     assert 'id="federation"' in page and "<svg" in page
     assert MARKUP not in page and "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in page
     assert f"… and 5 more vulnerable peers (all {MAX_ROWS + 5} are in the JSON report)" in page
+
+
+def test_the_progress_bar_shows_on_a_terminal_only():
+    import io
+
+    from mastoaudit.federation.cli import SweepProgress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    shown, hidden = Tty(), io.StringIO()
+    for stream in (shown, hidden):
+        bar = SweepProgress.for_stream(stream)
+        bar.start(4)
+        for _ in range(4):
+            bar.advance()
+        bar.close()
+    assert "sweeping peers [" in shown.getvalue() and "4/4" in shown.getvalue()
+    assert hidden.getvalue() == ""  # a CI log or a redirected stderr gets nothing
+    quiet = Tty()
+    SweepProgress.for_stream(quiet, quiet=True).start(3)
+    assert quiet.getvalue() == ""
