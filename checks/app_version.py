@@ -29,7 +29,7 @@ _SEVERITY_ORDER = [s.value for s in Severity]
     modes=("static", "live", "network"),
 )
 def mastodon_version(facts: FactSet) -> Iterator[Outcome]:
-    found_versions = [(f["version"], f.get("location")) for f in facts.all("mastodon_version")]
+    found_versions = [(f.version, f.location) for f in facts.all("mastodon_version")]
     for compose in facts.all("compose"):
         found_versions += [(version, where) for _service, version, where in compose.mastodon_versions()]
     if not found_versions and not facts.has("mastodon_version"):

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 from mastoaudit.checkdef import Remediation, check, failed, passed, skipped, warned
 from mastoaudit.facts import FactSet
+from mastoaudit.facts.mastodon import Endpoint, MastodonExposure
 from mastoaudit.model import Location, Outcome
 from mastoaudit.net.csp import escape
-from mastoaudit.probes.mastodon_api import Endpoint, MastodonExposure
 
 REDIRECTS = (301, 302, 303, 307, 308)
 

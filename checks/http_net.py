@@ -9,10 +9,7 @@ from collections.abc import Iterator
 
 from mastoaudit.checkdef import Remediation, check, failed, passed, skipped, warned
 from mastoaudit.facts import FactSet
-from mastoaudit.model import Location, Outcome
-from mastoaudit.net import csp
-from mastoaudit.net.csp import escape
-from mastoaudit.probes.http_headers import (
+from mastoaudit.facts.http import (
     ONE_YEAR,
     PRIVATE_REFERRER,
     SIX_MONTHS,
@@ -25,6 +22,9 @@ from mastoaudit.probes.http_headers import (
     redirect_verdict,
     referrer_policy,
 )
+from mastoaudit.model import Location, Outcome
+from mastoaudit.net import csp
+from mastoaudit.net.csp import escape
 
 HSTS_HINT = 'add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;'
 

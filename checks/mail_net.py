@@ -8,9 +8,7 @@ from collections.abc import Iterator
 
 from mastoaudit.checkdef import Remediation, check, errored, failed, passed, skipped, warned
 from mastoaudit.facts import FactSet
-from mastoaudit.model import Location, Outcome
-from mastoaudit.net.spf import HARD_CAP
-from mastoaudit.probes.mail_dns import (
+from mastoaudit.facts.mail import (
     CaaFact,
     DkimFact,
     DmarcFact,
@@ -20,7 +18,9 @@ from mastoaudit.probes.mail_dns import (
     TlsRptFact,
     where,
 )
-from mastoaudit.probes.smtp import SmtpEndpoint
+from mastoaudit.facts.smtp import SmtpEndpoint
+from mastoaudit.model import Location, Outcome
+from mastoaudit.net.spf import HARD_CAP
 
 MODES = ("network",)
 ENFORCING = ("quarantine", "reject")

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Iterator
 
 from mastoaudit.checkdef import Remediation, check, errored, failed, passed, skipped, warned
 from mastoaudit.facts import FactSet
+from mastoaudit.facts.ports import PortResult, PortScan, where
 from mastoaudit.model import Location, Outcome
-from mastoaudit.probes.ports import PortResult, PortScan, where
 
 # service -> (what the report calls it, severity when it answers from outside)
 SERVICES = {

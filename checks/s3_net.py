@@ -13,9 +13,7 @@ from urllib.parse import unquote
 
 from mastoaudit.checkdef import Remediation, check, errored, failed, passed, skipped, warned
 from mastoaudit.facts import FactSet
-from mastoaudit.model import Location, Outcome, Severity
-from mastoaudit.probes.ports import clean
-from mastoaudit.probes.s3 import (
+from mastoaudit.facts.s3 import (
     Attempt,
     S3Fact,
     cors_write_methods,
@@ -23,6 +21,8 @@ from mastoaudit.probes.s3 import (
     public_policy_statements,
     risky_actions,
 )
+from mastoaudit.model import Location, Outcome, Severity
+from mastoaudit.net.text import clean
 
 _ORDER = [s.value for s in Severity]
 

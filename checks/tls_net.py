@@ -9,14 +9,14 @@ from datetime import UTC, datetime
 
 from mastoaudit.checkdef import Remediation, check, errored, failed, passed, warned
 from mastoaudit.facts import FactSet
-from mastoaudit.model import Outcome
-from mastoaudit.probes.tls import (
+from mastoaudit.facts.tls import (
     HTTPS,
     SMTP_STARTTLS,
     CertDeployment,
     CertSummary,
     TlsEndpoint,
 )
+from mastoaudit.model import Outcome
 
 MODES = ("network",)
 OLD_PROTOCOLS = {  # protocol -> (severity, why)

@@ -13,6 +13,8 @@ import pytest
 
 from checks import exposure_net, http_net
 from mastoaudit.facts import FactSet
+from mastoaudit.facts import http as fh
+from mastoaudit.facts import mastodon as fm
 from mastoaudit.model import Status
 from mastoaudit.net.http import HttpClient
 from mastoaudit.net.target import ScanTarget
@@ -26,15 +28,15 @@ BASE = (("x-frame-options", "DENY"), ("x-content-type-options", "nosniff"), ("re
         ("server", "nginx"))
 
 
-def obs(label: str, url: str, status: int | None = 200, headers=BASE, **kw) -> hh.Observation:
-    return hh.Observation(label, url, kw.pop("method", "GET"), status, tuple(headers), url, **kw)
+def obs(label: str, url: str, status: int | None = 200, headers=BASE, **kw) -> fh.Observation:
+    return fh.Observation(label, url, kw.pop("method", "GET"), status, tuple(headers), url, **kw)
 
 
-def site(*observations: hh.Observation, media_hosts=()) -> hh.HttpSite:
-    return hh.HttpSite(WEB, WEB, list(observations), tuple(media_hosts))
+def site(*observations: fh.Observation, media_hosts=()) -> fh.HttpSite:
+    return fh.HttpSite(WEB, WEB, list(observations), tuple(media_hosts))
 
 
-def hardened_site() -> hh.HttpSite:
+def hardened_site() -> fh.HttpSite:
     media = (("content-security-policy", "default-src 'none'; form-action 'none'"),
              ("x-content-type-options", "nosniff"), ("access-control-allow-origin", "*"),
              ("strict-transport-security", "max-age=63072000; includeSubDomains"))
@@ -69,27 +71,27 @@ def statuses(outcomes) -> list[str]:
     ("\x00\xff;;;", None, False, False, False),
 ])
 def test_parse_hsts(value, age, subs, preload, valid):
-    h = hh.parse_hsts(value)
+    h = fh.parse_hsts(value)
     assert (h.max_age, h.include_subdomains, h.preload, h.valid) == (age, subs, preload, valid)
 
 
 def test_referrer_policy_last_recognised_token_wins():
-    assert hh.referrer_policy(["no-referrer, strict-origin-when-cross-origin"]) == "strict-origin-when-cross-origin"
-    assert hh.referrer_policy(["unsafe-url", "bogus"]) == "unsafe-url"
-    assert hh.referrer_policy(["\x00junk"]) is None
+    assert fh.referrer_policy(["no-referrer, strict-origin-when-cross-origin"]) == "strict-origin-when-cross-origin"
+    assert fh.referrer_policy(["unsafe-url", "bogus"]) == "unsafe-url"
+    assert fh.referrer_policy(["\x00junk"]) is None
 
 
 def test_frame_options_values():
-    assert hh.frame_options(["deny"]) == "DENY"
-    assert hh.frame_options([]) is None
-    assert hh.frame_options(["DENY, SAMEORIGIN"]).startswith("invalid:")
-    assert hh.frame_options(["ALLOW-FROM https://x"]).startswith("invalid:")
+    assert fh.frame_options(["deny"]) == "DENY"
+    assert fh.frame_options([]) is None
+    assert fh.frame_options(["DENY, SAMEORIGIN"]).startswith("invalid:")
+    assert fh.frame_options(["ALLOW-FROM https://x"]).startswith("invalid:")
 
 
 def test_cookie_values_are_never_kept():
     kept = hh._clean_headers([("set-cookie", "_mastodon_session=SECRETVALUE; path=/; secure; HttpOnly; SameSite=Lax")])
     assert kept == (("set-cookie", "_mastodon_session=…; path=/; secure; HttpOnly; SameSite=Lax"),)
-    cookie = hh.parse_cookies([kept[0][1]])[0]
+    cookie = fh.parse_cookies([kept[0][1]])[0]
     assert (cookie.name, cookie.secure, cookie.httponly, cookie.samesite) == ("_mastodon_session", True, True, "lax")
 
 
@@ -100,13 +102,13 @@ def test_oversized_and_numerous_headers_are_bounded():
 
 def test_cors_verdicts():
     star = obs("media", "https://m/x", headers=(("access-control-allow-origin", "*"),))
-    assert hh.cors_verdict(star)[0] == "ok"
-    reflected = obs("media", "https://m/x", headers=(("access-control-allow-origin", hh.PROBE_ORIGIN),
+    assert fh.cors_verdict(star)[0] == "ok"
+    reflected = obs("media", "https://m/x", headers=(("access-control-allow-origin", fh.PROBE_ORIGIN),
                                                      ("access-control-allow-credentials", "true")))
-    assert hh.cors_verdict(reflected)[0] == "fail"
+    assert fh.cors_verdict(reflected)[0] == "fail"
     writes = obs("media", "https://m/x", headers=(("access-control-allow-origin", "*"),
                                                   ("access-control-allow-methods", "GET, PUT")))
-    verdict, seen = hh.cors_verdict(writes)
+    verdict, seen = fh.cors_verdict(writes)
     assert verdict == "fail" and "PUT" in seen
 
 
@@ -117,12 +119,12 @@ def test_cors_verdicts():
 ])
 def test_redirect_verdict(status, location, result):
     headers = (("location", location),) if location else ()
-    assert hh.redirect_verdict(obs("http", f"http://{WEB}/", status, headers), WEB)[0] == result
+    assert fh.redirect_verdict(obs("http", f"http://{WEB}/", status, headers), WEB)[0] == result
 
 
 def test_redirect_verdict_without_an_answer():
-    refused = hh.Observation("http", f"http://{WEB}/", error="connection refused", refused=True)
-    assert hh.redirect_verdict(refused, WEB)[0] == "no-http"
+    refused = fh.Observation("http", f"http://{WEB}/", error="connection refused", refused=True)
+    assert fh.redirect_verdict(refused, WEB)[0] == "no-http"
 
 
 # --- grade -----------------------------------------------------------------------------------------------
@@ -149,7 +151,7 @@ def test_grade_without_hsts_and_redirect_is_c_plus_and_bonuses_drop():
 
 def test_grade_of_a_bare_site_fails_and_never_goes_negative():
     s = site(obs("home", f"https://{WEB}/", headers=(("set-cookie", "sessionid=…"),
-                                                     ("access-control-allow-origin", hh.PROBE_ORIGIN),
+                                                     ("access-control-allow-origin", fh.PROBE_ORIGIN),
                                                      ("access-control-allow-credentials", "true"))),
              obs("http", f"http://{WEB}/", 200, ()))
     grade = hh.observatory_grade(s)
@@ -158,7 +160,7 @@ def test_grade_of_a_bare_site_fails_and_never_goes_negative():
 
 
 def test_no_home_page_no_grade():
-    grade = hh.observatory_grade(site(hh.Observation("home", f"https://{WEB}/", error="timed out")))
+    grade = hh.observatory_grade(site(fh.Observation("home", f"https://{WEB}/", error="timed out")))
     assert grade["score"] is None
     assert statuses(run(http_net.observatory_grade, ("http_grade", grade))) == ["skip"]
 
@@ -346,12 +348,12 @@ def test_recognise_bodies():
     assert ma._recognise("actor", 200, b'{"id": "https://x", "type": "Person"}') == (True, None)
 
 
-def exposure(*endpoints: ma.Endpoint, web=WEB, local=WEB, **expects) -> ma.MastodonExposure:
-    return ma.MastodonExposure(web, local, expects, list(endpoints))
+def exposure(*endpoints: fm.Endpoint, web=WEB, local=WEB, **expects) -> fm.MastodonExposure:
+    return fm.MastodonExposure(web, local, expects, list(endpoints))
 
 
-def ep(name: str, status: int | None, recognised=False, **kw) -> ma.Endpoint:
-    return ma.Endpoint(name, kw.pop("vhost", f"https://{WEB}"), kw.pop("url", f"https://{WEB}/x"),
+def ep(name: str, status: int | None, recognised=False, **kw) -> fm.Endpoint:
+    return fm.Endpoint(name, kw.pop("vhost", f"https://{WEB}"), kw.pop("url", f"https://{WEB}/x"),
                        status=status, recognised=recognised, **kw)
 
 
@@ -471,7 +473,7 @@ def test_hostile_http_answers_become_errors_not_exceptions():
     assert len(results[3][1]) == hh.PAGE_BYTES
 
 
-def fetch(answers) -> ma.NodeInfo:
+def fetch(answers) -> fm.NodeInfo:
     with hostile_server(answers) as port:
         return ma.fetch_nodeinfo(client(), "hostile.test", base_url=f"http://hostile.test:{port}")
 

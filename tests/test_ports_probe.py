@@ -12,6 +12,7 @@ import threading
 import pytest
 
 from mastoaudit.facts import FactSet
+from mastoaudit.facts import ports as FP
 from mastoaudit.model import Status
 from mastoaudit.probes import ports as P
 
@@ -221,7 +222,7 @@ def silent(conn, stop):
 def test_a_flooding_service_is_bounded_and_unidentified():
     port, stop = serve_once(flood)
     try:
-        result = P.PortResult("127.0.0.1", port, "open")
+        result = FP.PortResult("127.0.0.1", port, "open")
         P.identify(result, 0.3)
         assert result.service == "unknown" and len(result.banner) <= 200 and "\x1b" not in result.banner
     finally:
@@ -231,7 +232,7 @@ def test_a_flooding_service_is_bounded_and_unidentified():
 def test_a_silent_service_is_given_up_on():
     port, stop = serve_once(silent)
     try:
-        result = P.PortResult("127.0.0.1", port, "open")
+        result = FP.PortResult("127.0.0.1", port, "open")
         P.identify(result, 0.2)
         assert result.service == "unknown" and "silent" in result.label
     finally:
@@ -254,9 +255,9 @@ def test_connect_states():
 # --- the checks ----------------------------------------------------------------------------------
 
 
-def facts_with(*rows: P.PortResult, addresses=("203.0.113.5",), extra=()) -> FactSet:
+def facts_with(*rows: FP.PortResult, addresses=("203.0.113.5",), extra=()) -> FactSet:
     facts = FactSet("example.social")
-    facts.add("port_scan", P.PortScan(tuple(addresses) + tuple(extra), (5432, 6379, 9200), tuple(addresses)))
+    facts.add("port_scan", FP.PortScan(tuple(addresses) + tuple(extra), (5432, 6379, 9200), tuple(addresses)))
     for row in rows:
         facts.add("port", row)
     return facts
@@ -267,7 +268,7 @@ def run(registry, check_id: str, facts: FactSet):
 
 
 def closed_rows(address="203.0.113.5"):
-    return [P.PortResult(address, p, "closed", "refused") for p in (5432, 6379, 9200)]
+    return [FP.PortResult(address, p, "closed", "refused") for p in (5432, 6379, 9200)]
 
 
 @pytest.mark.parametrize("check_id", ["ports.exposed", "ports.redis-noauth", "ports.postgres-trust",
@@ -279,13 +280,13 @@ def test_nothing_open_passes_with_the_ports_named(registry, check_id):
 
 
 def test_unreachable_address_is_skipped_not_passed(registry):
-    rows = [P.PortResult("2001:db8::1", p, "unreachable", "Network is unreachable") for p in (5432, 6379, 9200)]
+    rows = [FP.PortResult("2001:db8::1", p, "unreachable", "Network is unreachable") for p in (5432, 6379, 9200)]
     outcomes = run(registry, "ports.exposed", facts_with(*rows, addresses=("2001:db8::1",)))
     assert [o.status for o in outcomes] == [Status.SKIP]
 
 
 def test_open_redis_without_password(registry):
-    redis = P.PortResult("203.0.113.5", 6379, "open", service="redis", label="Redis 7.0.15",
+    redis = FP.PortResult("203.0.113.5", 6379, "open", service="redis", label="Redis 7.0.15",
                          banner="b'+PONG\\r\\n'", details={"auth": "none", "version": "7.0.15"}, public=True)
     facts = facts_with(redis, *closed_rows()[::2])
     exposed = run(registry, "ports.exposed", facts)
@@ -298,7 +299,7 @@ def test_open_redis_without_password(registry):
 
 
 def test_postgres_trust_tls_and_unparseable(registry):
-    trust = P.PortResult("203.0.113.5", 5432, "open", service="postgresql", label="PostgreSQL", banner="b'N'",
+    trust = FP.PortResult("203.0.113.5", 5432, "open", service="postgresql", label="PostgreSQL", banner="b'N'",
                          details={"tls_offered": False, "logins": {
                              "mastodon": {"result": "trust"},
                              "postgres": {"result": "password", "method": "password (SASL SCRAM-SHA-256)"}}})
@@ -307,7 +308,7 @@ def test_postgres_trust_tls_and_unparseable(registry):
     assert out.status is Status.FAIL and "lets mastodon in" in out.message
     assert "postgres: asks for password (SASL SCRAM-SHA-256)" in out.observed
     assert run(registry, "ports.postgres-tls", facts)[0].status is Status.FAIL
-    junk = P.PortResult("203.0.113.5", 5432, "open", service="postgresql", label="PostgreSQL", details={
+    junk = FP.PortResult("203.0.113.5", 5432, "open", service="postgresql", label="PostgreSQL", details={
         "tls_offered": True, "logins": {"mastodon": {"result": "unparseable", "message": "not a message"}}})
     out = run(registry, "ports.postgres-trust", facts_with(junk))[0]
     assert out.status is Status.ERROR and "not a message" in out.observed
@@ -315,11 +316,11 @@ def test_postgres_trust_tls_and_unparseable(registry):
 
 
 def test_elasticsearch_checks(registry):
-    es = P.PortResult("203.0.113.5", 9200, "open", service="elasticsearch", label="Elasticsearch 6.8.23",
+    es = FP.PortResult("203.0.113.5", 9200, "open", service="elasticsearch", label="Elasticsearch 6.8.23",
                       details={"open": True, "status": 200, "cluster_name": "c", "version": "6.8.23", "scheme": "http"})
     out = run(registry, "ports.elasticsearch-open", facts_with(es))[0]
     assert out.status is Status.FAIL and out.location.file == "http://203.0.113.5:9200/"
-    secured = P.PortResult("203.0.113.5", 9200, "open", service="elasticsearch",
+    secured = FP.PortResult("203.0.113.5", 9200, "open", service="elasticsearch",
                            label="Elasticsearch (authentication required)",
                            details={"open": False, "status": 401, "scheme": "https"})
     out = run(registry, "ports.elasticsearch-open", facts_with(secured))
@@ -329,7 +330,7 @@ def test_elasticsearch_checks(registry):
 
 
 def test_private_extra_address_warns_and_unknown_service_is_named(registry):
-    row = P.PortResult("10.0.0.5", 5432, "open", in_scope=False, service="unknown", label="unidentified service")
+    row = FP.PortResult("10.0.0.5", 5432, "open", in_scope=False, service="unknown", label="unidentified service")
     out = run(registry, "ports.exposed", facts_with(row, extra=("10.0.0.5",)))
     warned = [o for o in out if o.location.file == "10.0.0.5:5432"]
     assert warned[0].status is Status.WARN

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from mastoaudit.facts import FactSet
+from mastoaudit.facts import s3 as FS
 from mastoaudit.model import Status
 from mastoaudit.net.target import S3Settings
 from mastoaudit.probes import s3 as S
@@ -53,39 +54,39 @@ def test_public_policy_statements():
         {"Effect": "Allow", "Principal": "*", "Action": "s3:*", "Condition": {"IpAddress": {"aws:SourceIp": "x"}}},
         {"Effect": "Deny", "Principal": "*", "Action": "s3:*"},
     ]})
-    statements, error = S.public_policy_statements(policy)
+    statements, error = FS.public_policy_statements(policy)
     assert error is None and len(statements) == 2
-    assert S.risky_actions(statements[0]["actions"]) == ["s3:ListBucket", "s3:PutObject"]
-    assert S.risky_actions(statements[1]["actions"]) == []
+    assert FS.risky_actions(statements[0]["actions"]) == ["s3:ListBucket", "s3:PutObject"]
+    assert FS.risky_actions(statements[1]["actions"]) == []
 
 
 @pytest.mark.parametrize("text", ["not json", "[1, 2]", "[" * 30000, '"just a string"', "\x00\xff"])
 def test_hostile_policies_are_reported_not_raised(text):
-    statements, error = S.public_policy_statements(text)
+    statements, error = FS.public_policy_statements(text)
     assert statements == [] and error and len(error) < 400
 
 
 def test_odd_policy_shapes_are_tolerated():
     for doc in ({"Statement": "x"}, {"Statement": [1, None, "s"]}, {"Statement": {"Effect": "Allow", "Principal": "*",
                                                                                     "Action": "s3:PutObject"}}):
-        assert S.public_policy_statements(json.dumps(doc))[1] is None
-    assert S.public_policy_statements(json.dumps(doc))[0][0]["actions"] == ["s3:PutObject"]
+        assert FS.public_policy_statements(json.dumps(doc))[1] is None
+    assert FS.public_policy_statements(json.dumps(doc))[0][0]["actions"] == ["s3:PutObject"]
 
 
 def test_acl_summary_and_public_grants():
     acl = S.summarize_acl({"Grants": [
         {"Grantee": {"ID": "owner", "Type": "CanonicalUser"}, "Permission": "FULL_CONTROL"},
-        {"Grantee": {"URI": S.ALL_USERS, "Type": "Group"}, "Permission": "READ"},
-        {"Grantee": {"URI": S.AUTHENTICATED_USERS, "Type": "Group"}, "Permission": "WRITE"},
+        {"Grantee": {"URI": FS.ALL_USERS, "Type": "Group"}, "Permission": "READ"},
+        {"Grantee": {"URI": FS.AUTHENTICATED_USERS, "Type": "Group"}, "Permission": "WRITE"},
         "junk", {"Grantee": "junk"}]})
-    assert S.public_acl_grants(acl) == [("AllUsers", "READ"), ("AuthenticatedUsers", "WRITE")]
+    assert FS.public_acl_grants(acl) == [("AllUsers", "READ"), ("AuthenticatedUsers", "WRITE")]
     assert S.summarize_acl({"Grants": "not a list"}) == {"grants": []}
 
 
 def test_cors_methods_and_dump_names():
-    assert S.cors_write_methods("DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT") == ["DELETE", "PATCH", "POST", "PUT"]
-    assert S.cors_write_methods(["GET", "HEAD"]) == []
-    assert S.cors_write_methods("*") == ["*"]
+    assert FS.cors_write_methods("DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT") == ["DELETE", "PATCH", "POST", "PUT"]
+    assert FS.cors_write_methods(["GET", "HEAD"]) == []
+    assert FS.cors_write_methods("*") == ["*"]
     for key in ("backups/mastodon_production.sql.gz", "db.dump", "x/pg_dump-2024.gz", "mastodon.sql",
                 "backups/dumps/000/000/001/original/archive-20240101.zip", "dump/all.tar.zst"):
         assert S.looks_like_dump(key), key
@@ -101,8 +102,8 @@ PUBLIC = S3Settings("https://s3.example.net", "media", permission="public-read",
 INTERNAL = S3Settings("http://127.0.0.1:9000", "media", permission="public-read", alias_host="media.example.social")
 
 
-def fact(settings=PUBLIC, view="public", **kw) -> S.S3Fact:
-    f = S.S3Fact(settings, settings.alias_host if settings else "media.example.social", endpoint_view=view,
+def fact(settings=PUBLIC, view="public", **kw) -> FS.S3Fact:
+    f = FS.S3Fact(settings, settings.alias_host if settings else "media.example.social", endpoint_view=view,
                  endpoint_address="198.51.100.7" if view == "public" else "127.0.0.1")
     for k, v in kw.items():
         setattr(f, k, v)
@@ -117,7 +118,7 @@ def run(registry, check_id, *facts_):
 
 
 def att(via, action, outcome, status=None, **kw):
-    return S.Attempt(via, f"https://x/{action}", action, outcome, status, **kw)
+    return FS.Attempt(via, f"https://x/{action}", action, outcome, status, **kw)
 
 
 def test_listing_via_media_host_fails_and_internal_endpoint_is_not_judged(registry):
@@ -180,12 +181,12 @@ def test_https(registry):
 
 
 def cfg(name, outcome, **data):
-    return S.Attempt("endpoint, signed", f"https://s3.example.net/media?{name}", name, outcome, data=data)
+    return FS.Attempt("endpoint, signed", f"https://s3.example.net/media?{name}", name, outcome, data=data)
 
 
 def test_acl_policy_and_block_public_access(registry):
-    weak = {"acl": cfg("acl", "read", grants=[{"grantee": S.ALL_USERS, "permission": "READ"},
-                                               {"grantee": S.ALL_USERS, "permission": "WRITE"}]),
+    weak = {"acl": cfg("acl", "read", grants=[{"grantee": FS.ALL_USERS, "permission": "READ"},
+                                               {"grantee": FS.ALL_USERS, "permission": "WRITE"}]),
             "policy": cfg("policy", "read", policy=json.dumps({"Statement": [
                 {"Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject", "s3:PutObject"]}]})),
             "public_access_block": cfg("public_access_block", "absent")}
@@ -207,7 +208,7 @@ def test_acl_policy_and_block_public_access(registry):
 
 
 def test_unreadable_and_garbage_configuration(registry):
-    denied = {n: S.Attempt("endpoint", "u", n, "denied", 403, "AccessDenied") for n in
+    denied = {n: FS.Attempt("endpoint", "u", n, "denied", 403, "AccessDenied") for n in
               ("acl", "policy", "public_access_block")}
     out = run(registry, "s3.acl-consistent", fact(config=denied))
     assert [o.status for o in out] == [Status.SKIP] and "AWS_ACCESS_KEY_ID" in out[0].message
@@ -242,19 +243,19 @@ def test_encryption_versioning_is_reported(registry):
 
 
 def test_backup_objects(registry):
-    dump = S.Attempt("media host", "https://media.example.social/backups/db.sql.gz", "read-dump", "allowed", 200)
+    dump = FS.Attempt("media host", "https://media.example.social/backups/db.sql.gz", "read-dump", "allowed", 200)
     out = run(registry, "s3.backup-objects", fact(keys=["a.png", "backups/db.sql.gz"], dumps=[dump]))
     assert out[0].status is Status.FAIL and out[0].subject == "object backups/db.sql.gz"
     out = run(registry, "s3.backup-objects", fact(keys=["a.png"], keys_source=["endpoint"]))
     assert out[0].status is Status.PASS and "1 listed keys" in out[0].message
     assert run(registry, "s3.backup-objects", fact())[0].status is Status.SKIP
-    hostile = S.Attempt("media host", "https://m/backups/%1B%5B2Jx.sql", "read-dump", "allowed", 200)
+    hostile = FS.Attempt("media host", "https://m/backups/%1B%5B2Jx.sql", "read-dump", "allowed", 200)
     out = run(registry, "s3.backup-objects", fact(keys=["backups/\x1b[2Jx.sql"], dumps=[hostile]))
     assert out[0].subject == "object backups/\\x1b[2Jx.sql"
 
 
 def test_secrets_are_offered_for_scrubbing():
-    f = S.S3Fact(PUBLIC, None, _secrets=("s3cr3t-value",))
+    f = FS.S3Fact(PUBLIC, None, _secrets=("s3cr3t-value",))
     facts = FactSet("x")
     facts.add("s3", f)
     assert "s3cr3t-value" in facts.secrets and "s3cr3t" not in repr(f)

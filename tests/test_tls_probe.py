@@ -30,30 +30,26 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 from mastoaudit_checks import tls_net
 
 from mastoaudit.facts import FactSet
+from mastoaudit.facts.tls import (
+    HTTPS,
+    SMTP_STARTTLS,
+    CertDeployment,
+    Cipher,
+    ProfileSpec,
+    TlsEndpoint,
+    TlsScanSummary,
+    cipher_weaknesses,
+)
 from mastoaudit.model import Status
 from mastoaudit.net.dns import Resolver
 from mastoaudit.net.http import HttpClient
 from mastoaudit.net.runner import ProbeContext, ProbeFact, ProbeProblem
 from mastoaudit.net.target import ScanTarget
-from mastoaudit.net.text import MAX_TEXT
-from mastoaudit.probes import tls
-from mastoaudit.probes.tls import (
-    CertDeployment,
-    Cipher,
-    ExchangeError,
-    ProfileSpec,
-    TlsEndpoint,
-    TlsScanSummary,
-    cipher_weaknesses,
-    excerpt,
-    hostname_matches,
-    interpret_ssl_response,
-    parse_mx,
-    parse_smtp_host,
-    read_smtp_reply,
-    smtp_extensions,
-    summarize_certificate,
-)
+from mastoaudit.net.text import MAX_TEXT, excerpt
+from mastoaudit.probes import tls, tls_endpoints, tls_sslyze
+from mastoaudit.probes.tls import interpret_ssl_response, read_smtp_reply, smtp_extensions
+from mastoaudit.probes.tls_endpoints import ExchangeError, parse_mx, parse_smtp_host
+from mastoaudit.probes.tls_sslyze import hostname_matches, summarize_certificate
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -198,7 +194,7 @@ def test_certificate_summary_hostile_values():
                         key=rsa.generate_private_key(public_exponent=65537, key_size=1024))
     s = summarize_certificate(cert)
     assert "\x00" not in s.subject and "\r" not in s.subject and "\x1b" not in s.subject
-    assert len(s.sans) == tls.MAX_SANS
+    assert len(s.sans) == tls_sslyze.MAX_SANS
     assert (s.key_type, s.key_size) == ("RSA", 1024)
 
 
@@ -245,7 +241,7 @@ def deployment(cert=None, **kw) -> CertDeployment:
 
 def endpoint(**kw) -> TlsEndpoint:
     values = dict(
-        host="mastodon.example", port=443, address="192.0.2.10", kind=tls.HTTPS, sni="mastodon.example",
+        host="mastodon.example", port=443, address="192.0.2.10", kind=HTTPS, sni="mastodon.example",
         where="mastodon.example:443", protocols=("TLS 1.2", "TLS 1.3"),
         protocols_scanned=("SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3"),
         ciphers=(Cipher("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS 1.2", 128),
@@ -312,7 +308,7 @@ def test_ciphers_broken_and_outside_profile():
 def test_ciphers_port_25_tolerates_anonymous_but_not_broken():
     anon = (Cipher("TLS_DH_anon_WITH_AES_128_GCM_SHA256", "TLS 1.2", 128, True),
             Cipher("TLS_RSA_WITH_AES_128_CBC_SHA", "TLS 1.2", 128))
-    mx = endpoint(kind=tls.SMTP_STARTTLS, port=25, where="mx.example:25", ciphers=anon)
+    mx = endpoint(kind=SMTP_STARTTLS, port=25, where="mx.example:25", ciphers=anon)
     [o] = judge(tls_net.ciphers, mx)
     assert o.status is Status.PASS and "1 anonymous" in o.message
     [o] = judge(tls_net.ciphers, replace(mx, port=587, where="mx.example:587"))
@@ -378,7 +374,7 @@ def test_ocsp_stapling_cases():
     assert statuses(judge(tls_net.ocsp_stapling, endpoint(certificates=(stapled,)))) == ["pass"]
     revoked = replace(url, ocsp_stapled=True, ocsp_status="UNAUTHORIZED")
     assert statuses(judge(tls_net.ocsp_stapling, endpoint(certificates=(revoked,)))) == ["warn"]
-    smtp = endpoint(kind=tls.SMTP_STARTTLS, port=25, where="mx:25", certificates=(url,))
+    smtp = endpoint(kind=SMTP_STARTTLS, port=25, where="mx:25", certificates=(url,))
     assert judge(tls_net.ocsp_stapling, smtp) == []  # mail servers do not check OCSP
 
 
@@ -475,7 +471,7 @@ def _free_service_ports(monkeypatch):
     for name in ("HTTPS_PORT", "POSTGRES_PORT"):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
-            monkeypatch.setattr(tls, name, s.getsockname()[1])
+            monkeypatch.setattr(tls_endpoints, name, s.getsockname()[1])
 
 
 def _target(**kw) -> ScanTarget:
@@ -494,7 +490,7 @@ def run_probe(target: ScanTarget) -> tuple[list, list]:
 def test_probe_reports_hostile_peers_as_findings_not_crashes():
     junk = serve("127.0.0.1", 0, junk_smtp)
     broken = serve("127.0.0.1", 0, smtp_then_broken_tls)
-    pg = serve("127.0.0.1", tls.POSTGRES_PORT, not_postgres)
+    pg = serve("127.0.0.1", tls_endpoints.POSTGRES_PORT, not_postgres)
     try:
         target = _target(hosts={"junk.test": "127.0.0.1", "broken.test": "127.0.0.1"},
                          smtp_hosts=(f"junk.test:{junk.server_address[1]}", f"broken.test:{broken.server_address[1]}",
@@ -506,18 +502,18 @@ def test_probe_reports_hostile_peers_as_findings_not_crashes():
             s.shutdown()
             s.server_close()
     text = {p.where: p for p in problems}
-    web = text[f"hostile.test:{tls.HTTPS_PORT}"]
+    web = text[f"hostile.test:{tls_endpoints.HTTPS_PORT}"]
     assert web.status is Status.ERROR and "does not answer" in web.message
     junk_problem = text[f"junk.test:{junk.server_address[1]}"]
     assert "not as SMTP" in junk_problem.message and "\\xff" in junk_problem.message
     tls_problem = text[f"broken.test:{broken.server_address[1]}"]
     assert tls_problem.status is Status.ERROR and "TLS could not be negotiated" in tls_problem.message
-    pg_problem = text[f"127.0.0.1:{tls.POSTGRES_PORT}"]
+    pg_problem = text[f"127.0.0.1:{tls_endpoints.POSTGRES_PORT}"]
     assert "not as PostgreSQL" in pg_problem.message and "\x00" not in pg_problem.message
     assert any("not a host name" in p.message for p in problems)
     assert all(len(p.message) < 600 for p in problems)
     summary = [f for f in facts if isinstance(f, TlsScanSummary)]
-    assert len(summary) == 1 and f"127.0.0.97:{tls.POSTGRES_PORT}" in summary[0].closed
+    assert len(summary) == 1 and f"127.0.0.97:{tls_endpoints.POSTGRES_PORT}" in summary[0].closed
 
 
 def test_loopback_relays_of_the_app_host_are_not_probed():
@@ -560,11 +556,12 @@ def weak_tls_server(tmp_path_factory):
 def test_sslyze_scan_of_a_planted_weak_certificate(weak_tls_server):
     port = weak_tls_server
     target = _target(web_domain="weak.test", addresses=("127.0.0.1",))
-    candidate = tls.Candidate("weak.test", port, "127.0.0.1", tls.HTTPS, "weak.test", True, f"weak.test:{port}")
-    request = tls._scan_request(target, candidate)
-    results, trouble = tls.run_scanner([request], time.monotonic() + 25)
+    candidate = tls_endpoints.Candidate("weak.test", port, "127.0.0.1", HTTPS, "weak.test", True, f"weak.test:{port}")
+    request = tls_sslyze.scan_request(target, candidate)
+    results, trouble = tls_sslyze.run_scanner([request], time.monotonic() + 25)
     assert trouble is None
-    e = tls.endpoint_from_result(candidate, results[request.uuid], target, tls.load_profile("intermediate"))
+    profile = tls_sslyze.load_profile("intermediate")
+    e = tls_sslyze.endpoint_from_result(candidate, results[request.uuid], target, profile)
     assert e.protocols and "TLS 1.2" in e.protocols and not e.errors
     [key] = judge(tls_net.key_size, e)
     assert key.status is Status.FAIL and key.observed == "RSA 1024"
@@ -580,7 +577,7 @@ def test_sslyze_scan_of_a_planted_weak_certificate(weak_tls_server):
 
 def test_unknown_profile_name_is_refused():
     with pytest.raises(ValueError):
-        tls.load_profile("ancient")
+        tls_sslyze.load_profile("ancient")
 
 
 def test_the_probe_is_registered():

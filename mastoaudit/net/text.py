@@ -11,3 +11,8 @@ def excerpt(value: object, limit: int = MAX_TEXT) -> str:
     if isinstance(value, str) and not text.isprintable():
         text = repr(text)[1:-1]
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def clean(text: str, limit: int = 100) -> str:
+    """A network-supplied string made safe to show: bounded, control characters escaped."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text[:limit])[:limit * 2]

@@ -13,15 +13,26 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
+from ..facts.mail import (
+    CaaFact,
+    DkimFact,
+    DkimKey,
+    DmarcFact,
+    DnssecFact,
+    MtaStsFact,
+    RelayCoverage,
+    SpfFact,
+    TlsRptFact,
+)
 from ..net.dns import Answer
 from ..net.http import HttpError
 from ..net.runner import ProbeContext, ProbeFact, ProbeProblem, probe
-from ..net.spf import SpfAnalysis, SpfEvaluator, SpfResult
+from ..net.spf import SpfEvaluator
 from ..net.target import ScanTarget
 from ..net.text import excerpt
 
@@ -32,12 +43,6 @@ SPF_BUDGET = 15.0  # seconds of DNS per mail domain's SPF walk (the probe's limi
 DEFAULT_SELECTORS = ScanTarget.__dataclass_fields__["dkim_selectors"].default
 
 Item = ProbeFact | ProbeProblem
-
-
-
-
-def where(name: str, rdtype: str) -> str:
-    return f"{name} IN {rdtype}"
 
 
 # --- tag=value lists (DKIM, DMARC, MTA-STS, TLS-RPT) ---------------------------------------------------
@@ -76,45 +81,8 @@ def parse_tags(text: str, *, strip_spaces_in: Iterable[str] = ()) -> dict[str, s
 
 # --- SPF ----------------------------------------------------------------------------------------------
 
-@dataclass
-class RelayCoverage:
-    host: str  # the relay's name (or address) as configured or found in MX
-    address: str
-    result: SpfResult
-
-
-@dataclass
-class SpfFact:
-    domain: str
-    analysis: SpfAnalysis
-    relays: list[RelayCoverage] = field(default_factory=list)
-    relay_source: str = ""  # "SMTP relay" or "MX"
-
-    @property
-    def location(self) -> str:
-        return where(self.domain, "TXT")
-
 
 # --- DKIM ---------------------------------------------------------------------------------------------
-
-@dataclass
-class DkimKey:
-    selector: str
-    name: str
-    record: str | None = None
-    key_type: str | None = None  # rsa, ed25519, or what the record says
-    bits: int | None = None
-    revoked: bool = False
-    testing: bool = False  # t=y
-    error: str | None = None
-
-
-@dataclass
-class DkimFact:
-    domain: str
-    selectors: list[str]  # tried
-    explicit: bool  # the user named the selectors (otherwise common guesses)
-    keys: list[DkimKey] = field(default_factory=list)  # the selectors that answered (or failed to)
 
 
 def parse_dkim(selector: str, name: str, text: str) -> DkimKey:
@@ -175,29 +143,6 @@ def _rsa_bits(der: bytes) -> tuple[int | None, str | None]:
 _POLICIES = ("none", "quarantine", "reject")
 
 
-@dataclass
-class DmarcFact:
-    domain: str
-    name: str  # where the record was looked up first (_dmarc.<domain>)
-    found_at: str | None = None  # where a record was found (the domain's, or a parent's)
-    records: list[str] = field(default_factory=list)
-    tags: dict[str, str] = field(default_factory=dict)
-    error: str | None = None
-    dns_error: str | None = None
-    unauthorized_rua: list[str] = field(default_factory=list)  # external report addresses not authorized
-
-    @property
-    def inherited(self) -> bool:
-        return self.found_at is not None and self.found_at != self.name
-
-    @property
-    def policy(self) -> str | None:
-        """The policy that applies to mail from the domain: sp= of a parent's record, else p=."""
-        if self.inherited and "sp" in self.tags:
-            return self.tags["sp"]
-        return self.tags.get("p")
-
-
 def parse_dmarc(text: str) -> tuple[dict[str, str], str | None]:
     """(tags, error) of a DMARC record (RFC 7489 §6.3). A missing or invalid p= (or sp=) with a valid
     rua= reads as p=none (§6.6.3: the receiver acts as if p=none were published)."""
@@ -244,20 +189,6 @@ def _related(a: str, b: str) -> bool:
 
 
 # --- MTA-STS and TLS-RPT ------------------------------------------------------------------------------
-
-@dataclass
-class MtaStsFact:
-    domain: str
-    records: list[str] = field(default_factory=list)  # v=STSv1 TXT strings at _mta-sts
-    record_error: str | None = None
-    dns_error: str | None = None
-    policy_url: str = ""
-    policy_status: int | None = None
-    policy_error: str | None = None
-    cert_verified: bool | None = None
-    policy: dict[str, object] = field(default_factory=dict)  # version, mode, mx (list), max_age (int)
-    mx_hosts: list[str] = field(default_factory=list)
-    uncovered_mx: list[str] = field(default_factory=list)
 
 
 def parse_sts_record(text: str) -> tuple[dict[str, str], str | None]:
@@ -316,15 +247,6 @@ def mx_pattern_matches(pattern: str, host: str) -> bool:
     return pattern == host
 
 
-@dataclass
-class TlsRptFact:
-    domain: str
-    records: list[str] = field(default_factory=list)
-    tags: dict[str, str] = field(default_factory=dict)
-    error: str | None = None
-    dns_error: str | None = None
-
-
 def parse_tlsrpt(text: str) -> tuple[dict[str, str], str | None]:
     """RFC 8460 §3: v=TLSRPTv1; rua=mailto:...|https://... (comma-separated)."""
     try:
@@ -344,14 +266,6 @@ def parse_tlsrpt(text: str) -> tuple[dict[str, str], str | None]:
 
 # --- CAA and DNSSEC -----------------------------------------------------------------------------------
 
-@dataclass
-class CaaFact:
-    domain: str
-    found_at: str | None = None
-    records: list[tuple[int, str, str]] = field(default_factory=list)  # (flags, tag, value)
-    errors: list[str] = field(default_factory=list)
-    dns_error: str | None = None
-
 
 def parse_caa(text: str) -> tuple[int, str, str] | None:
     """'0 issue "letsencrypt.org"' as dnspython prints it -> (flags, tag, value); None when garbled."""
@@ -359,16 +273,6 @@ def parse_caa(text: str) -> tuple[int, str, str] | None:
     if not m or int(m.group(1)) > 255:
         return None
     return int(m.group(1)), m.group(2).lower(), m.group(3)
-
-
-@dataclass
-class DnssecFact:
-    name: str
-    rdtype: str  # the record type whose answer was judged
-    signed: bool = False  # RRSIGs came with the answer
-    authenticated: bool = False  # the resolver's AD flag (or signatures)
-    dnskey: bool = False  # DNSKEY records at the name
-    rcode: str = "NOERROR"
 
 
 # --- collecting ---------------------------------------------------------------------------------------

@@ -16,8 +16,9 @@ import ssl
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from ..facts.smtp import RelayTest, SmtpEndpoint, TlsInfo
 from ..model import Status
 from ..net.runner import ProbeContext, ProbeFact, ProbeProblem, probe
 from ..net.target import ScanTarget
@@ -160,53 +161,6 @@ def has_capability(caps: list[str], name: str) -> bool:
 
 
 # --- what one endpoint showed -------------------------------------------------------------------------
-
-@dataclass
-class TlsInfo:
-    established: bool = False
-    verified: bool | None = None
-    verify_error: str | None = None
-    protocol: str | None = None
-    cipher: str | None = None
-    error: str | None = None
-
-
-@dataclass
-class RelayTest:
-    mail_from: str | None = None  # the reply, as text
-    rcpt: str | None = None
-    open: bool | None = None  # None: could not tell
-    note: str = ""
-    over_tls: bool = False
-
-
-@dataclass
-class SmtpEndpoint:
-    host: str
-    address: str
-    port: int
-    mode: str  # "starttls" or "implicit"
-    source: str = ""  # "SMTP relay" or "MX"
-    open: bool = False
-    error: str | None = None
-    banner: str | None = None
-    ehlo: list[str] = field(default_factory=list)  # before TLS (plain ports)
-    starttls_offered: bool | None = None
-    tls: TlsInfo | None = None
-    ehlo_tls: list[str] = field(default_factory=list)  # after STARTTLS, or on implicit TLS
-    auth_clear: list[str] = field(default_factory=list)  # AUTH mechanisms offered without TLS
-    vrfy: str | None = None
-    vrfy_enabled: bool | None = None
-    relay: RelayTest | None = None
-    transcript: list[str] = field(default_factory=list)
-
-    @property
-    def location(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    @property
-    def shown(self) -> str:
-        return self.location if self.host == self.address else f"{self.location} ({self.address})"
 
 
 # --- the dialogue -------------------------------------------------------------------------------------

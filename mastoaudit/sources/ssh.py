@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..facts import FactSet
+from ..facts.mastodon import MastodonVersion
 from ..inventory import Host, Inventory
 from ..model import Location, Status
 from ..parsers import SourceFile, classify
@@ -184,8 +185,8 @@ def build_facts(inventory: Inventory, host: Host, results: dict[str, dict], fail
             logical = source.path.split(":", 1)[1]
             if logical.endswith("/lib/mastodon/version.rb"):
                 try:
-                    facts.add("mastodon_version", {"version": parse_mastodon_version(source.text),
-                                                   "location": Location(source.path)})
+                    facts.add("mastodon_version", MastodonVersion(parse_mastodon_version(source.text),
+                                                                  Location(source.path), "version.rb"))
                 except ParseError as exc:
                     facts.problem("file", f"{source.path}: {exc.message}", Location(source.path))
                 continue

@@ -101,8 +101,8 @@ def test_weak_scan_is_complete(weak_scan):
 def test_version_and_nodeinfo_facts(hardened_scan, weak_scan):
     for (facts, _), version in ((hardened_scan, "4.5.11"), (weak_scan, "4.1.2")):
         found = facts.first("mastodon_version")
-        assert found["version"] == version
-        assert found["location"].file == "https://mastodon.lab/api/v2/instance"
+        assert found.version == version
+        assert found.location.file == "https://mastodon.lab/api/v2/instance"
         info = facts.first("nodeinfo")
         assert info.ok and (info.software_name, info.software_version, info.schema) == ("mastodon", version, "2.0")
 

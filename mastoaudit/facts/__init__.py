@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model import Location, Status
+from ..model import Location, Status
 
 
 @dataclass(frozen=True)
