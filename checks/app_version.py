@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from mastoaudit import kinds
 from mastoaudit.advisories import affecting, supported_lines, version_tuple
 from mastoaudit.checkdef import Remediation, check, failed, passed, skipped
 from mastoaudit.facts import FactSet
@@ -18,7 +19,8 @@ _SEVERITY_ORDER = [s.value for s in Severity]
     component="app",
     severity="high",
     threats=["T-APP-VULNERABLE-VERSION", "T-FED-PROTOCOL-EXPLOIT", "T-FED-FORGED-ACTIVITY"],
-    needs=[],  # the release from version.rb (live), /api/v2/instance (network) or an image tag (compose)
+    needs=[],  # any of: the release from version.rb (live), /api/v2/instance (network), an image tag (compose)
+    reads=[kinds.MASTODON_VERSION, kinds.COMPOSE],
     rationale="""Mastodon's advisories (TootRoot, origin validation, signature bypasses, SSRF) are
         public and exploited; every release line gets fixes only while it is supported.""",
     remediation=Remediation("Upgrade to the latest patch release of a supported line.",
@@ -26,7 +28,6 @@ _SEVERITY_ORDER = [s.value for s in Severity]
     references=["https://github.com/mastodon/mastodon/security/advisories",
                 "https://github.com/mastodon/mastodon/releases"],
     tags=["live", "network", "advisories"],
-    modes=("static", "live", "network"),
 )
 def mastodon_version(facts: FactSet) -> Iterator[Outcome]:
     found_versions = [(f.version, f.location) for f in facts.all("mastodon_version")]

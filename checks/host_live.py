@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from mastoaudit.checkdef import Remediation, check, failed, passed, skipped, warned
 from mastoaudit.facts import FactSet
-from mastoaudit.model import Location, Outcome
+from mastoaudit.model import Outcome
 from mastoaudit.parsers.live import FileStat, ListeningSockets, Processes
 
 # Services that must never be reachable from outside (port -> name, severity when exposed).
@@ -253,10 +253,9 @@ def _ports(text: str) -> set[int]:
 )
 def firewall(facts: FactSet) -> Iterator[Outcome]:
     fw = facts.first("firewall")
-    info = facts.first("host_info") or {}
-    where = Location(f"{fw['host']}:nft list ruleset / iptables-save")
-    rules = fw["rules"]
-    allowed_extra = set(_MAIL_PORTS) if "mail" in info.get("roles", ()) else set()
+    where = fw.at()
+    rules = fw.rules
+    allowed_extra = set(_MAIL_PORTS) if facts.host is not None and "mail" in facts.host.roles else set()
     for conf in facts.all("sshd_config"):  # SSH on another port is still SSH
         port = conf.get("Port")
         if port is not None and port.value.isdigit():

@@ -181,7 +181,7 @@ def _unseen_note(conf: NginxConfig, node: Directive) -> str:
 @check(
     id="nginx.tls-protocols",
     title="HTTPS accepts only TLS 1.2 and TLS 1.3",
-    component="tls",
+    component="nginx",
     severity="high",
     threats=["T-TRANSPORT-MITM"],
     needs=["nginx"],
@@ -253,7 +253,7 @@ def cipher_verdict(spec: str) -> tuple[str, str]:
 @check(
     id="nginx.tls-ciphers",
     title="HTTPS offers no weak cipher suites",
-    component="tls",
+    component="nginx",
     severity="high",
     threats=["T-TRANSPORT-MITM"],
     needs=["nginx"],
@@ -292,7 +292,7 @@ def tls_ciphers(facts: FactSet) -> Iterator[Outcome]:
 @check(
     id="nginx.tls-prefer-server-ciphers",
     title="The server, not the client, picks the cipher when the list is not all strong",
-    component="tls",
+    component="nginx",
     severity="low",
     threats=["T-TRANSPORT-MITM"],
     needs=["nginx"],
@@ -337,7 +337,7 @@ def tls_prefer_server_ciphers(facts: FactSet) -> Iterator[Outcome]:
 @check(
     id="nginx.tls-session-tickets",
     title="TLS session tickets are off",
-    component="tls",
+    component="nginx",
     severity="low",
     threats=["T-TRANSPORT-MITM"],
     needs=["nginx"],
@@ -371,7 +371,7 @@ def tls_session_tickets(facts: FactSet) -> Iterator[Outcome]:
 @check(
     id="nginx.tls-certificate",
     title="Every TLS listener has a real certificate configured",
-    component="tls",
+    component="nginx",
     severity="high",
     threats=["T-TRANSPORT-MITM"],
     needs=["nginx"],
@@ -421,7 +421,7 @@ def hsts_max_age(value: str) -> int | None:
 @check(
     id="nginx.hsts",
     title="HTTPS responses carry HSTS for at least a year",
-    component="tls",
+    component="nginx",
     severity="medium",
     threats=["T-TRANSPORT-MITM"],
     needs=["nginx"],
@@ -1018,7 +1018,7 @@ def client_max_body_size(facts: FactSet) -> Iterator[Outcome]:
 @check(
     id="nginx.streaming-upgrade",
     title="The streaming API is proxied with WebSocket upgrade headers",
-    component="streaming",
+    component="nginx",
     severity="low",
     threats=["T-PROXY-MISCONFIG"],
     needs=["nginx"],

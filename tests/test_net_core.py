@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from mastoaudit import kinds
 from mastoaudit.facts import FactSet
 from mastoaudit.net.dns import Resolver
 from mastoaudit.net.http import HttpClient, HttpError
@@ -192,10 +193,13 @@ def test_dns_timeout_is_an_answer_not_an_exception():
 
 def test_runner_reports_failing_and_hanging_probes():
     target = ScanTarget("t", "t.test", "t.test", addresses=("127.0.0.1",))
+    kinds.declare("thing", dict, "host", ["network"], "what the test probe finds")
 
     def good(_t, _c):
         yield ProbeFact("thing", {"ok": True})
         yield ProbeProblem("thing", "half of it failed", "t.test:1")
+        yield ProbeFact("undeclared_thing", {"ok": True})
+        yield ProbeFact("thing", ["not", "a", "dict"])
 
     def broken(_t, _c):
         raise ValueError("boom")
@@ -212,6 +216,9 @@ def test_runner_reports_failing_and_hanging_probes():
     assert "half of it failed" in messages
     assert any("probe broken failed: ValueError: boom" in m for m in messages)
     assert any("probe hangs did not finish within 0 s" in m for m in messages)
+    # facts of a kind no one declared, or of the wrong type, are the probe's bug: reported, not added
+    assert any("unknown fact kind 'undeclared_thing'" in m for m in messages)
+    assert any("a list is not a thing fact" in m for m in messages)
     assert durations["hangs"] == 0.3
 
 

@@ -1,6 +1,7 @@
-"""Parsers for what only a live host shows: sockets, processes, packages, file modes, and the
-effective settings of PostgreSQL and Redis. Each turns one allow-listed command's output into a
-fact; bad output becomes a ParseError like any malformed config."""
+"""Parsers for what only a live host shows: sockets, processes, packages, the packet filter, file
+modes, and the effective settings of PostgreSQL and Redis. Each turns one allow-listed command's
+output (declared with its kind in mastoaudit/kinds.py) into a fact; bad output becomes a ParseError
+like any malformed config. Each is tested on recorded outputs in tests/fixtures/live/."""
 
 from __future__ import annotations
 
@@ -109,6 +110,21 @@ def parse_packages(host: str, text: str) -> Packages:
 
 
 @dataclass(frozen=True)
+class FirewallRules:
+    """The packet filter's rules as `nft list ruleset` (or `iptables-save`) prints them."""
+
+    host: str
+    rules: str
+
+    def at(self) -> Location:
+        return Location(f"{self.host}:nft list ruleset / iptables-save")
+
+
+def parse_firewall(host: str, text: str) -> FirewallRules:
+    return FirewallRules(host, text)
+
+
+@dataclass(frozen=True)
 class FileStat:
     """A file read on a host: where it is, who owns it, its mode, whether it could be read."""
 
@@ -157,6 +173,11 @@ def parse_pg_state(text: str) -> tuple[dict[str, str], list[dict]]:
     return settings, roles
 
 
+def parse_postgres_live(host: str, text: str) -> PostgresLive:
+    settings, roles = parse_pg_state(text)
+    return PostgresLive(host, settings, roles)
+
+
 @dataclass
 class RedisLive:
     host: str
@@ -176,7 +197,7 @@ def parse_redis_cli(host: str, text: str) -> RedisLive:
     if not lines:
         raise ParseError("redis-cli printed nothing (is Redis running on that port?)", None)
     if "Could not connect" in lines[0] or "Connection refused" in lines[0]:
-        raise ParseError(f"redis-cli: {lines[0][:200]}", 1)
+        raise ParseError(f"redis-cli: {lines[0][:200]}", None)
     auth_required = lines[0].startswith("NOAUTH") or lines[0].startswith("(error) NOAUTH")
     authenticated = not auth_required or "PONG" in lines[1:]
     config: dict[str, str] = {}

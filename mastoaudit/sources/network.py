@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..facts import FactSet
+from .. import kinds
+from ..facts import FactSet, HostInfo
 from ..net.runner import Probe, all_probes, run_probes
 from ..net.target import S3Settings, ScanTarget
 
@@ -70,11 +71,10 @@ def collect_network(target: ScanTarget, facts: FactSet | None = None,
                     probes: list[Probe] | None = None) -> FactSet:
     """Run every probe against the target; add the facts to `facts` (a live host's) or a new set."""
     facts = facts if facts is not None else FactSet(target=target.name)
-    if not facts.has("host_info"):
-        facts.add("host_info", {"name": target.name, "address": target.addresses[0] if target.addresses else "",
-                                "roles": ("web",), "local_domain": target.local_domain,
-                                "web_domain": target.web_domain})
-    facts.add("scan_target", target)
+    if not facts.has(kinds.HOST_INFO):
+        facts.add(kinds.HOST_INFO, HostInfo(target.name, target.addresses[0] if target.addresses else "", ("web",),
+                                            target.local_domain, target.web_domain))
+    facts.add(kinds.SCAN_TARGET, target)
     durations = run_probes(target, facts, probes if probes is not None else all_probes())
-    facts.add("probe_timings", durations)
+    facts.add(kinds.PROBE_TIMINGS, durations)
     return facts
