@@ -25,7 +25,6 @@ from mastoaudit.parsers.elasticsearch import parse_elasticsearch_yml
 from mastoaudit.parsers.postgres import (
     MEMORY_UNITS,
     TIME_UNITS,
-    address_scope,
     parse_pg_hba,
     parse_postgresql_conf,
 )
@@ -409,18 +408,6 @@ def test_secret_values_of_each_format():
 
 
 # --- shared -----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("address", "scope"),
-    [("*", "any"), ("0.0.0.0", "any"), ("::", "any"), ("-::*", "any"), ("0.0.0.0/0", "any"),
-     ("127.0.0.1", "loopback"), ("-::1", "loopback"), ("localhost", "loopback"), ("_local_", "loopback"),
-     ("10.1.2.3", "private"), ("192.168.0.10", "private"), ("fd00::5", "private"), ("_site_", "private"),
-     ("100.64.0.1", "private"), ("8.8.8.8", "public"), ("2001:4860::8888", "public"), ("_global_", "public"),
-     ("db.example.org", "name"), ("_eth0_", "name")],
-)
-def test_address_scope(address, scope):
-    assert address_scope(address) == scope
 
 
 def test_classification_of_the_demo_files():

@@ -11,7 +11,6 @@ from contextlib import contextmanager
 
 import pytest
 
-from checks import exposure_net, http_net
 from mastoaudit.facts import FactSet
 from mastoaudit.facts import http as fh
 from mastoaudit.facts import mastodon as fm
@@ -20,6 +19,7 @@ from mastoaudit.net.http import HttpClient
 from mastoaudit.net.target import ScanTarget
 from mastoaudit.probes import http_headers as hh
 from mastoaudit.probes import mastodon_api as ma
+from tests.conftest import check_fn
 from tests.test_csp import MASTODON, MASTODON_41
 
 WEB = "example.social"
@@ -47,11 +47,11 @@ def hardened_site() -> fh.HttpSite:
                 media_hosts=("files.example.social",))
 
 
-def run(check, *facts_items) -> list:
+def run(check_id: str, *facts_items) -> list:
     facts = FactSet(WEB)
     for kind, fact in facts_items:
         facts.add(kind, fact)
-    return list(check(facts))
+    return list(check_fn(check_id)(facts))
 
 
 def statuses(outcomes) -> list[str]:
@@ -143,7 +143,7 @@ def test_grade_without_hsts_and_redirect_is_c_plus_and_bonuses_drop():
     s = site(obs("home", f"https://{WEB}/", headers=headers), obs("http", f"http://{WEB}/", 200, headers))
     grade = hh.observatory_grade(s)
     assert (grade["score"], grade["grade"], grade["bonuses_applied"]) == (60, "C+", False)
-    outcome = run(http_net.observatory_grade, ("http_grade", grade))[0]
+    outcome = run("http.observatory-grade", ("http_grade", grade))[0]
     assert outcome.status is Status.WARN
     assert "redirection -20" in outcome.message and "strict-transport-security -20" in outcome.message
     assert "+5" not in outcome.message
@@ -156,13 +156,13 @@ def test_grade_of_a_bare_site_fails_and_never_goes_negative():
              obs("http", f"http://{WEB}/", 200, ()))
     grade = hh.observatory_grade(s)
     assert grade["score"] == 0 and grade["grade"] == "F"
-    assert run(http_net.observatory_grade, ("http_grade", grade))[0].status is Status.FAIL
+    assert run("http.observatory-grade", ("http_grade", grade))[0].status is Status.FAIL
 
 
 def test_no_home_page_no_grade():
     grade = hh.observatory_grade(site(fh.Observation("home", f"https://{WEB}/", error="timed out")))
     assert grade["score"] is None
-    assert statuses(run(http_net.observatory_grade, ("http_grade", grade))) == ["skip"]
+    assert statuses(run("http.observatory-grade", ("http_grade", grade))) == ["skip"]
 
 
 # --- media discovery ---------------------------------------------------------------------------------
@@ -197,19 +197,18 @@ def test_load_json_refuses_junk_and_deep_nesting():
 
 def test_hardened_site_passes_every_http_check():
     s = hardened_site()
-    for check in (http_net.hsts, http_net.redirect, http_net.app_csp, http_net.media_headers, http_net.nosniff_header,
-                  http_net.frame_options_header, http_net.referrer, http_net.permissions_policy, http_net.server_leak,
-                  http_net.media_cors):
+    for check in ("http.hsts", "http.redirect", "http.csp", "http.media-headers", "http.nosniff", "http.frame-options",
+                  "http.referrer-policy", "http.permissions-policy", "http.server-leak", "http.media-cors"):
         found = run(check, ("http_site", s))
-        assert found and all(o.status is Status.PASS for o in found), (check.__name__, found)
+        assert found and all(o.status is Status.PASS for o in found), (check, found)
 
 
 def test_frame_options_both_ways():
     framed = [(k, v) for k, v in BASE if k not in ("x-frame-options", "content-security-policy")]
-    assert statuses(run(http_net.frame_options_header, ("http_site", site(obs("home", f"https://{WEB}/",
+    assert statuses(run("http.frame-options", ("http_site", site(obs("home", f"https://{WEB}/",
                                                                                  headers=framed))))) == ["fail"]
     only_csp = [(k, v) for k, v in BASE if k != "x-frame-options"]
-    assert statuses(run(http_net.frame_options_header, ("http_site", site(obs("home", f"https://{WEB}/",
+    assert statuses(run("http.frame-options", ("http_site", site(obs("home", f"https://{WEB}/",
                                                                                  headers=only_csp))))) == ["pass"]
 
 
@@ -217,45 +216,45 @@ def test_frame_options_both_ways():
                                           ("no-referrer-when-downgrade", "warn"), ("bogus", "warn"), (None, "warn")])
 def test_referrer_policy_judgement(value, status):
     headers = [(k, v) for k, v in BASE if k != "referrer-policy"] + ([("referrer-policy", value)] if value else [])
-    found = run(http_net.referrer, ("http_site", site(obs("home", f"https://{WEB}/", headers=headers))))
+    found = run("http.referrer-policy", ("http_site", site(obs("home", f"https://{WEB}/", headers=headers))))
     assert statuses(found) == [status]
 
 
 def test_permissions_policy_judgement():
     for value, status in (("camera=(), microphone=()", "pass"), ("camera=*, geolocation=(self)", "warn")):
         headers = [*BASE, ("permissions-policy", value)]
-        assert statuses(run(http_net.permissions_policy,
+        assert statuses(run("http.permissions-policy",
                             ("http_site", site(obs("home", f"https://{WEB}/", headers=headers))))) == [status]
 
 
 def test_hsts_short_max_age_and_partial_coverage():
     short = [(k, "max-age=86400" if k == "strict-transport-security" else v) for k, v in BASE]
-    found = run(http_net.hsts, ("http_site", site(obs("home", f"https://{WEB}/", headers=short))))
+    found = run("http.hsts", ("http_site", site(obs("home", f"https://{WEB}/", headers=short))))
     assert found[0].status is Status.FAIL and "86400" in found[0].observed
     no_hsts = [h for h in BASE if h[0] != "strict-transport-security"]
     partial = site(obs("home", f"https://{WEB}/"), obs("instance", f"https://{WEB}/api/v2/instance", headers=no_hsts))
-    assert run(http_net.hsts, ("http_site", partial))[0].status is Status.WARN
-    preload = run(http_net.hsts, ("http_site", hardened_site()))[1]
+    assert run("http.hsts", ("http_site", partial))[0].status is Status.WARN
+    preload = run("http.hsts", ("http_site", hardened_site()))[1]
     assert preload.subject == "HSTS preload" and "preload token" in preload.observed
 
 
 def test_temporary_redirect_warns_and_plain_content_fails():
     temp = site(obs("http", f"http://{WEB}/", 302, (("location", f"https://{WEB}/"),)))
-    assert statuses(run(http_net.redirect, ("http_site", temp))) == ["warn"]
+    assert statuses(run("http.redirect", ("http_site", temp))) == ["warn"]
     plain = site(obs("http", f"http://{WEB}/", 200, BASE))
-    assert statuses(run(http_net.redirect, ("http_site", plain))) == ["fail"]
+    assert statuses(run("http.redirect", ("http_site", plain))) == ["fail"]
 
 
 def test_server_leaks():
     leaky = site(obs("home", f"https://{WEB}/", headers=[*BASE, ("x-powered-by", "Phusion Passenger 6.0")]))
-    assert run(http_net.server_leak, ("http_site", leaky))[0].status is Status.FAIL
+    assert run("http.server-leak", ("http_site", leaky))[0].status is Status.FAIL
     runtime = site(obs("home", f"https://{WEB}/", headers=[*BASE, ("x-runtime", "0.012")]))
-    assert run(http_net.server_leak, ("http_site", runtime))[0].status is Status.WARN
+    assert run("http.server-leak", ("http_site", runtime))[0].status is Status.WARN
 
 
 def test_media_checks_skip_without_media():
-    assert statuses(run(http_net.media_headers, ("http_site", site()))) == ["skip"]
-    assert statuses(run(http_net.media_cors, ("http_site", site()))) == ["skip"]
+    assert statuses(run("http.media-headers", ("http_site", site()))) == ["skip"]
+    assert statuses(run("http.media-cors", ("http_site", site()))) == ["skip"]
 
 
 # --- NodeInfo ----------------------------------------------------------------------------------------------
@@ -361,47 +360,47 @@ def ep(name: str, status: int | None, recognised=False, **kw) -> fm.Endpoint:
                                                      ({"AUTHORIZED_FETCH": False}, "warn", "low"),
                                                      ({}, "warn", "info")])
 def test_unsigned_actor_fetch_follows_the_expectation(expects, status, severity):
-    found = run(exposure_net.unsigned_actor_fetch, ("mastodon_exposure", exposure(ep("actor", 200, True), **expects)))
+    found = run("exposure.unsigned-actor-fetch", ("mastodon_exposure", exposure(ep("actor", 200, True), **expects)))
     assert (found[0].status.value, found[0].severity.value) == (status, severity)
-    refused = run(exposure_net.unsigned_actor_fetch, ("mastodon_exposure", exposure(ep("actor", 401), **expects)))
+    refused = run("exposure.unsigned-actor-fetch", ("mastodon_exposure", exposure(ep("actor", 401), **expects)))
     assert statuses(refused) == ["pass"]
 
 
 def test_public_timeline_follows_the_expectation():
-    found = run(exposure_net.public_timeline, ("mastodon_exposure", exposure(
+    found = run("exposure.public-timeline", ("mastodon_exposure", exposure(
         ep("timeline", 200, True, count=1), DISALLOW_UNAUTHENTICATED_API_ACCESS=True)))
     assert statuses(found) == ["fail"]
-    assert statuses(run(exposure_net.public_timeline, ("mastodon_exposure", exposure(ep("timeline", 422))))) == ["pass"]
+    assert statuses(run("exposure.public-timeline", ("mastodon_exposure", exposure(ep("timeline", 422))))) == ["pass"]
 
 
 def test_dashboards():
-    found = run(exposure_net.sidekiq_dashboard, ("mastodon_exposure", exposure(
+    found = run("exposure.sidekiq-dashboard", ("mastodon_exposure", exposure(
         ep("sidekiq", 200, True), ep("sidekiq", 302, location=f"https://{WEB}/auth/sign_in"), ep("sidekiq", 404),
         ep("sidekiq", 200, excerpt="<html>catch-all"), ep("sidekiq", None, refused=True, error="refused"))))
     assert statuses(found) == ["fail", "pass", "pass", "warn"]
     assert found[0].severity is None  # the check's own: critical
-    assert statuses(run(exposure_net.pghero_dashboard, ("mastodon_exposure", exposure()))) == ["skip"]
+    assert statuses(run("exposure.pghero-dashboard", ("mastodon_exposure", exposure()))) == ["skip"]
 
 
 def test_local_domain_webfinger_both_ways():
     web, local = "social.example.org", "example.org"
     ok = ep("webfinger-local", 301, url=f"https://{local}/.well-known/webfinger?resource=acct%3Aa%40{local}",
             location=f"https://{web}/.well-known/webfinger?resource=acct%3Aa%40{local}")
-    assert statuses(run(exposure_net.local_domain_webfinger,
+    assert statuses(run("exposure.local-domain-webfinger",
                         ("mastodon_exposure", exposure(ok, web=web, local=local)))) == ["pass"]
     bad = ep("webfinger-local", 404, url=f"https://{local}/.well-known/webfinger")
-    assert statuses(run(exposure_net.local_domain_webfinger,
+    assert statuses(run("exposure.local-domain-webfinger",
                         ("mastodon_exposure", exposure(bad, web=web, local=local)))) == ["warn"]
-    assert statuses(run(exposure_net.local_domain_webfinger, ("mastodon_exposure", exposure()))) == ["skip"]
+    assert statuses(run("exposure.local-domain-webfinger", ("mastodon_exposure", exposure()))) == ["skip"]
 
 
 def test_streaming_metrics_and_lists():
-    found = run(exposure_net.streaming_metrics, ("mastodon_exposure", exposure(
+    found = run("exposure.streaming-metrics", ("mastodon_exposure", exposure(
         ep("metrics", 200, True, excerpt="# HELP x"), ep("metrics", 401), ep("metrics", None, refused=True))))
     assert statuses(found) == ["fail", "pass"]
-    assert statuses(run(exposure_net.peers_list, ("mastodon_exposure", exposure(ep("peers", 200, True, count=9))))) \
+    assert statuses(run("exposure.peers-list", ("mastodon_exposure", exposure(ep("peers", 200, True, count=9))))) \
         == ["warn"]
-    assert statuses(run(exposure_net.domain_blocks, ("mastodon_exposure", exposure(ep("domain-blocks", 404))))) \
+    assert statuses(run("exposure.domain-blocks", ("mastodon_exposure", exposure(ep("domain-blocks", 404))))) \
         == ["pass"]
 
 

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -174,3 +175,13 @@ def test_kinds_module_stays_light():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert done.returncode == 0, done.stderr
     assert re.fullmatch(r"\[\]\s*", done.stdout), done.stdout
+
+
+def test_every_check_lives_in_the_module_of_its_component():
+    """checks/<component>.py holds the static, live and network checks of one component."""
+    import mastoaudit_checks
+
+    for c in REGISTRY:
+        assert c.run.__module__ == f"mastoaudit_checks.{c.meta.component.replace('-', '_')}", c.meta.id
+    modules = {p.stem for p in Path(mastoaudit_checks.__file__).parent.glob("*.py")} - {"__init__"}
+    assert modules <= {c.replace("-", "_") for c in COMPONENTS}, modules

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from mastoaudit_checks.nginx import address_kind, cipher_verdict, csp_blocks_scripts, csp_script_weakness
+from mastoaudit_checks.nginx import cipher_verdict, csp_blocks_scripts, csp_script_weakness
 
 from mastoaudit.model import Finding, Status
 
@@ -343,15 +343,6 @@ def test_proxy_headers_wrong_proto_and_unseen_include(registry, tmp_path):
     body += "        proxy_pass http://backend;\n    }\n"
     found = results(registry, tmp_path / "b", "nginx.proxy-headers", {"sites-enabled/x": site(body)})
     one(found, Status.WARN)
-
-
-@pytest.mark.parametrize(("host", "kind"), [
-    ("127.0.0.1", "loopback"), ("::1", "loopback"), ("[::1]", "loopback"), ("localhost", "loopback"),
-    ("0.0.0.0", "unspecified"), ("10.1.2.3", "private"), ("192.168.0.10", "private"), ("fd00::1", "private"),
-    ("203.0.113.10", "public"), ("8.8.8.8", "public"), ("web", "name"),
-])
-def test_address_kinds(host, kind):
-    assert address_kind(host) == kind
 
 
 @pytest.mark.parametrize(("server", "want"), [

@@ -21,7 +21,6 @@ from mastoaudit.parsers.nginx import (
     NginxConfig,
     build_nginx,
     classify_target,
-    is_templated,
     location_spec,
     parse_server,
 )
@@ -160,11 +159,6 @@ def test_templated_file_is_not_judged(tmp_path):
     assert not configs(facts)
     [(message, _file, line)] = problems(facts)
     assert "template" in message and line == 2
-
-
-def test_template_values():
-    assert is_templated("{{ domain }}") and is_templated("${SERVER_NAME}") and is_templated("<%= @port %>")
-    assert not is_templated("$host") and not is_templated("${host}") and not is_templated("https://$host$request_uri")
 
 
 def test_if_condition_parentheses_are_stripped(tmp_path):

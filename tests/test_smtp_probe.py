@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from mastoaudit_checks.mail_net import software_named
+from mastoaudit_checks.smtp import software_named
 
 from mastoaudit.facts import FactSet
 from mastoaudit.net.target import ScanTarget

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from mastoaudit_checks.systemd import bounding_set
+from mastoaudit_checks.host import bounding_set
 
 from mastoaudit.model import Status
 from mastoaudit.parsers import ParseError, SourceFile

@@ -27,7 +27,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
-from mastoaudit_checks import tls_net
 
 from mastoaudit.facts import FactSet
 from mastoaudit.facts.tls import (
@@ -50,6 +49,8 @@ from mastoaudit.probes import tls, tls_endpoints, tls_sslyze
 from mastoaudit.probes.tls import interpret_ssl_response, read_smtp_reply, smtp_extensions
 from mastoaudit.probes.tls_endpoints import ExchangeError, parse_mx, parse_smtp_host
 from mastoaudit.probes.tls_sslyze import hostname_matches, summarize_certificate
+
+from .conftest import check_fn
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -253,13 +254,13 @@ def endpoint(**kw) -> TlsEndpoint:
     return TlsEndpoint(**values)
 
 
-def judge(fn, *facts, summary: TlsScanSummary | None = None):
+def judge(check_id: str, *facts, summary: TlsScanSummary | None = None):
     fs = FactSet(target="mastodon.example")
     for fact in facts:
         fs.add("tls_endpoint", fact)
     if summary:
         fs.add("tls_scan", summary)
-    return list(fn(fs))
+    return list(check_fn(check_id)(fs))
 
 
 def statuses(outcomes) -> list[str]:
@@ -267,30 +268,30 @@ def statuses(outcomes) -> list[str]:
 
 
 def test_good_endpoint_passes_every_tls_check():
-    for fn in (tls_net.protocols, tls_net.ciphers, tls_net.certificate_trusted, tls_net.certificate_expiry,
-               tls_net.key_size, tls_net.ocsp_stapling, tls_net.vulnerabilities, tls_net.mozilla_profile):
-        found = judge(fn, endpoint())
-        assert found and statuses(found) == ["pass"] * len(found), (fn.__name__, found)
+    for check_id in ("tls.protocols", "tls.ciphers", "tls.certificate-trusted", "tls.certificate-expiry",
+                     "tls.key-size", "tls.ocsp-stapling", "tls.vulnerabilities", "tls.mozilla-profile"):
+        found = judge(check_id, endpoint())
+        assert found and statuses(found) == ["pass"] * len(found), (check_id, found)
         assert all(o.location and o.location.file == "mastodon.example:443" for o in found)
 
 
 def test_protocols_fail_on_ssl3_and_tls10():
-    [o] = judge(tls_net.protocols, endpoint(protocols=("SSL 3.0", "TLS 1.0", "TLS 1.2")))
+    [o] = judge("tls.protocols", endpoint(protocols=("SSL 3.0", "TLS 1.0", "TLS 1.2")))
     assert o.status is Status.FAIL and o.severity.value == "high" and "SSL 3.0" in o.observed
-    [o] = judge(tls_net.protocols, endpoint(protocols=("SSL 2.0", "TLS 1.2")))
+    [o] = judge("tls.protocols", endpoint(protocols=("SSL 2.0", "TLS 1.2")))
     assert o.severity.value == "critical"
-    [o] = judge(tls_net.protocols, endpoint(protocols=("TLS 1.1", "TLS 1.2")))
+    [o] = judge("tls.protocols", endpoint(protocols=("TLS 1.1", "TLS 1.2")))
     assert o.severity.value == "medium" and o.expected == "TLS 1.2, TLS 1.3"
 
 
 def test_protocols_modern_profile_rejects_tls12():
     modern = replace(PROFILE, name="modern", protocols=("TLS 1.3",))
-    [o] = judge(tls_net.protocols, endpoint(profile=modern))
+    [o] = judge("tls.protocols", endpoint(profile=modern))
     assert o.status is Status.FAIL and o.severity.value == "low" and o.expected == "TLS 1.3"
 
 
 def test_protocols_unscanned_is_an_error_not_a_pass():
-    [o] = judge(tls_net.protocols, endpoint(protocols_scanned=("TLS 1.2", "TLS 1.3"),
+    [o] = judge("tls.protocols", endpoint(protocols_scanned=("TLS 1.2", "TLS 1.3"),
                                             errors={"tls_1_0_cipher_suites": "CLIENT_ERROR: timeout"}))
     assert o.status is Status.ERROR and "TLS 1.0" in o.message
 
@@ -298,10 +299,10 @@ def test_protocols_unscanned_is_an_error_not_a_pass():
 def test_ciphers_broken_and_outside_profile():
     weak = endpoint(ciphers=(Cipher("TLS_RSA_WITH_3DES_EDE_CBC_SHA", "TLS 1.2", 168),
                              Cipher("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS 1.2", 128)))
-    [o] = judge(tls_net.ciphers, weak)
+    [o] = judge("tls.ciphers", weak)
     assert o.status is Status.FAIL and o.severity is None and "Sweet32" in o.observed
     cbc = endpoint(ciphers=(Cipher("TLS_RSA_WITH_AES_128_CBC_SHA", "TLS 1.2", 128),))
-    [o] = judge(tls_net.ciphers, cbc)
+    [o] = judge("tls.ciphers", cbc)
     assert o.status is Status.FAIL and o.severity.value == "medium" and "TLS_RSA_WITH_AES_128_CBC_SHA" in o.observed
 
 
@@ -309,20 +310,20 @@ def test_ciphers_port_25_tolerates_anonymous_but_not_broken():
     anon = (Cipher("TLS_DH_anon_WITH_AES_128_GCM_SHA256", "TLS 1.2", 128, True),
             Cipher("TLS_RSA_WITH_AES_128_CBC_SHA", "TLS 1.2", 128))
     mx = endpoint(kind=SMTP_STARTTLS, port=25, where="mx.example:25", ciphers=anon)
-    [o] = judge(tls_net.ciphers, mx)
+    [o] = judge("tls.ciphers", mx)
     assert o.status is Status.PASS and "1 anonymous" in o.message
-    [o] = judge(tls_net.ciphers, replace(mx, port=587, where="mx.example:587"))
+    [o] = judge("tls.ciphers", replace(mx, port=587, where="mx.example:587"))
     assert o.status is Status.FAIL and "anonymous" in o.observed  # submission carries passwords
     rc4 = replace(mx, ciphers=(Cipher("TLS_RSA_WITH_RC4_128_SHA", "TLS 1.2", 128),))
-    [o] = judge(tls_net.ciphers, rc4)
+    [o] = judge("tls.ciphers", rc4)
     assert o.status is Status.FAIL and "RC4" in o.observed
 
 
 def test_certificate_untrusted_and_wrong_name():
-    [o] = judge(tls_net.certificate_trusted, endpoint(certificates=(deployment(
+    [o] = judge("tls.certificate-trusted", endpoint(certificates=(deployment(
         trusted=False, trusted_by=(), trust_error="validation failed: candidates exhausted"),)))
     assert o.status is Status.FAIL and "candidates exhausted" in o.observed
-    [o] = judge(tls_net.certificate_trusted, endpoint(certificates=(deployment(
+    [o] = judge("tls.certificate-trusted", endpoint(certificates=(deployment(
         make_cert(sans=("other.example",))[0], hostname_match=False),)))
     assert o.status is Status.FAIL and "other.example" in o.observed and o.expected.endswith("mastodon.example")
 
@@ -330,63 +331,63 @@ def test_certificate_untrusted_and_wrong_name():
 @pytest.mark.parametrize("days, status, severity", [
     (-2, "fail", "critical"), (3, "fail", None), (15, "warn", "medium"), (40, "pass", None)])
 def test_certificate_expiry_thresholds(days, status, severity):
-    [o] = judge(tls_net.certificate_expiry, endpoint(certificates=(deployment(make_cert(days=days)[0]),)))
+    [o] = judge("tls.certificate-expiry", endpoint(certificates=(deployment(make_cert(days=days)[0]),)))
     assert o.status.value == status and (o.severity.value if o.severity else None) == severity
 
 
 def test_certificate_not_yet_valid_and_expiring_intermediate():
-    [o] = judge(tls_net.certificate_expiry, endpoint(certificates=(deployment(make_cert(not_before_days=2)[0]),)))
+    [o] = judge("tls.certificate-expiry", endpoint(certificates=(deployment(make_cert(not_before_days=2)[0]),)))
     assert o.status is Status.FAIL and "not valid before" in o.message
     ca_key = ec.generate_private_key(ec.SECP384R1())
     inter, _ = make_cert(key=ca_key, cn="Intermediate CA", issuer_cn="Root CA", sans=(), days=4)
     leaf, _ = make_cert(issuer_key=ca_key, issuer_cn="Intermediate CA", days=80)
     leaf_s, inter_s = summarize_certificate(leaf), summarize_certificate(inter)
     dep = deployment(leaf, chain=(leaf_s, inter_s))
-    [o] = judge(tls_net.certificate_expiry, endpoint(certificates=(dep,)))
+    [o] = judge("tls.certificate-expiry", endpoint(certificates=(dep,)))
     assert o.status is Status.FAIL and "Intermediate CA" in o.message
 
 
 def test_key_size_fails_on_small_rsa_and_ec():
     rsa1024, _ = make_cert(key=rsa.generate_private_key(public_exponent=65537, key_size=1024))
-    [o] = judge(tls_net.key_size, endpoint(certificates=(deployment(rsa1024),)))
+    [o] = judge("tls.key-size", endpoint(certificates=(deployment(rsa1024),)))
     assert o.status is Status.FAIL and o.observed == "RSA 1024"
     ec192, _ = make_cert(key=ec.generate_private_key(ec.SECP192R1()))
-    [o] = judge(tls_net.key_size, endpoint(certificates=(deployment(ec192),)))
+    [o] = judge("tls.key-size", endpoint(certificates=(deployment(ec192),)))
     assert o.status is Status.FAIL and "EC 192" in o.observed
     rsa2048, _ = make_cert(key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
-    [o] = judge(tls_net.key_size, endpoint(certificates=(deployment(rsa2048),)))
+    [o] = judge("tls.key-size", endpoint(certificates=(deployment(rsa2048),)))
     assert o.status is Status.PASS
 
 
 def test_ocsp_stapling_cases():
-    no_url = judge(tls_net.ocsp_stapling, endpoint())
+    no_url = judge("tls.ocsp-stapling", endpoint())
     assert statuses(no_url) == ["pass"] and no_url[0].observed == "no OCSP responder (no CRL either)"
     crl_only = deployment(make_cert(crl="http://x1.c.lencr.org/12.crl")[0])
-    [o] = judge(tls_net.ocsp_stapling, endpoint(certificates=(crl_only,)))
+    [o] = judge("tls.ocsp-stapling", endpoint(certificates=(crl_only,)))
     assert o.status is Status.PASS and "x1.c.lencr.org" in o.observed
     url = deployment(make_cert(ocsp="http://r3.o.lencr.org")[0])
-    [o] = judge(tls_net.ocsp_stapling, endpoint(certificates=(url,)))
+    [o] = judge("tls.ocsp-stapling", endpoint(certificates=(url,)))
     assert o.status is Status.WARN and o.severity is None  # the check's own severity: info
     must = deployment(make_cert(ocsp="http://ocsp.example", must_staple=True)[0])
-    [o] = judge(tls_net.ocsp_stapling, endpoint(certificates=(must,)))
+    [o] = judge("tls.ocsp-stapling", endpoint(certificates=(must,)))
     assert o.status is Status.FAIL and o.severity.value == "high"
     stapled = replace(url, ocsp_stapled=True, ocsp_status="SUCCESSFUL", ocsp_trusted=True)
-    assert statuses(judge(tls_net.ocsp_stapling, endpoint(certificates=(stapled,)))) == ["pass"]
+    assert statuses(judge("tls.ocsp-stapling", endpoint(certificates=(stapled,)))) == ["pass"]
     revoked = replace(url, ocsp_stapled=True, ocsp_status="UNAUTHORIZED")
-    assert statuses(judge(tls_net.ocsp_stapling, endpoint(certificates=(revoked,)))) == ["warn"]
+    assert statuses(judge("tls.ocsp-stapling", endpoint(certificates=(revoked,)))) == ["warn"]
     smtp = endpoint(kind=SMTP_STARTTLS, port=25, where="mx:25", certificates=(url,))
-    assert judge(tls_net.ocsp_stapling, smtp) == []  # mail servers do not check OCSP
+    assert judge("tls.ocsp-stapling", smtp) == []  # mail servers do not check OCSP
 
 
 def test_vulnerabilities_each_reported():
     bad = dict(GOOD_VULNS, heartbleed=True, robot="VULNERABLE_STRONG_ORACLE", compression=True)
-    found = judge(tls_net.vulnerabilities, endpoint(vulnerabilities=bad))
+    found = judge("tls.vulnerabilities", endpoint(vulnerabilities=bad))
     assert statuses(found) == ["fail", "fail", "fail"]
     assert {o.severity.value for o in found} == {"critical", "high"}
     assert any("Heartbleed" in o.message for o in found) and any("ROBOT" in o.message for o in found)
-    unknown = judge(tls_net.vulnerabilities, endpoint(vulnerabilities=dict(GOOD_VULNS, heartbleed=None)))
+    unknown = judge("tls.vulnerabilities", endpoint(vulnerabilities=dict(GOOD_VULNS, heartbleed=None)))
     assert statuses(unknown) == ["error"] and "Heartbleed" in unknown[0].message
-    odd = judge(tls_net.vulnerabilities,
+    odd = judge("tls.vulnerabilities",
                 endpoint(vulnerabilities=dict(GOOD_VULNS, robot="UNKNOWN_INCONSISTENT_RESULTS")))
     assert statuses(odd) == ["warn"]
 
@@ -399,7 +400,7 @@ def test_mozilla_profile_leaves_out_what_other_checks_say():
                   "tls_vulnerability_fallback_scsv": "no SCSV",
                   "tls_curves": "TLS curves {'X448', 'secp521r1', 'sect163k1'} are supported"}
     e = endpoint(mozilla_deviations=deviations, curves=("X25519", "X448", "secp521r1", "sect163k1"))
-    [o] = judge(tls_net.mozilla_profile, e)
+    [o] = judge("tls.mozilla-profile", e)
     assert o.status is Status.FAIL and "3 points" in o.message and "X448, secp521r1" in o.message
     assert "1095 days" in o.observed and "fallback" in o.observed and "sect163k1" in o.observed
     assert "TLSv1" not in o.observed and "heartbleed" not in o.observed and "1024" not in o.observed
@@ -407,9 +408,9 @@ def test_mozilla_profile_leaves_out_what_other_checks_say():
 
 def test_mozilla_profile_strong_extra_curves_only_pass():
     e = endpoint(mozilla_deviations={"tls_curves": "X448"}, curves=("X25519", "X448", "secp521r1"))
-    [o] = judge(tls_net.mozilla_profile, e)
+    [o] = judge("tls.mozilla-profile", e)
     assert o.status is Status.PASS and "not counted" in o.message
-    [o] = judge(tls_net.mozilla_profile, endpoint(mozilla_error="The robot result is missing."))
+    [o] = judge("tls.mozilla-profile", endpoint(mozilla_error="The robot result is missing."))
     assert o.status is Status.ERROR
 
 
@@ -563,15 +564,15 @@ def test_sslyze_scan_of_a_planted_weak_certificate(weak_tls_server):
     profile = tls_sslyze.load_profile("intermediate")
     e = tls_sslyze.endpoint_from_result(candidate, results[request.uuid], target, profile)
     assert e.protocols and "TLS 1.2" in e.protocols and not e.errors
-    [key] = judge(tls_net.key_size, e)
+    [key] = judge("tls.key-size", e)
     assert key.status is Status.FAIL and key.observed == "RSA 1024"
-    [trust] = judge(tls_net.certificate_trusted, e)
+    [trust] = judge("tls.certificate-trusted", e)
     assert trust.status is Status.FAIL and "other.test" in trust.observed
-    [expiry] = judge(tls_net.certificate_expiry, e)
+    [expiry] = judge("tls.certificate-expiry", e)
     assert expiry.status is Status.FAIL and "(2 days)" in expiry.observed
-    [vulns] = judge(tls_net.vulnerabilities, e)
+    [vulns] = judge("tls.vulnerabilities", e)
     assert vulns.status is Status.PASS  # a current OpenSSL
-    [profile] = judge(tls_net.mozilla_profile, e)
+    [profile] = judge("tls.mozilla-profile", e)
     assert "certificate_path_validation" not in profile.observed and "rsa_key_size" not in profile.observed
 
 

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from ..model import Location
 from ..net.csp import escape
 
 # Sent as Origin to see how CORS answers a foreign site (a name that cannot exist, RFC 2606).
@@ -59,6 +60,9 @@ class Observation:
     @property
     def where(self) -> str:
         return self.final_url or self.url
+
+    def at(self) -> Location:
+        return Location(self.where)
 
     @property
     def content_type(self) -> str:

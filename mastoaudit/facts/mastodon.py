@@ -50,6 +50,9 @@ class Endpoint:
     def where(self) -> str:
         return f"{self.url} at {self.address}" if self.address else self.url
 
+    def at(self) -> Location:
+        return Location(self.where)
+
     @property
     def answered(self) -> bool:
         return self.status is not None

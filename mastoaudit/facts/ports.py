@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..model import Location
+
 
 def where(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
@@ -32,6 +34,9 @@ class PortResult:
     @property
     def where(self) -> str:
         return where(self.address, self.port)
+
+    def at(self) -> Location:
+        return Location(self.where)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ into it, as `docker compose` does when no -f is given.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -17,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from .. import templating
+from ..addresses import reach
 from ..facts import FactSet
 from ..model import Location
 from .base import ConfigFact, FileProvider, ParseError, SourceFile
@@ -175,16 +176,7 @@ def load_located(source: SourceFile) -> Any:
 
 # --- Compose's model -------------------------------------------------------------------------------
 
-_TEMPLATE = re.compile(r"(?<!\$)\$(\{|[A-Za-z_])|\{\{|\{%|<%=")
 SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|PRIVATE|_KEY$|KEY_BASE|CREDENTIAL", re.IGNORECASE)
-
-
-def is_templated(text: str) -> bool:
-    """Compose interpolation (${VAR}, $VAR; $$ is a literal $) or a config-management template."""
-    return bool(_TEMPLATE.search(text))
-
-
-_DOC_NETS = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")]
 
 
 @dataclass(frozen=True)
@@ -198,7 +190,7 @@ class PortPublish:
 
     @property
     def templated(self) -> bool:
-        return is_templated(self.raw)
+        return templating.is_templated(self.raw, "compose")
 
     @property
     def exposure(self) -> str:
@@ -207,20 +199,8 @@ class PortPublish:
             return "templated"
         if self.host_ip is None:
             return "all"
-        ip = self.host_ip.strip("[]")
-        if ip == "localhost":
-            return "loopback"
-        try:
-            addr = ipaddress.ip_address(ip)
-        except ValueError:
-            return "unknown"
-        if addr.is_unspecified:
-            return "all"
-        if addr.is_loopback:
-            return "loopback"
-        if any(addr in net for net in _DOC_NETS if net.version == addr.version):
-            return "public"  # documentation ranges stand for public addresses in examples
-        return "private" if addr.is_private or addr.is_link_local else "public"
+        found = reach(self.host_ip)  # documentation ranges stand for public addresses in examples
+        return {"any": "all", "name": "unknown"}.get(found, found)
 
     def describe(self) -> str:
         host = f"{self.host_ip}:" if self.host_ip else ""
@@ -333,7 +313,7 @@ class ComposeService:
     def mastodon_version(self) -> str | None:
         """The release an image tag names (v4.3.17, 4.5.0-beta.1): None for latest, nightly, digests."""
         tag = self.image_tag if self.is_mastodon else None
-        if not tag or is_templated(tag):
+        if not tag or templating.is_templated(tag, "compose"):
             return None
         match = re.fullmatch(r"v?(\d+\.\d+\.\d+(?:[-.][0-9A-Za-z.]+)?)", tag)
         return match.group(1) if match else None
@@ -381,7 +361,7 @@ class ComposeFile(ConfigFact):
             for setting in service.environment.values():
                 value = setting.value
                 if value and SECRET_NAME.search(setting.name) and not setting.name.endswith("_FILE") \
-                        and not is_templated(value) and len(value) >= 4:
+                        and not templating.is_templated(value, "compose") and len(value) >= 4:
                     found.append(value)
         return tuple(found)
 

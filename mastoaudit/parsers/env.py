@@ -21,22 +21,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import itertools
 import math
 import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from .. import templating
+from ..addresses import is_loopback
 from .base import ConfigFact, ParseError, SourceFile
 
 _KEY = re.compile(r"[A-Za-z0-9_.]+")
 _SEPARATOR = re.compile(r"\s*=\s*|:\s+")
-# Unquoted and double-quoted values: what dotenv would expand (an unescaped $ before a name, a
-# brace or a parenthesis). Single-quoted values are literal to dotenv.
-_DOTENV_EXPANSION = re.compile(r"(?<!\\)\$(?:\{|\(|[A-Za-z0-9_])")
-# Markers of a file that is a template for another tool, whatever the quoting.
-_TEMPLATE_MARKERS = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|<%.*?%>|(?<!\\)\$\{[^}]*\}", re.S)
 
 TRUE_VALUES = frozenset({"true", "1", "yes", "on"})
 
@@ -231,9 +227,9 @@ def _unescape(value: str, quote: str) -> str:
 
 def _is_templated(written: str, quote: str) -> bool:
     """Judged on the value as written, where an escaped `\\$` is still escaped."""
-    if _TEMPLATE_MARKERS.search(written):
-        return True
-    return quote != "'" and bool(_DOTENV_EXPANSION.search(written))
+    # Unquoted and double-quoted values: what dotenv would expand (an unescaped $ before a name, a
+    # brace or a parenthesis). Single-quoted values are literal to dotenv, but not to another tool.
+    return templating.is_templated(written, "dotenv-literal" if quote == "'" else "dotenv")
 
 
 def _name(key: str) -> str:
@@ -364,14 +360,7 @@ def is_local_host(host: str | None) -> bool:
     host = host.strip().strip("[]").lower()
     if host.startswith("/") or host.startswith("unix:"):
         return True
-    if host in ("localhost", "localhost.localdomain", "ip6-localhost") or host.endswith(".localhost"):
-        return True
-    if host in COMPOSE_SERVICE_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return host in COMPOSE_SERVICE_NAMES or is_loopback(host)
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,10 @@ like any malformed config. Each is tested on recorded outputs in tests/fixtures/
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass, field
 
+from ..addresses import is_loopback
 from ..model import Location
 from .base import ParseError
 
@@ -22,12 +22,7 @@ class Socket:
 
     @property
     def loopback_only(self) -> bool:
-        if self.address in ("localhost",):
-            return True
-        try:
-            return ipaddress.ip_address(self.address.split("%", 1)[0]).is_loopback
-        except ValueError:
-            return False
+        return is_loopback(self.address)
 
 
 @dataclass

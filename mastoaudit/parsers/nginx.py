@@ -22,6 +22,8 @@ import crossplane
 from crossplane.analyzer import analyze, enter_block_ctx
 from crossplane.errors import NgxParserBaseException, NgxParserDirectiveError
 
+from .. import templating
+from ..addresses import is_loopback
 from ..facts import FactSet
 from ..model import Location, Status
 from .base import ConfigFact, FileProvider, ParseError, SourceFile
@@ -37,16 +39,6 @@ _LEVELS = {"main", "http", "server", "location"}
 # Files under /etc/nginx that are not configuration (auth_basic password files, keys): never parsed.
 _NOT_CONFIG = re.compile(r"htpasswd|htdigest|passw(or)?d|\.(pem|key|crt|der|p12|pfx)$", re.I)
 _SECRET_HEADERS = {"authorization", "proxy-authorization", "x-api-key", "cookie", "x-auth-token"}
-_TEMPLATE = re.compile(r"\{\{|\{%|<%=?|\$\{[A-Z_][A-Z0-9_]*\}")
-
-
-def is_templated(value: str) -> bool:
-    """A value a config-management tool fills in later ({{ x }}, <%= x %>, ${UPPER}): not judged.
-
-    ${lower} is nginx's own variable syntax and stays judgeable."""
-    return bool(_TEMPLATE.search(value))
-
-
 # --- the tree ------------------------------------------------------------------------------------
 
 
@@ -121,12 +113,7 @@ class Listen:
     def loopback_only(self) -> bool:
         if self.address is None:
             return False
-        if self.address.startswith("unix:") or self.address == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.address.strip("[]")).is_loopback
-        except ValueError:
-            return False
+        return self.address.startswith("unix:") or is_loopback(self.address)
 
 
 @dataclass(frozen=True)
@@ -508,8 +495,8 @@ def _strip_if_parens(args: list[str]) -> None:
 def parse_text(source: SourceFile, scratch: Path) -> list[_Raw]:
     """Tokenise and nest one file (no includes followed). Raises ParseError with a line."""
     text = source.text
-    marker = _TEMPLATE.search(text)
-    if marker and marker.group(0) in ("{{", "{%", "<%", "<%="):
+    marker = templating.first_marker(text)
+    if marker:
         line = text[: marker.start()].count("\n") + 1
         raise ParseError("a template (Jinja/ERB markers), not an nginx config: values cannot be judged", line)
     return _build(_tokens(text, scratch))

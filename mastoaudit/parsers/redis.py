@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .. import templating
 from ..facts import FactSet
 from ..model import Location, Status
 from .base import ConfigFact, FileProvider, ParseError, SourceFile
-from .postgres import IncludeRef, find_in_tree, is_templated
+from .postgres import IncludeRef, find_in_tree
 
 MAX_INCLUDE_DEPTH = 8
 SECRET_DIRECTIVES = ("requirepass", "masterauth", "tls-key-file-pass", "tls-client-key-file-pass")
@@ -103,7 +104,7 @@ class RedisDirective:
 
     @property
     def templated(self) -> bool:
-        return any(is_templated(a) for a in self.args)
+        return any(templating.is_templated(a, "config") for a in self.args)
 
 
 @dataclass
@@ -198,7 +199,7 @@ def _apply(state: AclState, rules: list[str], where: Location) -> None:
         elif rule[:1] in "~%&" or low in ("allkeys", "allchannels", "resetkeys", "resetchannels",
                                           "sanitize-payload", "skip-sanitize-payload"):
             continue  # key and channel patterns: not what the checks judge
-        elif not is_templated(rule):
+        elif not templating.is_templated(rule, "config"):
             raise ParseError(f"unknown ACL rule {rule!r}", where.line)
 
 

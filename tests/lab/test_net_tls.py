@@ -19,7 +19,7 @@ pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parents[2]
 EXPECT = yaml.safe_load((REPO / "tests/expectations/net-weak-tls.yaml").read_text())
 NOT_PLANTED = EXPECT.pop("not_planted")
-TLS_CHECKS = sorted(c.meta.id for c in default_registry(plugins=False) if c.run.__module__.endswith("tls_net"))
+TLS_CHECKS = sorted(c.meta.id for c in default_registry(plugins=False) if "tls_endpoint" in c.meta.needs)
 
 
 def _scan(env: dict, out: Path) -> dict:

@@ -1,4 +1,5 @@
-"""The media bucket as strangers see it (probe: s3).
+"""The media bucket (S3-compatible object storage): how Mastodon is told to use it (.env.production)
+and what strangers reach of it (probe: s3, and the media host's CORS from the http probe).
 
 What outsiders reach is judged: the media host (S3_ALIAS_HOST) and an endpoint on a public
 address. An endpoint on an internal address (loopback, private) is reported but not judged, except
@@ -11,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from urllib.parse import unquote
 
+from mastoaudit import kinds
 from mastoaudit.checkdef import Remediation, check, errored, failed, passed, skipped, warned
 from mastoaudit.facts import FactSet
+from mastoaudit.facts.http import cors_verdict
 from mastoaudit.facts.s3 import (
     Attempt,
     S3Fact,
@@ -21,14 +24,19 @@ from mastoaudit.facts.s3 import (
     public_policy_statements,
     risky_actions,
 )
+from mastoaudit.judgments.env import CONFIG_DOCS, feature, templated, var_at
 from mastoaudit.model import Location, Outcome, Severity
 from mastoaudit.net.text import clean
+from mastoaudit.parsers.env import (
+    EnvVar,
+    MastodonEnv,
+    is_local_host,
+)
+
+# --- from outside (probe: s3) -------------------------------------------------------------------------
+
 
 _ORDER = [s.value for s in Severity]
-
-
-def _facts(facts: FactSet) -> Iterator[S3Fact]:
-    yield from (f for f in facts.all("s3") if isinstance(f, S3Fact))
 
 
 def _internal_note(fact: S3Fact) -> str:
@@ -47,7 +55,7 @@ def _keys(keys: list[str], n: int = 3) -> str:
     component="s3",
     severity="high",
     threats=["T-MEDIA-ACCESS"],
-    needs=["s3"],
+    needs=[kinds.S3],
     rationale="""Mastodon needs its media readable by URL, never listable: a listing hands out every
         key, including the media of private and followers-only posts, exports and anything else
         stored in the bucket. Mastodon's documented media proxy answers only object paths.""",
@@ -58,10 +66,9 @@ def _keys(keys: list[str], n: int = 3) -> str:
     references=["https://docs.joinmastodon.org/admin/optional/object-storage-proxy/",
                 "https://docs.aws.amazon.com/AmazonS3/latest/userguide/access-control-block-public-access.html"],
     tags=["network", "s3"],
-    modes=("network",),
 )
 def anonymous_list(facts: FactSet) -> Iterator[Outcome]:
-    for fact in _facts(facts):
+    for fact in facts.all(kinds.S3):
         for via in ("media host", "endpoint"):
             attempts = [a for a in fact.listings if a.via == via]
             if not attempts:
@@ -97,7 +104,7 @@ def anonymous_list(facts: FactSet) -> Iterator[Outcome]:
     component="s3",
     severity="critical",
     threats=["T-MEDIA-ACCESS", "T-MEDIA-XSS"],
-    needs=["s3"],
+    needs=[kinds.S3],
     rationale="""A bucket that takes anonymous writes lets anyone replace media, plant HTML or
         scripts under the instance's media domain, or fill the bucket at the owner's cost. The
         probe PUTs an empty object under mastoaudit-probe/ without credentials and removes it
@@ -108,10 +115,9 @@ def anonymous_list(facts: FactSet) -> Iterator[Outcome]:
         "location @s3 { limit_except GET { deny all; } ... }"),
     references=["https://docs.joinmastodon.org/admin/optional/object-storage-proxy/"],
     tags=["network", "s3"],
-    modes=("network",),
 )
 def anonymous_write(facts: FactSet) -> Iterator[Outcome]:
-    for fact in _facts(facts):
+    for fact in facts.all(kinds.S3):
         for attempt in fact.writes:
             kw = dict(at=Location(attempt.url), subject=f"anonymous PUT via the {attempt.via}",
                       expected="AccessDenied (403)")
@@ -141,7 +147,7 @@ def anonymous_write(facts: FactSet) -> Iterator[Outcome]:
     component="s3",
     severity="low",
     threats=["T-MEDIA-ACCESS"],
-    needs=["s3"],
+    needs=[kinds.S3],
     rationale="""Browsers and other servers fetch media by URL without credentials; Mastodon uploads
         objects public-read (S3_PERMISSION). Readable objects are correct and never a finding; an
         object that cannot be read means broken media for everyone.""",
@@ -149,10 +155,9 @@ def anonymous_write(facts: FactSet) -> Iterator[Outcome]:
                             "public access block does not ignore public object ACLs."),
     references=["https://docs.joinmastodon.org/admin/optional/object-storage/"],
     tags=["network", "s3"],
-    modes=("network",),
 )
 def objects_readable(facts: FactSet) -> Iterator[Outcome]:
-    for fact in _facts(facts):
+    for fact in facts.all(kinds.S3):
         if not fact.public_object:
             yield skipped("no media key known to read (pass --s3-public-object KEY)",
                           at=Location(fact.endpoint_url or f"https://{fact.alias_host}/"), subject="media read")
@@ -178,7 +183,7 @@ def objects_readable(facts: FactSet) -> Iterator[Outcome]:
     component="s3",
     severity="high",
     threats=["T-TRANSPORT-MITM", "T-MEDIA-ACCESS"],
-    needs=["s3"],
+    needs=[kinds.S3],
     rationale="""Media fetched over plain HTTP can be swapped in transit (an image becomes a
         different image, a download becomes malware). The media host must answer on HTTPS and
         redirect or refuse plain HTTP; an endpoint outsiders reach must be HTTPS.""",
@@ -188,10 +193,9 @@ def objects_readable(facts: FactSet) -> Iterator[Outcome]:
                             "  return 301 https://$host$request_uri;\n}"),
     references=["https://docs.joinmastodon.org/admin/optional/object-storage/"],
     tags=["network", "s3", "tls"],
-    modes=("network",),
 )
 def https_only(facts: FactSet) -> Iterator[Outcome]:
-    for fact in _facts(facts):
+    for fact in facts.all(kinds.S3):
         if fact.alias_host:
             https = [a for a in fact.reads + fact.listings if a.via == "media host"]
             answered = [a for a in https if a.status]
@@ -233,7 +237,7 @@ _ACL_SEVERITY = {"WRITE": "critical", "FULL_CONTROL": "critical", "WRITE_ACP": "
     component="s3",
     severity="high",
     threats=["T-MEDIA-ACCESS"],
-    needs=["s3"],
+    needs=[kinds.S3],
     rationale="""With S3_PERMISSION=public-read Mastodon makes each object public and keeps the
         bucket private: no ACL grant or policy statement should let everyone list, write or change
         permissions. With S3_PERMISSION=private the public access block should be on. Read with
@@ -245,10 +249,9 @@ _ACL_SEVERITY = {"WRITE": "critical", "FULL_CONTROL": "critical", "WRITE_ACP": "
     references=["https://docs.aws.amazon.com/AmazonS3/latest/userguide/acl-overview.html",
                 "https://docs.joinmastodon.org/admin/optional/object-storage/"],
     tags=["network", "s3"],
-    modes=("network",),
 )
 def acl_consistent(facts: FactSet) -> Iterator[Outcome]:
-    for fact in _facts(facts):
+    for fact in facts.all(kinds.S3):
         if fact.settings is None:
             continue
         permission = fact.settings.permission
@@ -348,7 +351,7 @@ def _judge_pab(pab: Attempt, permission: str, policy: Attempt | None) -> Iterato
     component="s3",
     severity="medium",
     threats=["T-MEDIA-ACCESS", "T-MEDIA-XSS"],
-    needs=["s3"],
+    needs=[kinds.S3],
     rationale="""The web app loads media from the media host; CORS for GET is expected (Mastodon's
         proxy sends Access-Control-Allow-Origin: *). A CORS rule that allows PUT, POST or DELETE
         from any origin lets any web page a user visits write into the bucket with whatever
@@ -357,10 +360,9 @@ def _judge_pab(pab: Attempt, permission: str, policy: Attempt | None) -> Iterato
                             '[{"AllowedMethods": ["GET", "HEAD"], "AllowedOrigins": ["*"]}]'),
     references=["https://docs.aws.amazon.com/AmazonS3/latest/userguide/cors.html"],
     tags=["network", "s3"],
-    modes=("network",),
 )
 def cors(facts: FactSet) -> Iterator[Outcome]:
-    for fact in _facts(facts):
+    for fact in facts.all(kinds.S3):
         for attempt in fact.preflights:
             kw = dict(at=Location(attempt.url), subject=f"CORS preflight (PUT) via the {attempt.via}",
                       observed=f"HTTP {attempt.status}: {attempt.detail}" if attempt.status else attempt.evidence,
@@ -400,7 +402,7 @@ def cors(facts: FactSet) -> Iterator[Outcome]:
     component="s3",
     severity="info",
     threats=["T-DATA-AT-REST"],
-    needs=["s3"],
+    needs=[kinds.S3],
     rationale="""Default server-side encryption protects media on stolen storage; versioning lets
         a deleted or overwritten file be recovered. Both are reported for information: media are
         public-read by design, and providers differ in what they offer.""",
@@ -409,10 +411,9 @@ def cors(facts: FactSet) -> Iterator[Outcome]:
                             "'{\"Rules\":[{\"ApplyServerSideEncryptionByDefault\":{\"SSEAlgorithm\":\"AES256\"}}]}'"),
     references=["https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-encryption.html"],
     tags=["network", "s3"],
-    modes=("network",),
 )
 def encryption_versioning(facts: FactSet) -> Iterator[Outcome]:
-    for fact in _facts(facts):
+    for fact in facts.all(kinds.S3):
         for name in ("encryption", "versioning"):
             attempt = fact.config.get(name)
             if attempt is None:
@@ -439,7 +440,7 @@ def encryption_versioning(facts: FactSet) -> Iterator[Outcome]:
     component="s3",
     severity="critical",
     threats=["T-DATA-AT-REST", "T-MEDIA-ACCESS"],
-    needs=["s3"],
+    needs=[kinds.S3],
     rationale="""A database dump or backup copied into the public media bucket (by a backup
         script or by hand) gives every account's e-mail, password hashes, tokens and private
         messages to whoever finds it. Keys that look like dumps (.sql, .dump, backups/...) are
@@ -449,10 +450,9 @@ def encryption_versioning(facts: FactSet) -> Iterator[Outcome]:
                             "aws s3 rm s3://BUCKET/backups/ --recursive"),
     references=["https://docs.joinmastodon.org/admin/backups/"],
     tags=["network", "s3", "backups"],
-    modes=("network",),
 )
 def backup_objects(facts: FactSet) -> Iterator[Outcome]:
-    for fact in _facts(facts):
+    for fact in facts.all(kinds.S3):
         where = Location(f"https://{fact.alias_host}/" if fact.alias_host else fact.endpoint_url)
         if not fact.keys:
             yield skipped("no listing was readable here (which is good), so keys cannot be looked through; give "
@@ -477,3 +477,145 @@ def backup_objects(facts: FactSet) -> Iterator[Outcome]:
                 yield errored("an object that looks like a dump could not be fetched", **kw)
             else:
                 yield passed("an object that looks like a dump is in the bucket but not readable anonymously", **kw)
+
+
+# --- how Mastodon is told to use it (.env.production) -------------------------------------------------
+
+
+def _s3(env: MastodonEnv) -> tuple[EnvVar | None, str | None]:
+    return feature(env, "S3_ENABLED", "media are stored on the local disk (S3_ENABLED is not true)")
+
+
+@check(
+    id="s3.env-https",
+    title="Object storage is used and served over https",
+    component="s3",
+    severity="medium",
+    threats=["T-INTERNAL-CLEARTEXT", "T-MEDIA-ACCESS"],
+    needs=[kinds.MASTODON_ENV],
+    rationale="""S3_PROTOCOL is the scheme of every media URL Mastodon hands to browsers and of its
+        own requests to the bucket (https by default). http media can be swapped on the way and are
+        blocked as mixed content; an http S3_ENDPOINT across a network exposes uploads.""",
+    remediation=Remediation("Use https for the bucket and the media URLs.", "S3_PROTOCOL=https"),
+    references=[CONFIG_DOCS + "#s3", "https://docs.joinmastodon.org/admin/optional/object-storage/"],
+    tags=["media", "tls"],
+)
+def s3_https(facts: FactSet) -> Iterator[Outcome]:
+    for env in facts.all(kinds.MASTODON_ENV):
+        enabled, why_not = _s3(env)
+        if why_not:
+            yield skipped(why_not, at=var_at(env, enabled), observed="not enabled")
+            continue
+        protocol = env.get("S3_PROTOCOL")
+        if protocol is not None and protocol.templated:
+            yield templated(env, protocol)
+        elif protocol is not None and protocol.is_set and protocol.value.strip().lower() != "https":
+            yield failed("media URLs and bucket requests use plain http", at=var_at(env, protocol),
+                         subject="S3_PROTOCOL", observed=protocol.value, expected="https")
+        else:
+            yield passed("media use https", at=var_at(env, protocol or enabled), subject="S3_PROTOCOL",
+                         observed=protocol.value if protocol and protocol.is_set else "unset (https)", expected="https")
+        endpoint = env.get("S3_ENDPOINT")
+        if endpoint is None or not endpoint.is_set:
+            continue
+        if endpoint.templated:
+            yield templated(env, endpoint)
+            continue
+        scheme, _, rest = endpoint.value.strip().partition("://")
+        host = rest.split("/", 1)[0].rsplit(":", 1)[0]
+        if scheme.lower() == "http" and not is_local_host(host):
+            yield failed(f"the bucket at {host} is reached over plain http", at=var_at(env, endpoint),
+                         subject="S3_ENDPOINT", observed=endpoint.value, expected="https://")
+        else:
+            yield passed("the bucket endpoint uses https (or is on this host)", at=var_at(env, endpoint),
+                         subject="S3_ENDPOINT", observed=endpoint.value, expected="https://")
+
+
+@check(
+    id="s3.env-permission",
+    title="Uploaded media are not writable by anyone (S3_PERMISSION)",
+    component="s3",
+    severity="high",
+    threats=["T-MEDIA-ACCESS"],
+    needs=[kinds.MASTODON_ENV],
+    rationale="""Mastodon uploads each file with the canned ACL in S3_PERMISSION. public-read, the
+        documented default, is what serving media to browsers needs and is fine. public-read-write
+        lets anyone overwrite media. private works only behind a proxy or alias that signs requests.""",
+    remediation=Remediation("Use Mastodon's default (leave S3_PERMISSION unset) or private behind a signing proxy.",
+                            "# S3_PERMISSION unset (public-read)"),
+    references=[CONFIG_DOCS + "#s3", "https://docs.joinmastodon.org/admin/optional/object-storage/"],
+    tags=["media"],
+)
+def s3_permission(facts: FactSet) -> Iterator[Outcome]:
+    for env in facts.all(kinds.MASTODON_ENV):
+        enabled, why_not = _s3(env)
+        if why_not:
+            yield skipped(why_not, at=var_at(env, enabled), observed="not enabled")
+            continue
+        var = env.get("S3_PERMISSION")
+        value = var.value.strip().lower() if var is not None else "public-read"
+        shown = var.value if var is not None and var.is_set else ("empty (no ACL)" if var else "unset (public-read)")
+        if var is not None and var.templated:
+            yield templated(env, var)
+        elif value in ("public-read", "", "authenticated-read", "bucket-owner-read", "bucket-owner-full-control"):
+            yield passed("media are uploaded readable, not writable, by the public", at=var_at(env, var or enabled),
+                         subject="S3_PERMISSION", observed=shown, expected="public-read (the default)")
+        elif value == "private":
+            if env.value("S3_ALIAS_HOST"):
+                yield passed("private objects served through S3_ALIAS_HOST", at=var_at(env, var), subject=var.key,
+                             observed=var.value, expected="private behind a signing proxy")
+            else:
+                yield warned("private objects with no alias host: media only load through a signing proxy",
+                             at=var_at(env, var), subject=var.key, observed=var.value,
+                             expected="public-read, or private with S3_ALIAS_HOST", severity="info")
+        elif value == "public-read-write":
+            yield failed("anyone can overwrite uploaded media", at=var_at(env, var), subject=var.key,
+                         observed=var.value, expected="public-read (the default)")
+        else:
+            yield warned("unknown canned ACL", at=var_at(env, var), subject=var.key, observed=var.value,
+                         expected="public-read (the default)")
+
+
+# --- the media host's CORS (probe: http-headers) ------------------------------------------------------
+
+
+@check(
+    id="http.media-cors",
+    title="Media allow cross-origin reads only, never writes or credentials",
+    component="s3",
+    severity="medium",
+    threats=["T-MEDIA-ACCESS"],
+    needs=[kinds.HTTP_SITE],
+    rationale="""Mastodon serves public media with Access-Control-Allow-Origin: * so that other sites
+        can display them. A media host (or the bucket behind it) that also allows PUT, POST or DELETE
+        from any origin, or reflects the caller's origin with credentials, lets any web page write to
+        or read privately through the visitor's browser.""",
+    remediation=Remediation("Let the media host answer GET only and set CORS for reads.",
+                            "limit_except GET { deny all; }\nproxy_hide_header Access-Control-Allow-Origin;\n"
+                            "proxy_hide_header Access-Control-Allow-Methods;\n"
+                            "add_header Access-Control-Allow-Origin '*';"),
+    references=["https://docs.joinmastodon.org/admin/optional/object-storage-proxy/",
+                "https://developer.mozilla.org/en-US/docs/Web/HTTP/CORS"],
+    tags=["network", "media", "cors"],
+)
+def media_cors(facts: FactSet) -> Iterator[Outcome]:
+    for site in facts.all(kinds.HTTP_SITE):
+        media = site.media()
+        if not media:
+            yield skipped("no media URL answered (see http.media-headers)", at=Location(f"https://{site.web_domain}/"))
+            continue
+        preflights = {o.url: o for o in site.labelled("media-preflight")}
+        for obs in media:
+            checks = [("GET", obs)] + ([("OPTIONS preflight for PUT", preflights[obs.url])]
+                                       if obs.url in preflights and preflights[obs.url].answered else [])
+            subject = f"CORS on {obs.host}"
+            worst = [(how, detail) for how, o in checks for verdict, detail in [cors_verdict(o)] if verdict == "fail"]
+            shown = "; ".join(f"{how}: {cors_verdict(o)[1]}" for how, o in checks)
+            if worst:
+                what = ("read media with the visitor's credentials" if "credentials" in worst[0][1]
+                        else "write to the media store")
+                yield failed(f"any web page may {what} ({worst[0][0]})", at=obs.at(), subject=subject, observed=shown,
+                             expected="Access-Control-Allow-Origin: * for GET only, no credentials")
+            else:
+                yield passed("cross-origin reads only", at=obs.at(), subject=subject, observed=shown,
+                             expected="Access-Control-Allow-Origin: * for GET only, no credentials")

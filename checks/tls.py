@@ -1,24 +1,22 @@
 """TLS as an outsider sees it: protocols, ciphers, certificates, known TLS attacks and Mozilla's
 profile for every endpoint the `tls` probe scanned (mastoaudit/probes/tls.py), plus STARTTLS on the
-mail relays and TLS on a PostgreSQL server that answers from outside."""
+mail relays and TLS on a PostgreSQL server that answers from outside; and the web domain's CAA
+records, which say who may issue its certificates. How nginx is configured for TLS is judged in
+checks/nginx.py (nginx.tls-*).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
+from mastoaudit import kinds
 from mastoaudit.checkdef import Remediation, check, errored, failed, passed, warned
 from mastoaudit.facts import FactSet
-from mastoaudit.facts.tls import (
-    HTTPS,
-    SMTP_STARTTLS,
-    CertDeployment,
-    CertSummary,
-    TlsEndpoint,
-)
-from mastoaudit.model import Outcome
+from mastoaudit.facts.mail import where
+from mastoaudit.facts.tls import HTTPS, SMTP_STARTTLS, CertDeployment, CertSummary, TlsEndpoint
+from mastoaudit.model import Location, Outcome
 
-MODES = ("network",)
 OLD_PROTOCOLS = {  # protocol -> (severity, why)
     "SSL 2.0": ("critical", "broken (DROWN)"),
     "SSL 3.0": ("high", "broken (POODLE)"),
@@ -53,7 +51,7 @@ def _names(items: Iterable[str], limit: int = 8) -> str:
 
 
 def _tls_endpoints(facts: FactSet) -> list[TlsEndpoint]:
-    return [e for e in facts.all("tls_endpoint") if isinstance(e, TlsEndpoint) and e.tls_offered]
+    return [e for e in facts.all(kinds.TLS_ENDPOINT) if e.tls_offered]
 
 
 def _opportunistic_mx(e: TlsEndpoint) -> bool:
@@ -74,7 +72,7 @@ def _expected_protocols(e: TlsEndpoint) -> tuple[str, ...]:
     component="tls",
     severity="high",
     threats=TLS_THREATS,
-    needs=["tls_endpoint"],
+    needs=[kinds.TLS_ENDPOINT],
     rationale="""SSL 2.0 and 3.0 are broken (DROWN, POODLE) and TLS 1.0 and 1.1 were deprecated by
         RFC 8996: a man in the middle can force a client down to them. Browsers dropped TLS 1.0 and
         1.1 in 2020, so no legitimate visitor, peer instance or mail server needs them. Mozilla's
@@ -84,7 +82,6 @@ def _expected_protocols(e: TlsEndpoint) -> tuple[str, ...]:
                             "# PostgreSQL: ssl_min_protocol_version = 'TLSv1.2'"),
     references=[MOZILLA, "https://www.rfc-editor.org/rfc/rfc8996"],
     tags=["tls", "network"],
-    modes=MODES,
 )
 def protocols(facts: FactSet) -> Iterator[Outcome]:
     for e in _tls_endpoints(facts):
@@ -122,7 +119,7 @@ def protocols(facts: FactSet) -> Iterator[Outcome]:
     component="tls",
     severity="high",
     threats=TLS_THREATS,
-    needs=["tls_endpoint"],
+    needs=[kinds.TLS_ENDPOINT],
     rationale="""NULL, anonymous, export, RC4, DES and 3DES suites let a man in the middle read or
         forge traffic; CBC suites and static-RSA key exchange (no forward secrecy) are outside
         Mozilla's intermediate profile because a stolen key decrypts recorded traffic and CBC has a
@@ -138,7 +135,6 @@ def protocols(facts: FactSet) -> Iterator[Outcome]:
         "# Postfix: smtpd_tls_exclude_ciphers = aNULL, eNULL, EXPORT, DES, 3DES, RC4, MD5"),
     references=[MOZILLA, "https://ssl-config.mozilla.org/", "https://www.rfc-editor.org/rfc/rfc7435"],
     tags=["tls", "network"],
-    modes=MODES,
 )
 def ciphers(facts: FactSet) -> Iterator[Outcome]:
     for e in _tls_endpoints(facts):
@@ -198,7 +194,7 @@ def _cert_errors(facts: FactSet, subject_suffix: str) -> Iterator[Outcome]:
     component="tls",
     severity="high",
     threats=["T-TRANSPORT-MITM", "T-SMTP-CREDENTIALS"],
-    needs=["tls_endpoint"],
+    needs=[kinds.TLS_ENDPOINT],
     rationale="""A certificate that does not chain to a CA the clients trust, or that names another
         host, is either refused (browsers, other instances fetching ActivityPub objects, Mastodon
         verifying its SMTP relay) or trained away by clicking through warnings, which is what a man
@@ -209,7 +205,6 @@ def _cert_errors(facts: FactSet, subject_suffix: str) -> Iterator[Outcome]:
                             "ssl_certificate_key /etc/letsencrypt/live/example.social/privkey.pem;"),
     references=["https://docs.joinmastodon.org/admin/install/#acquiring-an-ssl-certificate"],
     tags=["tls", "network", "certificate"],
-    modes=MODES,
 )
 def certificate_trusted(facts: FactSet) -> Iterator[Outcome]:
     for e, dep, subject in _deployments(facts):
@@ -242,7 +237,7 @@ def _earliest_expiry(dep: CertDeployment) -> CertSummary:
     component="tls",
     severity="high",
     threats=["T-TRANSPORT-MITM"],
-    needs=["tls_endpoint"],
+    needs=[kinds.TLS_ENDPOINT],
     rationale="""An expired certificate takes the instance off the fediverse (peers refuse its
         signatures' key fetches and deliveries) and trains users to accept warnings. certbot renews
         Let's Encrypt certificates 30 days before expiry: under 21 days left means renewal has been
@@ -251,7 +246,6 @@ def _earliest_expiry(dep: CertDeployment) -> CertSummary:
                             "certbot renew && systemctl reload nginx\nsystemctl list-timers certbot.timer"),
     references=["https://letsencrypt.org/docs/integration-guide/"],
     tags=["tls", "network", "certificate"],
-    modes=MODES,
 )
 def certificate_expiry(facts: FactSet) -> Iterator[Outcome]:
     now = datetime.now(UTC)
@@ -301,7 +295,7 @@ def _weak_key(cert: CertSummary) -> str | None:
     component="tls",
     severity="high",
     threats=["T-TRANSPORT-MITM"],
-    needs=["tls_endpoint"],
+    needs=[kinds.TLS_ENDPOINT],
     rationale="""RSA keys under 2048 bits and elliptic-curve keys under 256 bits are within reach of
         well-funded attackers (NIST SP 800-131A disallowed them after 2013); whoever factors the key
         impersonates the server. The leaf and the intermediates it is sent with are judged.""",
@@ -309,7 +303,6 @@ def _weak_key(cert: CertSummary) -> str | None:
                             "certbot certonly --key-type ecdsa --elliptic-curve secp256r1 -d example.social"),
     references=[MOZILLA, "https://csrc.nist.gov/pubs/sp/800/131/a/r2/final"],
     tags=["tls", "network", "certificate"],
-    modes=MODES,
 )
 def key_size(facts: FactSet) -> Iterator[Outcome]:
     for e, dep, subject in _deployments(facts):
@@ -334,7 +327,7 @@ def key_size(facts: FactSet) -> Iterator[Outcome]:
     component="tls",
     severity="info",
     threats=["T-TRANSPORT-MITM"],
-    needs=["tls_endpoint"],
+    needs=[kinds.TLS_ENDPOINT],
     rationale="""Since 2024 the CA/Browser Forum makes OCSP optional for CAs, and Let's Encrypt
         stopped issuing certificates with an OCSP URL and shut its responders down in 2025;
         browsers rely on CRLs pushed to them (CRLite, CRLSets) and ever shorter certificate
@@ -348,7 +341,6 @@ def key_size(facts: FactSet) -> Iterator[Outcome]:
                 "https://cabforum.org/2023/07/14/ballot-sc063v4-make-ocsp-optional-require-crls-and-incentivize-"
                 "automation/"],
     tags=["tls", "network", "certificate"],
-    modes=MODES,
 )
 def ocsp_stapling(facts: FactSet) -> Iterator[Outcome]:
     for e, dep, subject in _deployments(facts):
@@ -398,7 +390,7 @@ ROBOT = {"VULNERABLE_STRONG_ORACLE": "high", "VULNERABLE_WEAK_ORACLE": "medium"}
     component="tls",
     severity="critical",
     threats=TLS_THREATS,
-    needs=["tls_endpoint"],
+    needs=[kinds.TLS_ENDPOINT],
     rationale="""These are flaws of the TLS implementation, not of its settings: Heartbleed leaks the
         server's memory (keys, session cookies), ROBOT and CCS injection let an attacker decrypt or
         hijack sessions, insecure renegotiation lets one inject requests into a victim's session,
@@ -409,7 +401,6 @@ ROBOT = {"VULNERABLE_STRONG_ORACLE": "high", "VULNERABLE_WEAK_ORACLE": "medium"}
     references=["https://heartbleed.com/", "https://robotattack.org/",
                 "https://www.openssl.org/news/secadv/20140605.txt"],
     tags=["tls", "network", "vulnerability"],
-    modes=MODES,
 )
 def vulnerabilities(facts: FactSet) -> Iterator[Outcome]:
     for e in _tls_endpoints(facts):
@@ -446,7 +437,7 @@ def vulnerabilities(facts: FactSet) -> Iterator[Outcome]:
     component="tls",
     severity="low",
     threats=["T-TRANSPORT-MITM"],
-    needs=["tls_endpoint"],
+    needs=[kinds.TLS_ENDPOINT],
     rationale="""Mozilla's server-side TLS profiles (intermediate by default, modern with
         --tls-profile) are the reference configuration for web servers. This check lists what sslyze's
         profile checker finds that the other TLS checks do not already report: certificate lifespan
@@ -459,7 +450,6 @@ def vulnerabilities(facts: FactSet) -> Iterator[Outcome]:
                             "ssl_ecdh_curve X25519:prime256v1:secp384r1;\nssl_dhparam /etc/nginx/ffdhe2048.pem;"),
     references=[MOZILLA, "https://ssl-config.mozilla.org/"],
     tags=["tls", "network"],
-    modes=MODES,
 )
 def mozilla_profile(facts: FactSet) -> Iterator[Outcome]:
     for e in _tls_endpoints(facts):
@@ -494,3 +484,44 @@ def mozilla_profile(facts: FactSet) -> Iterator[Outcome]:
 
 
 # --- mail relay and database ----------------------------------------------------------------------------------
+
+
+# --- the web domain's CAA (probe: dns-zone) -----------------------------------------------------------
+
+
+@check(
+    id="dns.caa",
+    title="CAA records name the certificate authorities that may issue for the web domain",
+    component="tls",
+    severity="low",
+    threats=["T-TRANSPORT-MITM"],
+    needs=[kinds.DNS_CAA],
+    rationale="""Without CAA every public CA may issue a certificate for the instance's domain; one
+        mis-issuance (a CA tricked through a hijacked validation path) is a valid certificate for a
+        man in the middle. CAA limits issuance to the CA the instance uses.""",
+    remediation=Remediation("Publish CAA records for the CA you use (and issuewild if wildcards are not used).",
+                            'example.social. CAA 0 issue "letsencrypt.org"\nexample.social. CAA 0 issuewild ";"'),
+    references=["https://www.rfc-editor.org/rfc/rfc8659"],
+    tags=["network", "dns", "tls"],
+)
+def caa(facts: FactSet) -> Iterator[Outcome]:
+    for fact in facts.all(kinds.DNS_CAA):
+        at = Location(where(fact.found_at or fact.domain, "CAA"))
+        if fact.dns_error:
+            yield errored(f"CAA of {fact.domain} could not be read: {fact.dns_error}", at=at, subject="CAA",
+                          observed=fact.dns_error, expected="issue/issuewild records")
+            continue
+        restricting = [(t, v) for _, t, v in fact.records if t in ("issue", "issuewild")]
+        shown = "; ".join(f"{t} {v}" for _, t, v in fact.records)[:200] or "no CAA record"
+        if fact.errors and not restricting:
+            yield failed(f"the CAA records of {fact.domain} are unreadable", at=at, subject="CAA",
+                         observed="; ".join(fact.errors)[:200], expected="issue/issuewild records")
+        elif restricting:
+            yield passed(f"certificate issuance is restricted ({fact.found_at})", at=at, subject="CAA",
+                         observed=shown, expected="issue/issuewild records")
+        elif fact.records:
+            yield warned("the CAA records do not restrict issuance (no issue or issuewild tag)", at=at, subject="CAA",
+                         observed=shown, expected="issue/issuewild records")
+        else:
+            yield warned(f"no CAA record for {fact.domain}: any CA may issue certificates for it", at=at,
+                         subject="CAA", observed=shown, expected="issue/issuewild records")

@@ -1,35 +1,26 @@
-"""Mail as the world sees it: the mail domains' SPF, DKIM, DMARC, MTA-STS and TLS-RPT, the web
-domain's CAA and DNSSEC, and the SMTP relay's STARTTLS, certificate, AUTH, VRFY and relaying."""
+"""Mail as receiving servers see it: the mail domains' SPF, DKIM, DMARC, MTA-STS and TLS-RPT, and
+DNSSEC of the web and mail domains (T-MAIL-SPOOFING). Facts from mastoaudit/probes/mail_dns.py
+(facts/mail.py). The relay itself is judged in checks/smtp.py, the web domain's CAA in checks/tls.py.
+"""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
+from mastoaudit import kinds
 from mastoaudit.checkdef import Remediation, check, errored, failed, passed, skipped, warned
 from mastoaudit.facts import FactSet
-from mastoaudit.facts.mail import (
-    CaaFact,
-    DkimFact,
-    DmarcFact,
-    DnssecFact,
-    MtaStsFact,
-    SpfFact,
-    TlsRptFact,
-    where,
-)
-from mastoaudit.facts.smtp import SmtpEndpoint
+from mastoaudit.facts.mail import where
 from mastoaudit.model import Location, Outcome
 from mastoaudit.net.spf import HARD_CAP
 
-MODES = ("network",)
 ENFORCING = ("quarantine", "reject")
 RFC7208 = "https://www.rfc-editor.org/rfc/rfc7208"
 
 
 def _dmarc_policy(facts: FactSet, domain: str) -> str | None:
-    fact = next((f for f in facts.all("mail_dmarc") if f.domain == domain), None)
-    return fact.policy if isinstance(fact, DmarcFact) and fact.error is None else None
+    fact = next((f for f in facts.all(kinds.MAIL_DMARC) if f.domain == domain), None)
+    return fact.policy if fact is not None and fact.error is None else None
 
 
 # --- SPF ----------------------------------------------------------------------------------------------
@@ -40,7 +31,7 @@ def _dmarc_policy(facts: FactSet, domain: str) -> str | None:
     component="mail-dns",
     severity="high",
     threats=["T-MAIL-SPOOFING"],
-    needs=["mail_spf"],
+    needs=[kinds.MAIL_SPF],
     rationale="""Receivers check the sending address against the domain's SPF record. No record, two
         records, a syntax error, more than 10 DNS-querying terms (include, a, mx, ptr, exists,
         redirect, counted through nested includes) or more than 2 void lookups make SPF a
@@ -49,11 +40,9 @@ def _dmarc_policy(facts: FactSet, domain: str) -> str | None:
                             "push it over 10 lookups.", 'example.social. TXT "v=spf1 mx -all"'),
     references=[RFC7208 + "#section-4.6.4", RFC7208 + "#section-4.5"],
     tags=["network", "mail", "dns"],
-    modes=MODES,
 )
 def spf_record(facts: FactSet) -> Iterator[Outcome]:
-    for fact in facts.all("mail_spf"):
-        assert isinstance(fact, SpfFact)
+    for fact in facts.all(kinds.MAIL_SPF):
         a, at = fact.analysis, Location(fact.location)
         shown = " | ".join(r[:200] for r in a.records) or "no v=spf1 record"
         if a.status == "temperror":
@@ -94,7 +83,7 @@ def spf_record(facts: FactSet) -> Iterator[Outcome]:
     component="mail-dns",
     severity="high",
     threats=["T-MAIL-SPOOFING"],
-    needs=["mail_spf"],
+    needs=[kinds.MAIL_SPF],
     rationale="""The final `all` says what happens to mail from everywhere else. `+all` authorizes the
         whole internet and `?all` (or no `all` at all) is neutral: both let anyone pass SPF or
         escape it. `-all` fails such mail. `~all` only marks it, but under a DMARC policy of
@@ -105,11 +94,9 @@ def spf_record(facts: FactSet) -> Iterator[Outcome]:
                             'example.social. TXT "v=spf1 mx -all"'),
     references=[RFC7208 + "#section-5.1", "https://www.rfc-editor.org/rfc/rfc7489#section-10.1"],
     tags=["network", "mail", "dns"],
-    modes=MODES,
 )
 def spf_all(facts: FactSet) -> Iterator[Outcome]:
-    for fact in facts.all("mail_spf"):
-        assert isinstance(fact, SpfFact)
+    for fact in facts.all(kinds.MAIL_SPF):
         a = fact.analysis
         if a.record is None:
             continue  # mail.spf-record reports it
@@ -146,7 +133,7 @@ def spf_all(facts: FactSet) -> Iterator[Outcome]:
     component="mail-dns",
     severity="medium",
     threats=["T-MAIL-SPOOFING"],
-    needs=["mail_spf"],
+    needs=[kinds.MAIL_SPF],
     rationale="""If the relay's public address is not permitted by the domain's SPF policy, the
         instance's own mail (confirmations, password resets) fails SPF and, without an aligned DKIM
         signature, DMARC: it is rejected or filed as spam, and admins loosen the policy to fix it.""",
@@ -154,11 +141,9 @@ def spf_all(facts: FactSet) -> Iterator[Outcome]:
                             'example.social. TXT "v=spf1 mx ip4:203.0.113.25 -all"'),
     references=[RFC7208 + "#section-5"],
     tags=["network", "mail", "dns"],
-    modes=MODES,
 )
 def spf_relay(facts: FactSet) -> Iterator[Outcome]:
-    for fact in facts.all("mail_spf"):
-        assert isinstance(fact, SpfFact)
+    for fact in facts.all(kinds.MAIL_SPF):
         at = Location(fact.location)
         if fact.analysis.record is None:
             continue
@@ -190,7 +175,7 @@ def spf_relay(facts: FactSet) -> Iterator[Outcome]:
     component="mail-dns",
     severity="high",
     threats=["T-MAIL-SPOOFING"],
-    needs=["mail_dkim"],
+    needs=[kinds.MAIL_DKIM],
     rationale="""A DKIM signature is what lets DMARC pass for mail that is forwarded, and a key is only
         as strong as its size: 1024-bit RSA is within reach of a well-funded attacker and below what
         current guidance accepts, shorter keys have been factored (the 512-bit keys of 2012). A
@@ -201,11 +186,9 @@ def spf_relay(facts: FactSet) -> Iterator[Outcome]:
     references=["https://www.rfc-editor.org/rfc/rfc8301#section-3.2",
                 "https://www.rfc-editor.org/rfc/rfc6376#section-3.6.1"],
     tags=["network", "mail", "dns"],
-    modes=MODES,
 )
 def dkim(facts: FactSet) -> Iterator[Outcome]:
-    for fact in facts.all("mail_dkim"):
-        assert isinstance(fact, DkimFact)
+    for fact in facts.all(kinds.MAIL_DKIM):
         tried = ", ".join(fact.selectors)
         if not fact.keys:
             at = Location(f"_domainkey.{fact.domain}")
@@ -262,7 +245,7 @@ def dkim(facts: FactSet) -> Iterator[Outcome]:
     component="mail-dns",
     severity="high",
     threats=["T-MAIL-SPOOFING"],
-    needs=["mail_dmarc"],
+    needs=[kinds.MAIL_DMARC],
     rationale="""DMARC ties SPF and DKIM to the visible From address and tells receivers what to do
         with mail that fails: p=none delivers it anyway. Without rua= nobody learns that someone
         spoofs the domain or that the instance's own mail fails; pct below 100 enforces on a sample;
@@ -271,11 +254,9 @@ def dkim(facts: FactSet) -> Iterator[Outcome]:
                             '_dmarc.example.social. TXT "v=DMARC1; p=reject; rua=mailto:dmarc@example.social"'),
     references=["https://www.rfc-editor.org/rfc/rfc7489#section-6.3"],
     tags=["network", "mail", "dns"],
-    modes=MODES,
 )
 def dmarc(facts: FactSet) -> Iterator[Outcome]:
-    for fact in facts.all("mail_dmarc"):
-        assert isinstance(fact, DmarcFact)
+    for fact in facts.all(kinds.MAIL_DMARC):
         at = Location(where(fact.found_at or fact.name, "TXT"))
         if fact.dns_error:
             yield errored(f"the DMARC record of {fact.domain} could not be read: {fact.dns_error}", at=at,
@@ -335,7 +316,7 @@ def dmarc(facts: FactSet) -> Iterator[Outcome]:
     component="mail-dns",
     severity="medium",
     threats=["T-SMTP-CREDENTIALS", "T-TRANSPORT-MITM"],
-    needs=["mail_mta_sts"],
+    needs=[kinds.MAIL_MTA_STS],
     rationale="""Between mail servers STARTTLS is opportunistic: an attacker on the path strips it
         and reads replies to the instance (reports, appeals, password-reset follow-ups). An MTA-STS
         policy in mode enforce, served over HTTPS with a valid certificate and listing every MX,
@@ -345,11 +326,9 @@ def dmarc(facts: FactSet) -> Iterator[Outcome]:
                             "# mta-sts.txt\nversion: STSv1\nmode: enforce\nmx: mail.example.social\nmax_age: 604800"),
     references=["https://www.rfc-editor.org/rfc/rfc8461"],
     tags=["network", "mail", "dns", "tls"],
-    modes=MODES,
 )
 def mta_sts(facts: FactSet) -> Iterator[Outcome]:
-    for fact in facts.all("mail_mta_sts"):
-        assert isinstance(fact, MtaStsFact)
+    for fact in facts.all(kinds.MAIL_MTA_STS):
         rec_at, pol_at = Location(where(f"_mta-sts.{fact.domain}", "TXT")), Location(fact.policy_url)
         if fact.dns_error:
             yield errored(f"the MTA-STS record could not be read: {fact.dns_error}", at=rec_at, subject="record",
@@ -397,18 +376,16 @@ def mta_sts(facts: FactSet) -> Iterator[Outcome]:
     component="mail-dns",
     severity="low",
     threats=["T-SMTP-CREDENTIALS", "T-TRANSPORT-MITM"],
-    needs=["mail_tls_rpt"],
+    needs=[kinds.MAIL_TLS_RPT],
     rationale="""Without a TLS-RPT record nobody hears about senders that could not set up TLS to the
         MX (an expired certificate, an MTA-STS mismatch, a downgrade attack in progress).""",
     remediation=Remediation("Publish a TLS-RPT record.",
                             '_smtp._tls.example.social. TXT "v=TLSRPTv1; rua=mailto:tls-reports@example.social"'),
     references=["https://www.rfc-editor.org/rfc/rfc8460"],
     tags=["network", "mail", "dns"],
-    modes=MODES,
 )
 def tls_rpt(facts: FactSet) -> Iterator[Outcome]:
-    for fact in facts.all("mail_tls_rpt"):
-        assert isinstance(fact, TlsRptFact)
+    for fact in facts.all(kinds.MAIL_TLS_RPT):
         at = Location(where(f"_smtp._tls.{fact.domain}", "TXT"))
         if fact.dns_error:
             yield errored(f"the TLS-RPT record could not be read: {fact.dns_error}", at=at, subject="record",
@@ -426,45 +403,6 @@ def tls_rpt(facts: FactSet) -> Iterator[Outcome]:
 
 # --- CAA, DNSSEC --------------------------------------------------------------------------------------
 
-@check(
-    id="dns.caa",
-    title="CAA records name the certificate authorities that may issue for the web domain",
-    component="tls",
-    severity="low",
-    threats=["T-TRANSPORT-MITM"],
-    needs=["dns_caa"],
-    rationale="""Without CAA every public CA may issue a certificate for the instance's domain; one
-        mis-issuance (a CA tricked through a hijacked validation path) is a valid certificate for a
-        man in the middle. CAA limits issuance to the CA the instance uses.""",
-    remediation=Remediation("Publish CAA records for the CA you use (and issuewild if wildcards are not used).",
-                            'example.social. CAA 0 issue "letsencrypt.org"\nexample.social. CAA 0 issuewild ";"'),
-    references=["https://www.rfc-editor.org/rfc/rfc8659"],
-    tags=["network", "dns", "tls"],
-    modes=MODES,
-)
-def caa(facts: FactSet) -> Iterator[Outcome]:
-    for fact in facts.all("dns_caa"):
-        assert isinstance(fact, CaaFact)
-        at = Location(where(fact.found_at or fact.domain, "CAA"))
-        if fact.dns_error:
-            yield errored(f"CAA of {fact.domain} could not be read: {fact.dns_error}", at=at, subject="CAA",
-                          observed=fact.dns_error, expected="issue/issuewild records")
-            continue
-        restricting = [(t, v) for _, t, v in fact.records if t in ("issue", "issuewild")]
-        shown = "; ".join(f"{t} {v}" for _, t, v in fact.records)[:200] or "no CAA record"
-        if fact.errors and not restricting:
-            yield failed(f"the CAA records of {fact.domain} are unreadable", at=at, subject="CAA",
-                         observed="; ".join(fact.errors)[:200], expected="issue/issuewild records")
-        elif restricting:
-            yield passed(f"certificate issuance is restricted ({fact.found_at})", at=at, subject="CAA",
-                         observed=shown, expected="issue/issuewild records")
-        elif fact.records:
-            yield warned("the CAA records do not restrict issuance (no issue or issuewild tag)", at=at, subject="CAA",
-                         observed=shown, expected="issue/issuewild records")
-        else:
-            yield warned(f"no CAA record for {fact.domain}: any CA may issue certificates for it", at=at,
-                         subject="CAA", observed=shown, expected="issue/issuewild records")
-
 
 @check(
     id="dns.dnssec",
@@ -472,7 +410,7 @@ def caa(facts: FactSet) -> Iterator[Outcome]:
     component="mail-dns",
     severity="low",
     threats=["T-MAIL-SPOOFING", "T-TRANSPORT-MITM"],
-    needs=["dns_dnssec"],
+    needs=[kinds.DNS_DNSSEC],
     rationale="""Unsigned answers can be forged on the way to a resolver: the MX, SPF, DKIM and
         MTA-STS records a receiver relies on, and the address of the instance. Signing lets
         validating resolvers reject forgeries and enables DANE for mail. Many domains are unsigned
@@ -481,11 +419,9 @@ def caa(facts: FactSet) -> Iterator[Outcome]:
                             "# Knot: zone: - domain: example.social\n#   dnssec-signing: on"),
     references=["https://www.rfc-editor.org/rfc/rfc9364"],
     tags=["network", "dns"],
-    modes=MODES,
 )
 def dnssec(facts: FactSet) -> Iterator[Outcome]:
-    for fact in facts.all("dns_dnssec"):
-        assert isinstance(fact, DnssecFact)
+    for fact in facts.all(kinds.DNS_DNSSEC):
         at = Location(where(fact.name, fact.rdtype))
         if fact.rcode not in ("NOERROR", "NXDOMAIN"):
             yield errored(f"{fact.name} could not be resolved: DNS {fact.rcode}", at=at, subject="DNSSEC",
@@ -501,220 +437,3 @@ def dnssec(facts: FactSet) -> Iterator[Outcome]:
             yield warned(f"the zone of {fact.name} is not signed: its records can be forged in transit", at=at,
                          subject="DNSSEC", observed=f"no RRSIG with the {fact.rdtype} answer, no AD flag",
                          expected="signed answers", severity="low")
-
-
-# --- the SMTP relay -----------------------------------------------------------------------------------
-
-def _endpoints(facts: FactSet) -> Iterator[tuple[SmtpEndpoint, Location]]:
-    for ep in facts.all("smtp_endpoint"):
-        assert isinstance(ep, SmtpEndpoint)
-        yield ep, Location(ep.location)
-
-
-@check(
-    id="smtp.starttls",
-    title="The SMTP relay offers STARTTLS (or implicit TLS) that works",
-    component="smtp",
-    severity="high",
-    threats=["T-SMTP-CREDENTIALS", "T-TRANSPORT-MITM"],
-    needs=["smtp_endpoint"],
-    rationale="""Without STARTTLS everything sent to and from the relay travels in clear: the relay
-        password, password-reset links, the mail of the instance's users.""",
-    remediation=Remediation("Give the relay a certificate and enable TLS.",
-                            "# Postfix main.cf\nsmtpd_tls_security_level = may\nsmtpd_tls_cert_file = …\n"
-                            "smtpd_tls_key_file = …"),
-    references=["https://www.rfc-editor.org/rfc/rfc3207", "https://www.rfc-editor.org/rfc/rfc8314"],
-    tags=["network", "mail", "tls"],
-    modes=MODES,
-)
-def smtp_starttls(facts: FactSet) -> Iterator[Outcome]:
-    for ep, at in _endpoints(facts):
-        subject = f"{ep.source} {ep.shown}"
-        tls = ep.tls
-        if tls is not None and tls.established:
-            old = tls.protocol in ("SSLv3", "TLSv1", "TLSv1.1")
-            outcome = warned if old else passed
-            yield outcome(f"{'implicit TLS' if ep.mode == 'implicit' else 'STARTTLS'} works ({tls.protocol})", at=at,
-                          subject=subject, observed=f"{tls.protocol} {tls.cipher or ''}".strip(),
-                          expected="TLS 1.2 or newer")
-        elif ep.mode == "starttls" and ep.starttls_offered is False:
-            yield failed(f"{ep.shown} does not offer STARTTLS: mail and credentials travel in clear", at=at,
-                         subject=subject, observed="no STARTTLS in EHLO", expected="STARTTLS")
-        elif tls is not None:
-            yield failed(f"TLS on {ep.shown} fails: {tls.error or 'handshake failed'}", at=at, subject=subject,
-                         observed=(tls.error or "handshake failed")[:200], expected="a working TLS handshake")
-        else:
-            yield errored(f"the SMTP dialogue with {ep.shown} failed: {ep.error}", at=at, subject=subject,
-                          observed=(ep.error or "")[:200], expected="STARTTLS")
-
-
-@check(
-    id="smtp.tls-certificate",
-    title="The SMTP relay's certificate verifies for its name",
-    component="smtp",
-    severity="medium",
-    threats=["T-SMTP-CREDENTIALS", "T-TRANSPORT-MITM"],
-    needs=["smtp_endpoint"],
-    rationale="""Mastodon verifies the relay's certificate (SMTP_OPENSSL_VERIFY_MODE=peer) and MTA-STS
-        senders verify the MX's: a self-signed, expired or misnamed certificate either breaks
-        delivery or pushes admins to switch verification off.""",
-    remediation=Remediation("Use a certificate from a trusted CA naming the relay (as SMTP_SERVER or the MX names it).",
-                            "smtpd_tls_chain_files = /etc/letsencrypt/live/mail.example.social/privkey.pem, "
-                            "/etc/letsencrypt/live/mail.example.social/fullchain.pem"),
-    references=["https://www.rfc-editor.org/rfc/rfc8461#section-4.1"],
-    tags=["network", "mail", "tls"],
-    modes=MODES,
-)
-def smtp_certificate(facts: FactSet) -> Iterator[Outcome]:
-    for ep, at in _endpoints(facts):
-        subject = f"{ep.source} {ep.shown}"
-        tls = ep.tls
-        if tls is None or not tls.established:
-            yield skipped(f"no TLS session with {ep.shown}: no certificate to judge", at=at, subject=subject)
-        elif tls.verified:
-            yield passed(f"the certificate verifies for {ep.host}", at=at, subject=subject, observed="verified",
-                         expected=f"a valid certificate for {ep.host}")
-        else:
-            yield failed(f"the certificate of {ep.shown} does not verify for {ep.host}: {tls.verify_error}", at=at,
-                         subject=subject, observed=f"not verified: {tls.verify_error}"[:200],
-                         expected=f"a valid certificate for {ep.host}")
-
-
-@check(
-    id="smtp.auth-cleartext",
-    title="The SMTP relay does not offer AUTH before TLS",
-    component="smtp",
-    severity="high",
-    threats=["T-SMTP-CREDENTIALS"],
-    needs=["smtp_endpoint"],
-    rationale="""A relay that advertises AUTH PLAIN or LOGIN on an unencrypted session invites clients
-        to send the password in clear (base64 is not encryption); a man in the middle who strips
-        STARTTLS collects it.""",
-    remediation=Remediation("Offer AUTH only after STARTTLS.", "smtpd_tls_auth_only = yes"),
-    references=["https://www.postfix.org/postconf.5.html#smtpd_tls_auth_only"],
-    tags=["network", "mail", "tls"],
-    modes=MODES,
-)
-def smtp_auth_cleartext(facts: FactSet) -> Iterator[Outcome]:
-    for ep, at in _endpoints(facts):
-        subject = f"{ep.source} {ep.shown}"
-        if ep.mode == "implicit":
-            yield passed("the session is encrypted from the start (implicit TLS)", at=at, subject=subject,
-                         observed="implicit TLS", expected="no AUTH before TLS")
-        elif ep.auth_clear:
-            mechs = " ".join(ep.auth_clear)
-            yield failed(f"{ep.shown} offers AUTH {mechs} before TLS", at=at, subject=subject,
-                         observed=f"AUTH {mechs} in clear EHLO", expected="no AUTH before STARTTLS")
-        else:
-            yield passed("no AUTH is offered before TLS", at=at, subject=subject, observed="no AUTH in clear EHLO",
-                         expected="no AUTH before STARTTLS")
-
-
-@check(
-    id="smtp.open-relay",
-    title="The SMTP relay does not relay mail for outsiders",
-    component="smtp",
-    severity="critical",
-    threats=["T-MAIL-SPOOFING", "T-SMTP-CREDENTIALS"],
-    needs=["smtp_endpoint"],
-    rationale="""An open relay accepts mail from anyone to anyone: spammers and phishers send through
-        it in the instance's name, its address lands on blocklists and the instance's own mail stops
-        arriving. The probe stops at RCPT TO (an outside address, from a .invalid sender) and never
-        sends a message.""",
-    remediation=Remediation("Relay only for the app hosts and authenticated clients.",
-                            "mynetworks = 127.0.0.0/8\n"
-                            "smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, "
-                            "reject_unauth_destination"),
-    references=["https://www.postfix.org/SMTPD_ACCESS_README.html"],
-    tags=["network", "mail"],
-    modes=MODES,
-)
-def smtp_open_relay(facts: FactSet) -> Iterator[Outcome]:
-    for ep, at in _endpoints(facts):
-        subject = f"{ep.source} {ep.shown}"
-        relay = ep.relay
-        expected = "RCPT TO an outside domain refused (5xx)"
-        if relay is None:
-            yield skipped(f"the relay test on {ep.shown} did not run: {ep.error or 'no session'}", at=at,
-                          subject=subject)
-        elif relay.open:
-            yield failed(f"{ep.shown} relays mail from anyone to anywhere", at=at, subject=subject,
-                         observed=f"RCPT TO:<probe@example.net> -> {relay.rcpt}", expected=expected)
-        elif relay.open is False:
-            yield passed(f"{ep.shown} refuses to relay", at=at, subject=subject,
-                         observed=f"RCPT TO:<probe@example.net> -> {relay.rcpt}", expected=expected)
-        elif relay.rcpt is not None:
-            yield warned(f"{ep.shown} deferred the outside recipient: {relay.note}", at=at, subject=subject,
-                         observed=f"RCPT TO:<probe@example.net> -> {relay.rcpt}", expected=expected)
-        else:
-            yield skipped(f"relaying could not be tried on {ep.shown}: {relay.note} ({relay.mail_from})", at=at,
-                          subject=subject)
-
-
-@check(
-    id="smtp.vrfy",
-    title="The SMTP relay does not answer VRFY",
-    component="smtp",
-    severity="low",
-    threats=["T-APP-INFO-LEAK"],
-    needs=["smtp_endpoint"],
-    rationale="""VRFY tells anyone which mailboxes exist: a list of addresses for phishing and for
-        guessing account names.""",
-    remediation=Remediation("Disable VRFY.", "disable_vrfy_command = yes"),
-    references=["https://www.postfix.org/postconf.5.html#disable_vrfy_command"],
-    tags=["network", "mail"],
-    modes=MODES,
-)
-def smtp_vrfy(facts: FactSet) -> Iterator[Outcome]:
-    for ep, at in _endpoints(facts):
-        subject = f"{ep.source} {ep.shown}"
-        if ep.vrfy is None:
-            yield skipped(f"VRFY was not tried on {ep.shown}: {ep.error or 'no session'}", at=at, subject=subject)
-        elif ep.vrfy_enabled:
-            yield failed(f"{ep.shown} answers VRFY", at=at, subject=subject,
-                         observed=f"VRFY postmaster -> {ep.vrfy}"[:200], expected="502 (VRFY disabled)")
-        else:
-            yield passed(f"{ep.shown} does not verify addresses", at=at, subject=subject,
-                         observed=f"VRFY postmaster -> {ep.vrfy}"[:200], expected="502 (VRFY disabled)")
-
-
-_SOFTWARE = re.compile(r"\b(postfix|exim|sendmail|qmail|opensmtpd|haraka|microsoft|exchange|hmailserver|mdaemon|"
-                       r"zimbra|courier|debian|ubuntu|centos|red ?hat|gnu|smtpd|mailenable|kerio|communigate)\b"
-                       r"|\b\d+\.\d+(\.\d+)*\b", re.IGNORECASE)
-
-
-def software_named(banner: str, host: str) -> list[str]:
-    """Words of a 220 banner that name the MTA, the OS or a version (the server's own name, the first
-    word, left out; so is the name the relay was reached by)."""
-    words = (banner[4:] if banner[:3].isdigit() else banner).split()[1:]
-    words = [w for w in words if w.lower().rstrip(".") != host.lower()]
-    return list(dict.fromkeys(m.group(0) for m in _SOFTWARE.finditer(" ".join(words))))
-
-
-@check(
-    id="smtp.banner",
-    title="The SMTP banner does not name the mail software or its version",
-    component="smtp",
-    severity="info",
-    threats=["T-APP-INFO-LEAK"],
-    needs=["smtp_endpoint"],
-    rationale="""The greeting is the first thing a scanner records: naming the MTA, the distribution or
-        a version tells an attacker which exploits to try. A host name and "ESMTP" are all a client
-        needs.""",
-    remediation=Remediation("Shorten the banner.", "smtpd_banner = $myhostname ESMTP"),
-    references=["https://www.postfix.org/postconf.5.html#smtpd_banner"],
-    tags=["network", "mail"],
-    modes=MODES,
-)
-def smtp_banner(facts: FactSet) -> Iterator[Outcome]:
-    for ep, at in _endpoints(facts):
-        subject = f"{ep.source} {ep.shown}"
-        if not ep.banner:
-            continue
-        named = software_named(ep.banner, ep.host)
-        if named:
-            yield failed(f"the banner of {ep.shown} names {', '.join(named)}", at=at, subject=subject,
-                         observed=ep.banner[:200], expected="<host name> ESMTP")
-        else:
-            yield passed("the banner names no software", at=at, subject=subject, observed=ep.banner[:200],
-                         expected="<host name> ESMTP")
