@@ -22,11 +22,10 @@ from mastoaudit.parsers.env import (
     EnvVar,
     MastodonEnv,
     is_local_host,
-    sample_reason,
-    strength,
     url_password,
     vapid_key_shape,
 )
+from mastoaudit.passwords import MIN_PASSWORD, judge_password, sample_reason, strength
 
 
 def _judge_key_material(env: MastodonEnv, key: str, min_length: int, what: str) -> Outcome:
@@ -253,7 +252,6 @@ def secrets_distinct(facts: FactSet) -> Iterator[Outcome]:
 
 PASSWORD_KEYS = ("DB_PASS", "REPLICA_DB_PASS", "REDIS_PASSWORD", "CACHE_REDIS_PASSWORD", "SIDEKIQ_REDIS_PASSWORD",
                  "ES_PASS", "SMTP_PASSWORD", "BULK_SMTP_PASSWORD", "AWS_SECRET_ACCESS_KEY")
-MIN_PASSWORD = 12
 
 
 def _is_password_key(key: str) -> bool:
@@ -289,20 +287,12 @@ def service_passwords(facts: FactSet) -> Iterator[Outcome]:
             if var.templated:
                 yield templated(env, var)
                 continue
-            found = strength(secret)
-            reason = sample_reason(secret)
-            if reason:
-                yield failed(f"{label} is {reason}", at=var_at(env, var), subject=label,
-                             observed=f"sample value ({found.describe()})", expected="a generated password")
-            elif found.length < MIN_PASSWORD:
-                yield failed(f"{label} is short: {found.length} characters", at=var_at(env, var), subject=label,
-                             observed=f"short ({found.describe()})", expected=f"{MIN_PASSWORD}+ random characters")
-            elif found.level == "low":
-                yield failed(f"{label} is guessable (repeated or patterned)", at=var_at(env, var), subject=label,
-                             observed=found.describe(), expected="a generated password")
-            else:
-                yield passed(f"{label} is long and random", at=var_at(env, var), subject=label,
-                             observed=found.describe(), expected=f"{MIN_PASSWORD}+ random characters")
+            verdict = judge_password(secret)
+            outcome = passed if verdict.ok else failed
+            expected = f"{MIN_PASSWORD}+ random characters" if verdict.problem in (None, "short") else \
+                "a generated password"
+            yield outcome(f"{label} is {verdict.why}", at=var_at(env, var), subject=label, observed=verdict.observed,
+                          expected=expected)
 
 
 # --- federation and access ------------------------------------------------------------------------

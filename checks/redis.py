@@ -39,6 +39,7 @@ from mastoaudit.parsers.env import (
     redis_endpoints,
 )
 from mastoaudit.parsers.redis import RedisConf
+from mastoaudit.passwords import MIN_PASSWORD, judge_password
 
 SECURITY_DOCS = "https://redis.io/docs/latest/operate/oss_and_stack/management/security/"
 ACL_DOCS = "https://redis.io/docs/latest/operate/oss_and_stack/management/security/acl/"
@@ -48,8 +49,6 @@ DANGEROUS = ("flushall", "flushdb", "config", "debug", "module")
 # Off by default since Redis 7 unless these directives say yes (or local).
 SWITCHED = {"debug": "enable-debug-command", "module": "enable-module-command"}
 NEEDED = ("eval", "evalsha", "script")  # Sidekiq's scheduler and sidekiq-unique-jobs
-SAMPLE_PASSWORDS = {"foobared", "password", "redis", "changeme", "secret", "mastodon"}
-MIN_PASSWORD = 16
 
 
 
@@ -145,15 +144,13 @@ def _password_outcome(conf: RedisConf, user: str, passwords: list[str], where: L
     if any(templating.is_templated(p, "config") for p in passwords):
         return skipped(f"the password of {who} is a template value", at=at, subject=f"user {user}",
                        observed="templated", expected=f"a random password of {MIN_PASSWORD}+ characters")
-    sample = [p for p in passwords if p.lower() in SAMPLE_PASSWORDS]
-    shortest = min(len(p) for p in passwords)
-    if sample:
-        return failed(f"{who} has a well-known sample password", at=at, subject=f"user {user}",
-                      observed="a sample value", expected=f"a random password of {MIN_PASSWORD}+ characters")
-    if shortest < MIN_PASSWORD:
-        return warned(f"the password of {who} is short: Redis answers many thousands of guesses a second", at=at,
-                      subject=f"user {user}", observed=f"{shortest} characters",
+    # The one password rule (mastoaudit/passwords.py), as for REDIS_PASSWORD in .env.production.
+    weakest = next((v for v in map(judge_password, passwords) if not v.ok), None)
+    if weakest is not None:
+        return failed(f"the password of {who} is {weakest.why}: Redis answers many thousands of guesses a second",
+                      at=at, subject=f"user {user}", observed=weakest.observed,
                       expected=f"a random password of {MIN_PASSWORD}+ characters")
+    shortest = min(len(p) for p in passwords)
     return passed(f"{who} needs a password", at=at, subject=f"user {user}",
                   observed=f"password of {shortest} characters", expected="a password")
 

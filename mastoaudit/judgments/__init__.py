@@ -5,5 +5,5 @@ components ask the same question of the same kind of fact (is this compose servi
 loopback? what answered on the scanned ports? is this .env value a template?), the answer lives here,
 in a module named after the fact it reads. What is not a judgment of a fact but a rule of its own
 lives in a module of its own: addresses.py (address scope, host:port), templating.py (templates),
-secrets.py (password strength).
+passwords.py (password strength).
 """
