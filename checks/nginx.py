@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
 from mastoaudit import kinds, templating
-from mastoaudit.addresses import reach
+from mastoaudit.addresses import reach, split_host_port
 from mastoaudit.checkdef import Remediation, check, failed, passed, skipped, warned
 from mastoaudit.facts import FactSet
 from mastoaudit.facts.http import ONE_YEAR, SIX_MONTHS, HttpSite, Observation, nosniff, parse_hsts, redirect_verdict
@@ -21,7 +21,7 @@ from mastoaudit.judgments.http import urls
 from mastoaudit.model import Location, Outcome, Status
 from mastoaudit.net import csp
 from mastoaudit.net.csp import escape
-from mastoaudit.parsers.nginx import Directive, NginxConfig, Server, split_hostport
+from mastoaudit.parsers.nginx import Directive, NginxConfig, Server
 
 NGINX_DOC = "https://nginx.org/en/docs/"
 MASTODON_INSTALL = "https://docs.joinmastodon.org/admin/install/"
@@ -928,7 +928,7 @@ def _judge_address(spec: str, where: Location, subject: str, scheme: str = "http
         return passed("a unix socket", at=where, subject=subject, observed=spec, expected="loopback")
     if templating.is_templated(spec, "nginx") or "$" in spec:
         return skipped("the address is templated or a variable: cannot be judged", at=where, subject=subject)
-    host, _ = split_hostport(spec)
+    host, _ = split_host_port(spec, strict=False)
     kind = reach(host)
     if kind == "loopback":
         return passed("the backend is on loopback", at=where, subject=subject, observed=spec, expected="loopback")

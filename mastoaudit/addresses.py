@@ -158,9 +158,15 @@ class AddressPolicy:
         return self.refusal(address, name) is None
 
 
-def split_host_port(text: str, default_port: int | None = None) -> tuple[str, int | None]:
+def split_host_port(text: str, default_port: int | None = None, *, strict: bool = True) -> tuple[str, int | None]:
     """'host', 'host:25', '[2001:db8::1]:25', '2001:db8::1' -> (host, port or default_port).
-    ValueError for an empty host or a port that is not 1-65535."""
+    ValueError for an empty host or a port that is not 1-65535; with strict=False, such text is
+    returned whole as the host (a config value to show as it is, not an address to connect to)."""
+    if not strict:
+        try:
+            return split_host_port(text, default_port)
+        except ValueError:
+            return text.strip(), default_port
     text = text.strip()
     port_text: str | None = None
     if text.startswith("["):

@@ -12,11 +12,12 @@ import time
 import pytest
 
 from mastoaudit import kinds
+from mastoaudit.addresses import is_public
 from mastoaudit.facts import FactSet
 from mastoaudit.net.dns import Resolver
 from mastoaudit.net.http import HttpClient, HttpError
 from mastoaudit.net.runner import Probe, ProbeFact, ProbeProblem, run_probes
-from mastoaudit.net.target import ScanTarget, is_public, parse_resolver
+from mastoaudit.net.target import ScanTarget, parse_resolver
 
 
 def _free_port() -> int:

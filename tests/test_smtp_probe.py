@@ -14,7 +14,6 @@ from mastoaudit_checks.smtp import software_named
 
 from mastoaudit.facts import FactSet
 from mastoaudit.net.target import ScanTarget
-from mastoaudit.probes.mail_dns import split_host_port
 from mastoaudit.probes.smtp import (
     FORBIDDEN_VERBS,
     MAX_LINE,
@@ -250,15 +249,3 @@ def test_implicit_tls_port(registry):
     ep = endpoint(port=465, mode="implicit", ehlo=[], starttls_offered=None, ehlo_tls=["AUTH PLAIN"])
     assert judge(registry, "smtp.starttls", ep)[0].status.value == "pass"
     assert judge(registry, "smtp.auth-cleartext", ep)[0].observed == "implicit TLS"
-
-
-@pytest.mark.parametrize("text, expected", [
-    ("mail.example.com", ("mail.example.com", None)),
-    ("mail.example.com:587", ("mail.example.com", 587)),
-    ("[2001:db8::25]:465", ("2001:db8::25", 465)),
-    ("2001:db8::25", ("2001:db8::25", None)),
-    ("mail.example.com:99999", ("mail.example.com:99999", None)),
-    ("mail.example.com:smtp", ("mail.example.com:smtp", None)),
-])
-def test_relay_names_with_ports(text, expected):
-    assert split_host_port(text) == expected

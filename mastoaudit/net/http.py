@@ -16,8 +16,9 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
+from ..addresses import is_public
 from .dns import Resolver
-from .target import ScanTarget, is_public
+from .target import ScanTarget
 
 MAX_BODY_BYTES = 512 * 1024
 MAX_REDIRECTS = 5

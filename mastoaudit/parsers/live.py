@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..addresses import is_loopback
+from ..addresses import is_loopback, split_host_port
 from ..model import Location
 from .base import ParseError
 
@@ -45,15 +45,17 @@ def parse_listening(host: str, text: str) -> ListeningSockets:
             continue
         if len(parts) < 5 or parts[0] not in ("tcp", "udp"):
             raise ParseError(f"unexpected ss output: {line[:80]!r}", number)
-        local = parts[4]
-        address, _, port = local.rpartition(":")
-        address = address.strip("[]").split("%", 1)[0]
-        if not port.isdigit():
+        try:
+            address, port = split_host_port(parts[4])
+        except ValueError:
             continue  # "*" ports: nothing to judge
+        address = address.split("%", 1)[0]
+        if port is None:
+            continue
         if parts[0] == "tcp" and parts[1] != "LISTEN":
             continue
         match = _PROCESS_IN_SS.search(line)
-        sockets.append(Socket(parts[0], address or "*", int(port), match.group(1) if match else ""))
+        sockets.append(Socket(parts[0], address or "*", port, match.group(1) if match else ""))
     return ListeningSockets(host, sockets)
 
 

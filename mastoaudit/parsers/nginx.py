@@ -10,7 +10,6 @@ and which location serves a URI.
 
 from __future__ import annotations
 
-import ipaddress
 import posixpath
 import re
 import tempfile
@@ -23,7 +22,7 @@ from crossplane.analyzer import analyze, enter_block_ctx
 from crossplane.errors import NgxParserBaseException, NgxParserDirectiveError
 
 from .. import templating
-from ..addresses import is_loopback
+from ..addresses import is_loopback, parse_ip, split_host_port
 from ..facts import FactSet
 from ..model import Location, Status
 from .base import ConfigFact, FileProvider, ParseError, SourceFile
@@ -305,16 +304,10 @@ def _listen(d: Directive) -> Listen:
     default = "default_server" in params or "default" in params
     if spec.startswith("unix:"):
         return Listen(spec, None, ssl, default, d)
-    if spec.startswith("["):
-        addr, _, rest = spec[1:].partition("]")
-        port = rest.lstrip(":")
-        return Listen(addr, int(port) if port.isdigit() else 80, ssl, default, d)
     if spec.isdigit():
         return Listen(None, int(spec), ssl, default, d)
-    addr, _, port = spec.rpartition(":")
-    if not addr:
-        return Listen(None if spec == "*" else spec, 80, ssl, default, d)
-    return Listen(None if addr == "*" else addr, int(port) if port.isdigit() else 80, ssl, default, d)
+    addr, port = split_host_port(spec, 80, strict=False)
+    return Listen(None if addr == "*" else addr, port, ssl, default, d)
 
 
 def classify_target(d: Directive, upstreams: dict[str, Directive]) -> ProxyTarget:
@@ -328,29 +321,15 @@ def classify_target(d: Directive, upstreams: dict[str, Directive]) -> ProxyTarge
     hostport = re.split(r"[/?]", rest, maxsplit=1)[0]
     if "$" in hostport:
         return ProxyTarget(raw, scheme, hostport, None, "variable", d)
-    host, port = split_hostport(hostport)
+    host, port = split_host_port(hostport, strict=False)
     if host in upstreams:
         return ProxyTarget(raw, scheme, host, port, "upstream", d, upstreams[host])
     return ProxyTarget(raw, scheme, host, port, host_kind(host), d)
 
 
-def split_hostport(text: str) -> tuple[str, int | None]:
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest.lstrip(":")
-        return host, int(port) if port.isdigit() else None
-    if text.count(":") == 1:
-        host, _, port = text.partition(":")
-        return host, int(port) if port.isdigit() else None
-    return text, None
-
-
 def host_kind(host: str) -> str:
-    try:
-        ipaddress.ip_address(host)
+    if parse_ip(host) is not None:
         return "ip"
-    except ValueError:
-        pass
     if host.lower() == "localhost":
         return "localhost"
     return "hostname" if "." in host else "service"

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
@@ -31,6 +29,7 @@ from ..facts.mail import (
 )
 from ..net.dns import Answer
 from ..net.http import HttpError
+from ..net.relays import Relay, mx_hosts, smtp_relays
 from ..net.runner import ProbeContext, ProbeFact, ProbeProblem, probe
 from ..net.spf import SpfEvaluator
 from ..net.target import ScanTarget
@@ -281,80 +280,8 @@ def _spf_records(answer: Answer) -> list[str]:
     return [r for r in answer.records if r[:7].lower() in ("v=spf1", "v=spf1 ")]
 
 
-def mx_hosts(ctx: ProbeContext, domain: str) -> list[str]:
-    """The domain's MX host names, by preference (the null MX '.' left out)."""
-    found = []
-    for text in ctx.resolver.query(domain, "MX").records:
-        parts = text.split()
-        if len(parts) == 2 and parts[0].isdigit() and parts[1] not in (".", ""):
-            found.append((int(parts[0]), parts[1].rstrip(".").lower()))
-    return [h for _, h in sorted(set(found))]
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-@dataclass(frozen=True)
-class Relay:
-    name: str  # as configured (SMTP_SERVER, --smtp-host) or published (MX)
-    address: str  # where it is reached from outside
-    port: int | None = None  # when the configuration names one
-
-
-def split_host_port(text: str) -> tuple[str, int | None]:
-    """'host', 'host:port', '[v6]:port' or a bare address; a port that is not one is left in the name."""
-    text = text.strip()
-    if text.startswith("[") and "]" in text:
-        host, _, rest = text[1:].partition("]")
-        port = rest.lstrip(":")
-        return host, int(port) if port.isdigit() and 0 < int(port) < 65536 else None
-    if text.count(":") == 1:
-        host, _, port = text.partition(":")
-        if port.isdigit() and 0 < int(port) < 65536:
-            return host, int(port)
-    return text, None
-
-
-def relay_hosts(target: ScanTarget, ctx: ProbeContext) -> tuple[list[Relay], str]:
-    """Each SMTP relay to judge, and where they came from.
-
-    The configured relay (SMTP_SERVER) when known, else the MX hosts. A relay on loopback
-    ("localhost", as Mastodon's own host often runs it) is reached from outside at the web host's
-    addresses: those are what the world sees."""
-    if target.smtp_hosts:
-        named, source = [split_host_port(h) for h in target.smtp_hosts], "SMTP relay"
-    else:
-        hosts = dict.fromkeys(h for d in target.mail_domains for h in mx_hosts(ctx, d))
-        named, source = [(h, None) for h in hosts], "MX"
-    own = target.own_addresses()
-    out: list[Relay] = []
-    for name, port in named:
-        if _is_ip(name):
-            addresses = [name]
-        elif name.lower() == "localhost":
-            addresses = []
-        else:
-            addresses = ctx.resolver.addresses(name)
-        outside = []
-        for address in addresses or list(target.addresses):
-            try:
-                ip = ipaddress.ip_address(address.split("%", 1)[0])
-            except ValueError:
-                continue  # not an address: nothing to connect to
-            if (ip.is_loopback or ip.is_unspecified) and address not in own:
-                outside += list(target.addresses)
-            else:
-                outside.append(address)
-        out += [Relay(name, a, port) for a in dict.fromkeys(outside)]
-    return list(dict.fromkeys(out)), source
-
-
 def collect_spf(ctx: ProbeContext, domain: str, relays: list[Relay], source: str) -> list[Item]:
+    """The domain's SPF, evaluated for each relay the mail leaves from (mastoaudit/net/relays.py)."""
     evaluator = SpfEvaluator(ctx.resolver.query, budget=SPF_BUDGET)
     analysis = evaluator.analyze(domain)
     fact = SpfFact(domain, analysis, relay_source=source)
@@ -433,7 +360,7 @@ def collect_mta_sts(ctx: ProbeContext, domain: str) -> list[Item]:
         fact.record_error = f"{len(fact.records)} v=STSv1 records (exactly one allowed)"
     else:
         _, fact.record_error = parse_sts_record(fact.records[0])
-    fact.mx_hosts = mx_hosts(ctx, domain)
+    fact.mx_hosts = mx_hosts(ctx.resolver, domain)
     try:
         # RFC 8461 §3.3: no redirects; the certificate must be valid for mta-sts.<domain>.
         response = ctx.http.get(fact.policy_url, follow=False, max_body=MAX_POLICY_BYTES)
@@ -518,7 +445,7 @@ def mail_dns(target: ScanTarget, ctx: ProbeContext) -> Iterable[Item]:
     domains = _mail_domains(target)
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="mail-dns") as pool, \
             ThreadPoolExecutor(max_workers=8, thread_name_prefix="dkim") as dkim_pool:
-        relays_future = pool.submit(relay_hosts, target, ctx)
+        relays_future = pool.submit(smtp_relays, target, ctx.resolver)
         futures = []
         for domain in domains:
             futures += [pool.submit(_guarded, collect_dkim, ctx, target, domain, dkim_pool),
@@ -526,7 +453,8 @@ def mail_dns(target: ScanTarget, ctx: ProbeContext) -> Iterable[Item]:
                         pool.submit(_guarded, collect_mta_sts, ctx, domain),
                         pool.submit(_guarded, collect_tlsrpt, ctx, domain)]
         try:
-            relays, source = relays_future.result()
+            plan = relays_future.result()
+            relays, source = plan.relays, plan.source
         except Exception as exc:  # SPF is still judged, only the relay coverage is lost
             relays, source = [], "MX"
             yield ProbeProblem("network", f"the SMTP relays could not be found: {type(exc).__name__}: "

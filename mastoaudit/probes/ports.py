@@ -23,9 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from ..addresses import is_public
 from ..facts.ports import PortResult, PortScan
 from ..net.runner import ProbeContext, ProbeFact, ProbeProblem, probe
-from ..net.target import ScanTarget, is_public
+from ..net.target import ScanTarget
 from ..net.text import clean, excerpt
 
 READ_LIMIT = 4096  # bytes read from any one answer (HTTP: HTTP_LIMIT)

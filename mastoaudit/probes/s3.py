@@ -26,10 +26,11 @@ from html import unescape
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from ..addresses import is_public
 from ..facts.s3 import MAX_POLICY, Attempt, S3Fact, cors_write_methods
 from ..net.http import HttpError
 from ..net.runner import ProbeContext, ProbeFact, probe
-from ..net.target import S3Settings, ScanTarget, is_public
+from ..net.target import S3Settings, ScanTarget
 from ..net.text import excerpt
 
 PROBE_PREFIX = "mastoaudit-probe/"

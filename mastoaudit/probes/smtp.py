@@ -20,9 +20,10 @@ from dataclasses import dataclass
 
 from ..facts.smtp import RelayTest, SmtpEndpoint, TlsInfo
 from ..model import Status
+from ..net.relays import smtp_relays
 from ..net.runner import ProbeContext, ProbeFact, ProbeProblem, probe
 from ..net.target import ScanTarget
-from .mail_dns import excerpt, relay_hosts
+from ..net.text import excerpt
 
 PORTS = ((25, "starttls"), (587, "starttls"), (465, "implicit"))
 EHLO_NAME = "mastoaudit.invalid"
@@ -326,11 +327,15 @@ def probe_endpoint(ep: SmtpEndpoint, target: ScanTarget) -> SmtpEndpoint:
 
 @probe("smtp", timeout=40, description="the SMTP relay: STARTTLS, certificate, AUTH in clear, VRFY, open relay")
 def smtp(target: ScanTarget, ctx: ProbeContext) -> Iterable[ProbeFact | ProbeProblem]:
-    relays, source = relay_hosts(target, ctx)
+    plan = smtp_relays(target, ctx.resolver)  # which relays: decided once, for every probe
+    for message, where, status in plan.problems:
+        yield ProbeProblem("smtp_endpoint", message, where=where, status=status)
+    relays, source = plan.relays, plan.source
     if not relays:
-        yield ProbeProblem("smtp_endpoint", f"no SMTP relay to probe: no --smtp-host and no MX host of "
-                           f"{', '.join(target.mail_domains) or target.local_domain} resolves",
-                           where=target.local_domain, status=Status.WARN)
+        if source == "MX":
+            yield ProbeProblem("smtp_endpoint", f"no SMTP relay to probe: no --smtp-host and no MX host of "
+                               f"{', '.join(target.mail_domains) or target.local_domain} resolves",
+                               where=target.local_domain, status=Status.WARN)
         return
     endpoints = [SmtpEndpoint(r.name, r.address, port, mode, source) for r in relays for port, mode in PORTS
                  if r.port in (None, port)]
@@ -338,13 +343,13 @@ def smtp(target: ScanTarget, ctx: ProbeContext) -> Iterable[ProbeFact | ProbePro
                   if r.port is not None and r.port not in dict(PORTS)]
     with ThreadPoolExecutor(max_workers=min(12, len(endpoints)), thread_name_prefix="smtp") as pool:
         done = list(pool.map(lambda ep: probe_endpoint(ep, target), endpoints))
-    for host, address in dict.fromkeys((r.name, r.address) for r in relays):
-        mine = [ep for ep in done if ep.host == host and ep.address == address]
-        if not any(ep.open for ep in mine):
+    for relay in dict.fromkeys(relays):
+        mine = [ep for ep in done if ep.host == relay.name and ep.address == relay.address]
+        if not any(ep.open for ep in mine) and relay.on_app_host is None:  # the app host's own: closed is right
             errors = "; ".join(ep.error for ep in mine if ep.error) or "connection refused"
             ports = ", ".join(str(ep.port) for ep in mine)
-            yield ProbeProblem("smtp_endpoint", f"no SMTP port ({ports}) answers on {host} ({address}): {errors}",
-                               where=f"{host}:{mine[0].port if mine else 25}", status=Status.WARN)
+            yield ProbeProblem("smtp_endpoint", f"no SMTP port ({ports}) answers on {relay.name} ({relay.address}): "
+                               f"{errors}", where=f"{relay.name}:{mine[0].port if mine else 25}", status=Status.WARN)
     for ep in done:
         if ep.open:
             yield ProbeFact("smtp_endpoint", ep)

@@ -26,10 +26,11 @@ from typing import BinaryIO
 
 from ..facts.tls import POSTGRES_STARTTLS, SMTP_STARTTLS, SMTPS, TlsEndpoint, TlsScanSummary
 from ..model import Status
+from ..net.relays import smtp_relays
 from ..net.runner import ProbeContext, ProbeFact, ProbeProblem, probe
 from ..net.target import ScanTarget
 from ..net.text import excerpt
-from .tls_endpoints import Candidate, ExchangeError, postgres_candidates, smtp_candidates, smtp_hosts, web_candidates
+from .tls_endpoints import Candidate, postgres_candidates, smtp_candidates, web_candidates
 from .tls_sslyze import EHLO_NAME, endpoint_from_result, error_text, load_profile, run_scanner, scan_request
 
 BUDGET_S = 30.0  # the whole probe; the runner's limit is a little longer
@@ -38,6 +39,10 @@ MAX_LINE_BYTES = 1024
 
 
 # --- small protocol exchanges (hostile input: bounded, never raising past their callers) ----------
+
+
+class ExchangeError(Exception):
+    """The peer's answer was not what the protocol says (the message holds an escaped excerpt)."""
 
 
 def read_smtp_reply(stream: BinaryIO) -> tuple[int, list[str]]:
@@ -153,9 +158,10 @@ def tls_probe(target: ScanTarget, ctx: ProbeContext) -> Iterator[ProbeFact | Pro
     deadline = started + BUDGET_S
     problems: list[ProbeProblem] = []
     notes: list[str] = []
-    relays = smtp_hosts(target, ctx, problems, notes)
-    candidates = web_candidates(target, ctx, {h for h, _, _ in relays}, problems, notes)
-    candidates += smtp_candidates(target, ctx, relays, problems, notes)
+    relays = smtp_relays(target, ctx.resolver)
+    notes += relays.notes + [message for message, _, _ in relays.problems]  # the smtp probe reports them
+    candidates = web_candidates(target, ctx, set(relays.names()), problems, notes)
+    candidates += smtp_candidates(relays)
     postgres = postgres_candidates(target)
     candidates += postgres
     yield from problems
@@ -171,9 +177,14 @@ def tls_probe(target: ScanTarget, ctx: ProbeContext) -> Iterator[ProbeFact | Pro
             yield ProbeProblem("tls_endpoint", f"{c.where} does not answer (TCP connect to {c.address} failed)",
                                c.where)
     smtp_answered = {c.host for c in reachable if c.kind in (SMTP_STARTTLS, SMTPS)}
-    for host in dict.fromkeys(c.host for c in closed if c.kind in (SMTP_STARTTLS, SMTPS)):
-        if host not in smtp_answered:
-            yield ProbeProblem("tls_endpoint", f"SMTP relay {host} answers on none of 25, 587, 465", host)
+    for c in {c.host: c for c in closed if c.kind in (SMTP_STARTTLS, SMTPS)}.values():
+        if c.host in smtp_answered:
+            continue
+        if c.may_be_closed:
+            notes.append(f"the app host's own SMTP relay answers on none of 25, 587, 465 at {c.address}: "
+                         "not reachable from outside")
+        else:
+            yield ProbeProblem("tls_endpoint", f"SMTP relay {c.host} answers on none of 25, 587, 465", c.host)
     to_scan: list[Candidate] = []
     for c, outcome in zip(reachable, pre, strict=True):
         if outcome is None:

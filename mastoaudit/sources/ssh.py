@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .. import kinds
+from ..addresses import split_host_port
 from ..facts import FactSet, HostInfo
 from ..facts.mastodon import MastodonVersion
 from ..inventory import Host, Inventory
@@ -292,6 +293,5 @@ def _jump(inventory: Inventory, jump: str | None) -> dict | None:
         return {"address": other.address, "port": other.ssh.port, "user": other.ssh.user, "key": other.ssh.key,
                 "known_hosts": other.ssh.known_hosts, "tofu": other.ssh.trust_on_first_use}
     user, _, hostport = jump.rpartition("@")
-    host, _, port = hostport.partition(":")
-    return {"address": host, "port": int(port) if port.isdigit() else 22, "user": user or None, "key": None,
-            "known_hosts": None, "tofu": False}
+    host, port = split_host_port(hostport, 22, strict=False)
+    return {"address": host, "port": port, "user": user or None, "key": None, "known_hosts": None, "tofu": False}
