@@ -22,6 +22,7 @@ from .reporting.document import build_document
 from .reporting.output import write_reports
 from .selection import SELECTOR_HELP, Selection
 from .sources.local import InputError, collect_tree
+from .targets import ScanOptions, TargetError, audit_network, scan_target, select_probes, with_addresses
 
 
 class UsageError(Exception):
@@ -73,66 +74,15 @@ def _add_network_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--probe", action="append", metavar="NAME", help="run only these probes (see checks list)")
 
 
-def _scan_target(args: argparse.Namespace, name: str, local_domain: str, web_domain: str):
-    import ipaddress
-
-    from .net.target import SENSITIVE_PORTS, S3Settings, ScanTarget, parse_resolver
-
-    def address(text: str, what: str) -> str:
-        try:
-            return str(ipaddress.ip_address(text))
-        except ValueError:
-            raise UsageError(f"{what}: not an IP address: {text!r}") from None
-
-    hosts = {}
-    for item in args.resolve:
-        host, sep, ip = item.partition("=")
-        if not sep or not host:
-            raise UsageError(f"--resolve {item!r}: expected NAME=IP")
-        hosts[host.lower()] = address(ip, "--resolve")
-    resolver = None
-    if args.resolver:
-        try:
-            resolver = parse_resolver(args.resolver)
-        except ValueError as exc:
-            raise UsageError(f"--resolver {args.resolver!r}: expected IP or IP:PORT ({exc})") from None
-    ports = list(SENSITIVE_PORTS)
-    if args.ports:
-        for item in args.ports.split(","):
-            if not item.strip().isdigit() or not 0 < int(item) < 65536:
-                raise UsageError(f"--ports: not a port number: {item!r}")
-            ports.append(int(item))
-    if args.ca_bundle and not Path(args.ca_bundle).is_file():
-        raise UsageError(f"--ca-bundle {args.ca_bundle}: no such file")
-    s3 = None
-    if args.s3_endpoint or args.s3_bucket:
-        if not (args.s3_endpoint and args.s3_bucket):
-            raise UsageError("--s3-endpoint and --s3-bucket go together")
-        s3 = S3Settings(args.s3_endpoint, args.s3_bucket, args.s3_region, args.s3_permission, args.media_host,
-                        args.s3_public_object, args.s3_signed)
-    if not 0 < args.timeout <= 60:
-        raise UsageError("--timeout: between 0 and 60 seconds")
-    return ScanTarget(
-        name=name, local_domain=local_domain, web_domain=web_domain,
-        addresses=tuple(address(a, "--address") for a in args.address), hosts=hosts, resolver=resolver,
-        ca_bundle=args.ca_bundle, ports=tuple(dict.fromkeys(ports)), smtp_hosts=tuple(args.smtp_host),
-        mail_domains=tuple(dict.fromkeys([*args.mail_domain, local_domain])),
-        dkim_selectors=tuple(args.dkim_selector) or ScanTarget.__dataclass_fields__["dkim_selectors"].default,
-        media_host=args.media_host, s3=s3, tls_profile=args.tls_profile, timeout=args.timeout,
+def _scan_options(args: argparse.Namespace) -> ScanOptions:
+    return ScanOptions(
+        domain=args.domain, web_domain=args.web_domain, addresses=args.address, resolve=args.resolve,
+        resolver=args.resolver, ca_bundle=args.ca_bundle, ports=args.ports, smtp_hosts=args.smtp_host,
+        mail_domains=args.mail_domain, dkim_selectors=args.dkim_selector, media_host=args.media_host,
+        s3_endpoint=args.s3_endpoint, s3_bucket=args.s3_bucket, s3_region=args.s3_region,
+        s3_permission=args.s3_permission, s3_public_object=args.s3_public_object, s3_signed=args.s3_signed,
+        tls_profile=args.tls_profile, timeout=args.timeout, probes=args.probe or (),
     )
-
-
-def _probes(args: argparse.Namespace):
-    from .net.runner import all_probes
-
-    probes = all_probes()
-    if args.probe:
-        names = {p.name for p in probes}
-        unknown = [n for n in args.probe if n not in names]
-        if unknown:
-            raise UsageError(f"--probe: unknown {', '.join(unknown)} (one of: {', '.join(sorted(names))})")
-        probes = [p for p in probes if p.name in args.probe]
-    return probes
 
 
 def _add_check_sources(g) -> None:
@@ -334,66 +284,40 @@ def cmd_audit(args: argparse.Namespace) -> int:
         print(f"auditing {len(inventory.hosts)} host(s) of {inventory.web_domain} over SSH", file=sys.stderr)
     targets = collection.finish(progress)
     if not args.no_network and inventory.network.enabled:
-        _audit_network(inventory, targets, progress)
+        try:
+            network = audit_network(inventory, targets)
+        except TargetError as exc:
+            raise UsageError(str(exc)) from None
+        if network is not None:
+            from .sources.network import collect_network
+
+            home, target = network
+            progress(home.target, "probing from the network")
+            collect_network(target, facts=home)
+            progress(home.target, "network probes done")
     result = run("audit", registry, selection, targets, args.began)
     return _finish(args, result, "mastoaudit-audit")
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from .net.dns import Resolver
     from .sources.network import collect_network
 
     _fail_on(args.fail_on)
     selection = _selection(args)
-    domain = args.domain.strip().rstrip(".").lower()
-    if not domain or " " in domain or "/" in domain:
-        raise UsageError(f"not a domain: {args.domain!r}")
-    target = _scan_target(args, domain, domain, (args.web_domain or domain).lower())
-    probes = _probes(args)
+    options = _scan_options(args)
+    try:
+        target = scan_target(options)
+        probes = select_probes(options.probes)
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
     registry = _registry(args)
-    if not target.addresses:
-        found = Resolver(target).addresses(target.web_domain)
-        if not found:
-            raise UsageError(f"{target.web_domain} does not resolve (use --address or --resolver)")
-        target = replace(target, addresses=tuple(found[:4]))
+    try:
+        target = with_addresses(target)
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
     facts = collect_network(target, probes=probes)
     result = run("scan", registry, selection, [facts], args.began)
     return _finish(args, result, "mastoaudit-scan")
-
-
-def _audit_network(inventory, targets: list, progress) -> None:
-    """The network half of an audit: probe the instance from here, as an outsider would, with what
-    the web host's .env.production says (S3 bucket, SMTP relay, secure mode) as expectations.
-    Its facts join the first web host's, so its findings are reported there."""
-    from .net.target import ScanTarget, parse_resolver
-    from .sources.network import collect_network, with_env
-
-    web_hosts = [h for h in inventory.hosts if "web" in h.roles]
-    if not web_hosts:
-        return
-    facts_by_name = {f.target: f for f in targets}
-    home = facts_by_name[web_hosts[0].name]
-    net = inventory.network
-    try:
-        resolver = parse_resolver(net.resolver) if net.resolver else None
-    except ValueError as exc:
-        raise UsageError(f"{inventory.source}: network.resolver: {exc}") from None
-    defaults = ScanTarget.__dataclass_fields__["dkim_selectors"].default
-    target = ScanTarget(
-        name=home.target, local_domain=inventory.local_domain, web_domain=inventory.web_domain,
-        addresses=tuple(h.address for h in web_hosts), hosts=dict(net.resolve), resolver=resolver,
-        ca_bundle=net.ca_bundle, scan_addresses=tuple(h.address for h in inventory.hosts),
-        ports=tuple(dict.fromkeys([*ScanTarget.__dataclass_fields__["ports"].default, *net.ports])),
-        mail_domains=(inventory.local_domain,), dkim_selectors=net.dkim_selectors or defaults,
-        tls_profile=net.tls_profile, timeout=net.timeout,
-    )
-    env = next((f.first("mastodon_env") for f in targets if f.has("mastodon_env")), None)
-    target = with_env(target, env)
-    progress(home.target, "probing from the network")
-    collect_network(target, facts=home)
-    progress(home.target, "network probes done")
 
 
 def cmd_diff(args: argparse.Namespace) -> int:

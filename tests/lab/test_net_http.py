@@ -22,7 +22,8 @@ from mastoaudit.parsers.base import SourceFile
 from mastoaudit.parsers.env import parse_mastodon_env
 from mastoaudit.registry import default_registry
 from mastoaudit.selection import Selection
-from mastoaudit.sources.network import collect_network, with_env
+from mastoaudit.sources.network import collect_network
+from mastoaudit.targets import with_env
 
 pytestmark = pytest.mark.lab
 
