@@ -19,9 +19,7 @@ from mastoaudit.facts import FactSet
 from mastoaudit.facts.http import PRIVATE_REFERRER, Observation, frame_options, referrer_policy
 from mastoaudit.judgments.compose import (
     APP_LOOPBACK,
-    COMPOSE_PORTS,
-    DOCKER_UFW,
-    MASTODON_COMPOSE,
+    PUBLISHED_PORT_REFERENCES,
     publish_outcomes,
     service_subject,
 )
@@ -100,7 +98,7 @@ def mastodon_version(facts: FactSet) -> Iterator[Outcome]:
         limits. Mastodon's compose file publishes it on 127.0.0.1:3000 for the proxy on the host;
         `3000:3000` publishes it on every interface, around the proxy and ahead of the firewall.""",
     remediation=Remediation("Publish the web port on loopback only.", "    ports:\n      - '127.0.0.1:3000:3000'"),
-    references=[COMPOSE_PORTS, DOCKER_UFW, MASTODON_COMPOSE],
+    references=PUBLISHED_PORT_REFERENCES,
     tags=["docker", "network"],
 )
 def web_published(facts: FactSet) -> Iterator[Outcome]:
@@ -154,6 +152,18 @@ def image_pinned(facts: FactSet) -> Iterator[Outcome]:
 # --- what browsers are told (probe: http-headers) -----------------------------------------------------
 
 
+def _pages(facts: FactSet, none: str) -> tuple[list[list[Observation]], list[Outcome]]:
+    """The app's pages that answered, home first, per site; a skip (saying `none`) for a site without any."""
+    found, skips = [], []
+    for site in facts.all(kinds.HTTP_SITE):
+        pages = site.pages()
+        if pages:
+            found.append(pages)
+        else:
+            skips.append(skipped(none, at=Location(f"https://{site.web_domain}/")))
+    return found, skips
+
+
 @check(
     id="http.csp",
     title="The app's Content-Security-Policy is as strict as Mastodon's own",
@@ -173,12 +183,9 @@ def image_pinned(facts: FactSet) -> Iterator[Outcome]:
     tags=["network", "headers", "xss"],
 )
 def app_csp(facts: FactSet) -> Iterator[Outcome]:
-    for site in facts.all(kinds.HTTP_SITE):
-        pages = site.pages()
-        if not pages:
-            yield skipped("the home page did not answer", at=Location(f"https://{site.web_domain}/"))
-            continue
-        home = pages[0]
+    found, skips = _pages(facts, "the home page did not answer")
+    yield from skips
+    for home, *_others in found:
         values = home.header_all("content-security-policy")
         policies = csp.parse_header_values(values)
         if not policies and home.header_all("content-security-policy-report-only"):
@@ -224,11 +231,9 @@ def _frame_protection(obs: Observation) -> tuple[bool, str]:
     tags=["network", "headers"],
 )
 def frame_options_header(facts: FactSet) -> Iterator[Outcome]:
-    for site in facts.all(kinds.HTTP_SITE):
-        pages = site.pages()
-        if not pages:
-            yield skipped("no page of the app answered", at=Location(f"https://{site.web_domain}/"))
-            continue
+    found, skips = _pages(facts, "no page of the app answered")
+    yield from skips
+    for pages in found:
         verdicts = [(o, *_frame_protection(o)) for o in pages]
         open_pages = [(o, shown) for o, ok, shown in verdicts if not ok]
         if open_pages:
@@ -258,11 +263,9 @@ def frame_options_header(facts: FactSet) -> Iterator[Outcome]:
     tags=["network", "headers", "privacy"],
 )
 def referrer(facts: FactSet) -> Iterator[Outcome]:
-    for site in facts.all(kinds.HTTP_SITE):
-        pages = site.pages()
-        if not pages:
-            yield skipped("no page of the app answered", at=Location(f"https://{site.web_domain}/"))
-            continue
+    found, skips = _pages(facts, "no page of the app answered")
+    yield from skips
+    for pages in found:
         expected = "same-origin (or no-referrer, strict-origin, strict-origin-when-cross-origin)"
         for obs in pages[:1]:
             values = obs.header_all("referrer-policy")
@@ -306,12 +309,9 @@ _POWERFUL = ("camera", "microphone", "geolocation", "payment", "usb", "serial", 
     tags=["network", "headers"],
 )
 def permissions_policy(facts: FactSet) -> Iterator[Outcome]:
-    for site in facts.all(kinds.HTTP_SITE):
-        pages = site.pages()
-        if not pages:
-            yield skipped("no page of the app answered", at=Location(f"https://{site.web_domain}/"))
-            continue
-        obs = pages[0]
+    found, skips = _pages(facts, "no page of the app answered")
+    yield from skips
+    for obs, *_others in found:
         values = obs.header_all("permissions-policy")
         if not values:
             yield passed("no Permissions-Policy (optional; Mastodon sends none)", at=obs.at(),

@@ -18,22 +18,18 @@ from mastoaudit.checkdef import Remediation, check, failed, passed, skipped, war
 from mastoaudit.facts import FactSet
 from mastoaudit.facts.ports import where
 from mastoaudit.judgments.compose import (
-    COMPOSE_PORTS,
-    DOCKER_UFW,
-    MASTODON_COMPOSE,
+    PUBLISHED_PORT_REFERENCES,
     backend_publish,
     service_reach,
     service_subject,
     unauthenticated,
 )
-from mastoaudit.judgments.env import CONFIG_DOCS, feature, templated, var_at
+from mastoaudit.judgments.env import CONFIG_DOCS, Switch, templated, var_at, where_used
 from mastoaudit.judgments.ports import per_service
 from mastoaudit.model import Location, Outcome
 from mastoaudit.parsers.compose import ComposeService
 from mastoaudit.parsers.elasticsearch import ElasticsearchConf, EsSetting
 from mastoaudit.parsers.env import (
-    EnvVar,
-    MastodonEnv,
     elasticsearch_endpoint,
 )
 
@@ -210,8 +206,7 @@ def http_tls(facts: FactSet) -> Iterator[Outcome]:
 # --- how Mastodon connects (.env.production) ----------------------------------------------------------
 
 
-def _search(env: MastodonEnv) -> tuple[EnvVar | None, str | None]:
-    return feature(env, "ES_ENABLED", "full-text search is not enabled (ES_ENABLED)")
+SEARCH = Switch("ES_ENABLED", "full-text search is not enabled (ES_ENABLED)")
 
 
 @check(
@@ -230,11 +225,9 @@ def _search(env: MastodonEnv) -> tuple[EnvVar | None, str | None]:
     tags=["search", "credentials"],
 )
 def elasticsearch_auth(facts: FactSet) -> Iterator[Outcome]:
-    for env in facts.all(kinds.MASTODON_ENV):
-        enabled, why_not = _search(env)
-        if why_not:
-            yield skipped(why_not, at=var_at(env, enabled), observed="not enabled")
-            continue
+    used, skips = where_used(facts, SEARCH, "not enabled")
+    yield from skips
+    for env, enabled in used:
         endpoint = elasticsearch_endpoint(env)
         if endpoint.templated or endpoint.password_templated:
             yield templated(env, endpoint.password_templated or endpoint.origin)
@@ -265,11 +258,9 @@ def elasticsearch_auth(facts: FactSet) -> Iterator[Outcome]:
     tags=["search", "tls"],
 )
 def elasticsearch_tls(facts: FactSet) -> Iterator[Outcome]:
-    for env in facts.all(kinds.MASTODON_ENV):
-        enabled, why_not = _search(env)
-        if why_not:
-            yield skipped(why_not, at=var_at(env, enabled), observed="not enabled")
-            continue
+    used, skips = where_used(facts, SEARCH, "not enabled")
+    yield from skips
+    for env, enabled in used:
         endpoint = elasticsearch_endpoint(env)
         where = var_at(env, endpoint.origin or enabled)
         shown = f"{endpoint.scheme or 'http'}://{endpoint.host}"
@@ -301,7 +292,7 @@ def elasticsearch_tls(facts: FactSet) -> Iterator[Outcome]:
         published on every interface puts the API on the host's public address.""",
     remediation=Remediation("Remove the ports of the search service, or bind them to 127.0.0.1.",
                             "    ports:\n      - '127.0.0.1:9200:9200'"),
-    references=[COMPOSE_PORTS, DOCKER_UFW, MASTODON_COMPOSE],
+    references=PUBLISHED_PORT_REFERENCES,
     tags=["docker", "network"],
 )
 def es_published(facts: FactSet) -> Iterator[Outcome]:

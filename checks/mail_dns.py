@@ -5,7 +5,7 @@ DNSSEC of the web and mail domains (T-MAIL-SPOOFING). Facts from mastoaudit/prob
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from mastoaudit import kinds
 from mastoaudit.checkdef import Remediation, check, errored, failed, passed, skipped, warned
@@ -21,6 +21,17 @@ RFC7208 = "https://www.rfc-editor.org/rfc/rfc7208"
 def _dmarc_policy(facts: FactSet, domain: str) -> str | None:
     fact = next((f for f in facts.all(kinds.MAIL_DMARC) if f.domain == domain), None)
     return fact.policy if fact is not None and fact.error is None else None
+
+
+Trouble = tuple[object, Callable[..., Outcome], str, str, str]  # (holds?, verdict, message, observed, expected)
+
+
+def _record_trouble(*troubles: Trouble, at: Location) -> Outcome | None:
+    """What is wrong with a policy record, the first that holds of: not readable, absent, unusable."""
+    for holds, verdict, message, observed, expected in troubles:
+        if holds:
+            return verdict(message, at=at, subject="record", observed=observed, expected=expected)
+    return None
 
 
 # --- SPF ----------------------------------------------------------------------------------------------
@@ -258,17 +269,15 @@ def dkim(facts: FactSet) -> Iterator[Outcome]:
 def dmarc(facts: FactSet) -> Iterator[Outcome]:
     for fact in facts.all(kinds.MAIL_DMARC):
         at = Location(where(fact.found_at or fact.name, "TXT"))
-        if fact.dns_error:
-            yield errored(f"the DMARC record of {fact.domain} could not be read: {fact.dns_error}", at=at,
-                          subject="record", observed=fact.dns_error, expected="a v=DMARC1 record")
-            continue
-        if not fact.records:
-            yield failed(f"{fact.domain} has no DMARC record: receivers apply no policy to spoofed mail", at=at,
-                         subject="record", observed="no v=DMARC1 record", expected="p=quarantine or p=reject")
-            continue
-        if fact.error:
-            yield failed(f"the DMARC record of {fact.domain} is unusable: {fact.error}", at=at, subject="record",
-                         observed=" | ".join(r[:150] for r in fact.records), expected="one valid v=DMARC1 record")
+        trouble = _record_trouble(
+            (fact.dns_error, errored, f"the DMARC record of {fact.domain} could not be read: {fact.dns_error}",
+             fact.dns_error, "a v=DMARC1 record"),
+            (not fact.records, failed, f"{fact.domain} has no DMARC record: receivers apply no policy to spoofed mail",
+             "no v=DMARC1 record", "p=quarantine or p=reject"),
+            (fact.error, failed, f"the DMARC record of {fact.domain} is unusable: {fact.error}",
+             " | ".join(r[:150] for r in fact.records), "one valid v=DMARC1 record"), at=at)
+        if trouble is not None:
+            yield trouble
             continue
         tags, policy = fact.tags, fact.policy
         source = f" (inherited from {fact.found_at})" if fact.inherited else ""
@@ -330,17 +339,15 @@ def dmarc(facts: FactSet) -> Iterator[Outcome]:
 def mta_sts(facts: FactSet) -> Iterator[Outcome]:
     for fact in facts.all(kinds.MAIL_MTA_STS):
         rec_at, pol_at = Location(where(f"_mta-sts.{fact.domain}", "TXT")), Location(fact.policy_url)
-        if fact.dns_error:
-            yield errored(f"the MTA-STS record could not be read: {fact.dns_error}", at=rec_at, subject="record",
-                          observed=fact.dns_error, expected="v=STSv1; id=…")
-            continue
-        if not fact.records:
-            yield warned(f"{fact.domain} has no MTA-STS policy: mail to it can be downgraded to clear text", at=rec_at,
-                         subject="record", observed="no v=STSv1 record", expected="v=STSv1; id=…")
-            continue
-        if fact.record_error:
-            yield failed(f"the MTA-STS record is unusable: {fact.record_error}", at=rec_at, subject="record",
-                         observed=" | ".join(r[:120] for r in fact.records), expected="v=STSv1; id=…")
+        trouble = _record_trouble(
+            (fact.dns_error, errored, f"the MTA-STS record could not be read: {fact.dns_error}", fact.dns_error,
+             "v=STSv1; id=…"),
+            (not fact.records, warned, f"{fact.domain} has no MTA-STS policy: mail to it can be downgraded to clear "
+             "text", "no v=STSv1 record", "v=STSv1; id=…"),
+            (fact.record_error, failed, f"the MTA-STS record is unusable: {fact.record_error}",
+             " | ".join(r[:120] for r in fact.records), "v=STSv1; id=…"), at=rec_at)
+        if trouble is not None:
+            yield trouble
             continue
         if fact.policy_error:
             yield failed(f"the MTA-STS policy is unusable: {fact.policy_error}", at=pol_at, subject="policy",
@@ -387,15 +394,15 @@ def mta_sts(facts: FactSet) -> Iterator[Outcome]:
 def tls_rpt(facts: FactSet) -> Iterator[Outcome]:
     for fact in facts.all(kinds.MAIL_TLS_RPT):
         at = Location(where(f"_smtp._tls.{fact.domain}", "TXT"))
-        if fact.dns_error:
-            yield errored(f"the TLS-RPT record could not be read: {fact.dns_error}", at=at, subject="record",
-                          observed=fact.dns_error, expected="v=TLSRPTv1; rua=…")
-        elif not fact.records:
-            yield warned(f"{fact.domain} has no TLS-RPT record: TLS failures go unreported", at=at, subject="record",
-                         observed="no v=TLSRPTv1 record", expected="v=TLSRPTv1; rua=…")
-        elif fact.error:
-            yield failed(f"the TLS-RPT record is unusable: {fact.error}", at=at, subject="record",
-                         observed=" | ".join(r[:120] for r in fact.records), expected="v=TLSRPTv1; rua=…")
+        trouble = _record_trouble(
+            (fact.dns_error, errored, f"the TLS-RPT record could not be read: {fact.dns_error}", fact.dns_error,
+             "v=TLSRPTv1; rua=…"),
+            (not fact.records, warned, f"{fact.domain} has no TLS-RPT record: TLS failures go unreported",
+             "no v=TLSRPTv1 record", "v=TLSRPTv1; rua=…"),
+            (fact.error, failed, f"the TLS-RPT record is unusable: {fact.error}",
+             " | ".join(r[:120] for r in fact.records), "v=TLSRPTv1; rua=…"), at=at)
+        if trouble is not None:
+            yield trouble
         else:
             yield passed("TLS failures are reported", at=at, subject="record", observed=fact.records[0][:200],
                          expected="v=TLSRPTv1; rua=…")

@@ -11,7 +11,7 @@ the value.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from mastoaudit import kinds
 from mastoaudit.checkdef import Remediation, check, failed, passed, skipped, warned
@@ -49,6 +49,21 @@ def _judge_key_material(env: MastodonEnv, key: str, min_length: int, what: str) 
                       observed=found.describe(), expected="high entropy (a generated value)")
     return passed(f"{key} is a strong generated value", at=var_at(env, var), subject=key, observed=found.describe(),
                   expected=f"{min_length}+ random characters")
+
+
+def _optional(facts: FactSet, key: str, default: tuple[str, str, str],
+              judge: Callable[[MastodonEnv, EnvVar], Iterator[Outcome]]) -> Iterator[Outcome]:
+    """An optional variable, in each file: a pass when it is left to its safe default (the message,
+    observed and expected of `default`), a skip when it is templated, else what `judge` says of it."""
+    unset, observed, expected = default
+    for env in facts.all(kinds.MASTODON_ENV):
+        var = env.get(key)
+        if var is None or not var.is_set:
+            yield passed(unset, at=var_at(env, var), subject=key, observed=observed, expected=expected)
+        elif var.templated:
+            yield templated(env, var)
+        else:
+            yield from judge(env, var)
 
 
 # --- secrets --------------------------------------------------------------------------------------
@@ -174,18 +189,17 @@ def vapid_keys(facts: FactSet) -> Iterator[Outcome]:
     tags=["secrets"],
 )
 def otp_secret(facts: FactSet) -> Iterator[Outcome]:
-    for env in facts.all(kinds.MASTODON_ENV):
-        var = env.get("OTP_SECRET")
-        if var is None or not var.is_set:
-            yield passed("OTP_SECRET is not set: Mastodon 4.4 and later do not need it", at=var_at(env, var),
-                         subject="OTP_SECRET", observed="unset", expected="unset (4.4+) or a generated value")
-            continue
-        outcome = _judge_key_material(env, "OTP_SECRET", 64, "")
-        if outcome.status.value == "pass":
-            outcome = passed("OTP_SECRET is strong; on 4.4+ it is only read by the two-factor migration and can "
-                             "then be removed", at=var_at(env, var), subject="OTP_SECRET", observed=outcome.observed,
-                             expected=outcome.expected)
-        yield outcome
+    yield from _optional(facts, "OTP_SECRET", ("OTP_SECRET is not set: Mastodon 4.4 and later do not need it",
+                                               "unset", "unset (4.4+) or a generated value"), _otp)
+
+
+def _otp(env: MastodonEnv, var: EnvVar) -> Iterator[Outcome]:
+    outcome = _judge_key_material(env, "OTP_SECRET", 64, "")
+    if outcome.status.value == "pass":
+        outcome = passed("OTP_SECRET is strong; on 4.4+ it is only read by the two-factor migration and can "
+                         "then be removed", at=var_at(env, var), subject="OTP_SECRET", observed=outcome.observed,
+                         expected=outcome.expected)
+    yield outcome
 
 
 # Reuse inside one service is normal (the cache Redis and the main one share a password); reuse
@@ -405,24 +419,20 @@ def _too_broad_for_ssrf(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> b
     tags=["ssrf", "network"],
 )
 def allowed_private_addresses(facts: FactSet) -> Iterator[Outcome]:
-    for env in facts.all(kinds.MASTODON_ENV):
-        var = env.get("ALLOWED_PRIVATE_ADDRESSES")
-        if var is None or not var.is_set:
-            yield passed("SSRF protection covers every private address", at=var_at(env, var),
-                         subject="ALLOWED_PRIVATE_ADDRESSES", observed="unset", expected="unset")
-            continue
-        if var.templated:
-            yield templated(env, var)
-            continue
-        nets = _networks(var.value)
-        broad = [n for n in nets if n is not None and _too_broad_for_ssrf(n)]
-        if broad or any(n is None for n in nets):
-            why = "unreadable entries" if not broad else ", ".join(str(n) for n in broad)
-            yield failed(f"SSRF protection is lifted for {why}", at=var_at(env, var), subject=var.key,
-                         observed=var.value, expected="unset, or single internal addresses")
-        else:
-            yield warned(f"SSRF protection is lifted for {len(nets)} narrow range(s): only the intended service "
-                         "may live there", at=var_at(env, var), subject=var.key, observed=var.value, expected="unset")
+    yield from _optional(facts, "ALLOWED_PRIVATE_ADDRESSES",
+                         ("SSRF protection covers every private address", "unset", "unset"), _private_ranges)
+
+
+def _private_ranges(env: MastodonEnv, var: EnvVar) -> Iterator[Outcome]:
+    nets = _networks(var.value)
+    broad = [n for n in nets if n is not None and _too_broad_for_ssrf(n)]
+    if broad or any(n is None for n in nets):
+        why = "unreadable entries" if not broad else ", ".join(str(n) for n in broad)
+        yield failed(f"SSRF protection is lifted for {why}", at=var_at(env, var), subject=var.key,
+                     observed=var.value, expected="unset, or single internal addresses")
+    else:
+        yield warned(f"SSRF protection is lifted for {len(nets)} narrow range(s): only the intended service "
+                     "may live there", at=var_at(env, var), subject=var.key, observed=var.value, expected="unset")
 
 
 @check(
@@ -442,28 +452,24 @@ def allowed_private_addresses(facts: FactSet) -> Iterator[Outcome]:
     tags=["network", "rate-limits"],
 )
 def trusted_proxy(facts: FactSet) -> Iterator[Outcome]:
-    for env in facts.all(kinds.MASTODON_ENV):
-        var = env.get("TRUSTED_PROXY_IP")
-        if var is None or not var.is_set:
-            yield passed("the default proxies are trusted (loopback and private ranges)", at=var_at(env, var),
-                         subject="TRUSTED_PROXY_IP", observed="unset (loopback and private ranges)",
-                         expected="the proxies' addresses")
-            continue
-        if var.templated:
-            yield templated(env, var)
-            continue
-        nets = _networks(var.value)
-        too_wide = [n for n in nets if n is not None and n.prefixlen < (8 if n.version == 4 else 16)]
-        if too_wide:
-            yield failed(f"TRUSTED_PROXY_IP trusts {', '.join(map(str, too_wide))}: any client can spoof its address",
-                         at=var_at(env, var), subject=var.key, observed=var.value,
-                         expected="the proxies' addresses only")
-        elif any(n is None for n in nets):
-            yield warned("TRUSTED_PROXY_IP has entries that are not addresses or ranges", at=var_at(env, var),
-                         subject=var.key, observed=var.value, expected="addresses or CIDR ranges")
-        else:
-            yield passed("only listed proxies are trusted", at=var_at(env, var), subject=var.key, observed=var.value,
-                         expected="the proxies' addresses only")
+    yield from _optional(facts, "TRUSTED_PROXY_IP", ("the default proxies are trusted (loopback and private ranges)",
+                                                     "unset (loopback and private ranges)", "the proxies' addresses"),
+                         _proxies)
+
+
+def _proxies(env: MastodonEnv, var: EnvVar) -> Iterator[Outcome]:
+    nets = _networks(var.value)
+    too_wide = [n for n in nets if n is not None and n.prefixlen < (8 if n.version == 4 else 16)]
+    if too_wide:
+        yield failed(f"TRUSTED_PROXY_IP trusts {', '.join(map(str, too_wide))}: any client can spoof its address",
+                     at=var_at(env, var), subject=var.key, observed=var.value,
+                     expected="the proxies' addresses only")
+    elif any(n is None for n in nets):
+        yield warned("TRUSTED_PROXY_IP has entries that are not addresses or ranges", at=var_at(env, var),
+                     subject=var.key, observed=var.value, expected="addresses or CIDR ranges")
+    else:
+        yield passed("only listed proxies are trusted", at=var_at(env, var), subject=var.key, observed=var.value,
+                     expected="the proxies' addresses only")
 
 
 @check(
@@ -482,22 +488,20 @@ def trusted_proxy(facts: FactSet) -> Iterator[Outcome]:
     tags=["network"],
 )
 def bind_loopback(facts: FactSet) -> Iterator[Outcome]:
-    for env in facts.all(kinds.MASTODON_ENV):
-        var = env.get("BIND")
-        if var is None or not var.is_set:
-            yield passed("BIND is not set: Mastodon listens on 127.0.0.1", at=var_at(env, var), subject="BIND",
-                         observed="unset (127.0.0.1)", expected="loopback")
-        elif var.templated:
-            yield templated(env, var)
-        elif is_local_host(var.value) and not var.value.startswith("/"):
-            yield passed("Mastodon listens on loopback", at=var_at(env, var), subject="BIND", observed=var.value,
-                         expected="loopback")
-        elif var.value.strip() in ("0.0.0.0", "::", "[::]", "*"):
-            yield failed("Mastodon listens on every interface, reachable around the proxy", at=var_at(env, var),
-                         subject="BIND", observed=var.value, expected="127.0.0.1")
-        else:
-            yield warned(f"Mastodon listens on {var.value}: make sure only the proxy can reach it", at=var_at(env, var),
-                         subject="BIND", observed=var.value, expected="127.0.0.1")
+    yield from _optional(facts, "BIND", ("BIND is not set: Mastodon listens on 127.0.0.1", "unset (127.0.0.1)",
+                                         "loopback"), _bind)
+
+
+def _bind(env: MastodonEnv, var: EnvVar) -> Iterator[Outcome]:
+    if is_local_host(var.value) and not var.value.startswith("/"):
+        yield passed("Mastodon listens on loopback", at=var_at(env, var), subject="BIND", observed=var.value,
+                     expected="loopback")
+    elif var.value.strip() in ("0.0.0.0", "::", "[::]", "*"):
+        yield failed("Mastodon listens on every interface, reachable around the proxy", at=var_at(env, var),
+                     subject="BIND", observed=var.value, expected="127.0.0.1")
+    else:
+        yield warned(f"Mastodon listens on {var.value}: make sure only the proxy can reach it", at=var_at(env, var),
+                     subject="BIND", observed=var.value, expected="127.0.0.1")
 
 
 @check(
@@ -576,19 +580,17 @@ def auth_provider_reattach(facts: FactSet) -> Iterator[Outcome]:
     tags=["tls", "streaming"],
 )
 def streaming_url_tls(facts: FactSet) -> Iterator[Outcome]:
-    for env in facts.all(kinds.MASTODON_ENV):
-        var = env.get("STREAMING_API_BASE_URL")
-        if var is None or not var.is_set:
-            yield passed("streaming is served on the web domain, through the proxy", at=var_at(env, var),
-                         subject="STREAMING_API_BASE_URL", observed="unset", expected="unset or wss://")
-        elif var.templated:
-            yield templated(env, var)
-        elif var.value.strip().lower().startswith(("wss://", "https://")):
-            yield passed("the streaming URL uses TLS", at=var_at(env, var), subject=var.key, observed=var.value,
-                         expected="wss://")
-        else:
-            yield failed("the streaming URL is not encrypted: tokens and notifications travel in clear",
-                         at=var_at(env, var), subject=var.key, observed=var.value, expected="wss://")
+    yield from _optional(facts, "STREAMING_API_BASE_URL", ("streaming is served on the web domain, through the proxy",
+                                                           "unset", "unset or wss://"), _streaming_url)
+
+
+def _streaming_url(env: MastodonEnv, var: EnvVar) -> Iterator[Outcome]:
+    if var.value.strip().lower().startswith(("wss://", "https://")):
+        yield passed("the streaming URL uses TLS", at=var_at(env, var), subject=var.key, observed=var.value,
+                     expected="wss://")
+    else:
+        yield failed("the streaming URL is not encrypted: tokens and notifications travel in clear",
+                     at=var_at(env, var), subject=var.key, observed=var.value, expected="wss://")
 
 
 @check(

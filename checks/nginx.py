@@ -113,6 +113,14 @@ def _mastodon_servers(conf: NginxConfig) -> list[Server]:
     return [s for s in conf.servers() if is_mastodon_server(conf, s)]
 
 
+def _content_servers(facts: FactSet) -> Iterator[tuple[NginxConfig, Server]]:
+    """Mastodon's servers that serve content (not only a redirect), in each configuration."""
+    for conf in facts.all(kinds.NGINX):
+        for server in _mastodon_servers(conf):
+            if _serves_content(conf, server):
+                yield conf, server
+
+
 def _serves_content(conf: NginxConfig, server: Server) -> bool:
     """False for a server that only redirects or refuses (the ACME challenge path aside)."""
     s = server.directive
@@ -977,26 +985,23 @@ def body_size_bytes(value: str) -> int | None:
     tags=["dos"],
 )
 def client_max_body_size(facts: FactSet) -> Iterator[Outcome]:
-    for conf in facts.all(kinds.NGINX):
-        for server in _mastodon_servers(conf):
-            if not _serves_content(conf, server):
-                continue
-            s = server.directive
-            lines = [conf.effective(s, "client_max_body_size")] + [
-                d for loc in conf.locations(s) for d in loc.children("client_max_body_size")]
-            zero = [d for d in lines if d is not None and body_size_bytes(d.arg) == 0]
-            for d in zero:
-                yield failed("request bodies are unlimited", at=d.location, subject=server.label, observed="0",
-                             expected="a finite size such as 99m")
-            if zero:
-                continue
-            d = lines[0]
-            if d is None:
-                yield passed("nginx's default 1m limit applies (Mastodon's uploads need about 99m)",
-                             at=server.location, subject=server.label, observed="unset (1m)", expected="finite")
-            else:
-                yield passed("request bodies are limited", at=d.location, subject=server.label, observed=d.arg,
-                             expected="finite")
+    for conf, server in _content_servers(facts):
+        s = server.directive
+        lines = [conf.effective(s, "client_max_body_size")] + [
+            d for loc in conf.locations(s) for d in loc.children("client_max_body_size")]
+        zero = [d for d in lines if d is not None and body_size_bytes(d.arg) == 0]
+        for d in zero:
+            yield failed("request bodies are unlimited", at=d.location, subject=server.label, observed="0",
+                         expected="a finite size such as 99m")
+        if zero:
+            continue
+        d = lines[0]
+        if d is None:
+            yield passed("nginx's default 1m limit applies (Mastodon's uploads need about 99m)",
+                         at=server.location, subject=server.label, observed="unset (1m)", expected="finite")
+        else:
+            yield passed("request bodies are limited", at=d.location, subject=server.label, observed=d.arg,
+                         expected="finite")
 
 
 @check(
@@ -1137,20 +1142,17 @@ def app_csp(facts: FactSet) -> Iterator[Outcome]:
     tags=["dos"],
 )
 def rate_limit(facts: FactSet) -> Iterator[Outcome]:
-    for conf in facts.all(kinds.NGINX):
-        for server in _mastodon_servers(conf):
-            if not _serves_content(conf, server):
-                continue
-            s = server.directive
-            nodes = [s, *conf.locations(s)]
-            found = next((d for n in nodes for name in ("limit_req", "limit_conn")
-                          for d in conf.effective_all(n, name)), None)
-            if found is not None:
-                yield passed("request limits are applied", at=found.location, subject=server.label,
-                             observed=found.text(), expected="limit_req or limit_conn")
-            else:
-                yield warned("no limit_req or limit_conn applies to this server", at=server.location,
-                             subject=server.label, observed="none", expected="limit_req or limit_conn")
+    for conf, server in _content_servers(facts):
+        s = server.directive
+        nodes = [s, *conf.locations(s)]
+        found = next((d for n in nodes for name in ("limit_req", "limit_conn")
+                      for d in conf.effective_all(n, name)), None)
+        if found is not None:
+            yield passed("request limits are applied", at=found.location, subject=server.label,
+                         observed=found.text(), expected="limit_req or limit_conn")
+        else:
+            yield warned("no limit_req or limit_conn applies to this server", at=server.location,
+                         subject=server.label, observed="none", expected="limit_req or limit_conn")
 
 
 @check(

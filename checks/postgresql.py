@@ -15,17 +15,17 @@ Decisions (documented for admins in each rationale):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from mastoaudit import kinds, templating
 from mastoaudit.addresses import widest_reach
 from mastoaudit.checkdef import Remediation, check, errored, failed, passed, skipped, warned
 from mastoaudit.facts import FactSet
+from mastoaudit.judgments import template_value
 from mastoaudit.judgments.compose import (
     COMPOSE_NETWORKS,
-    COMPOSE_PORTS,
-    DOCKER_UFW,
     MASTODON_COMPOSE,
+    PUBLISHED_PORT_REFERENCES,
     backend_publish,
     service_subject,
     unauthenticated,
@@ -36,7 +36,7 @@ from mastoaudit.model import Outcome
 from mastoaudit.parsers.env import (
     database_endpoints,
 )
-from mastoaudit.parsers.postgres import HbaRule, PgHba, PgSetting, PostgresConf
+from mastoaudit.parsers.postgres import HbaRule, PgSetting, PostgresConf
 
 DOCS = "https://www.postgresql.org/docs/current/"
 HBA_DOCS = DOCS + "auth-pg-hba-conf.html"
@@ -189,8 +189,7 @@ def password_encryption(facts: FactSet) -> Iterator[Outcome]:
             continue
         value = setting.value.strip().lower()
         if setting.templated:
-            yield skipped("password_encryption is a template value", at=setting.location,
-                          observed=setting.value, expected="scram-sha-256")
+            yield template_value(setting, "password_encryption", "scram-sha-256")
         elif value == "scram-sha-256":
             yield passed("passwords are stored as SCRAM-SHA-256", at=setting.location, observed=setting.value,
                          expected="scram-sha-256")
@@ -219,8 +218,7 @@ def log_connections(facts: FactSet) -> Iterator[Outcome]:
     for conf in facts.all(kinds.POSTGRESQL_CONF):
         setting = conf.get("log_connections")
         if setting is not None and setting.templated:
-            yield skipped("log_connections is a template value", at=setting.location, observed=setting.value,
-                          expected="on")
+            yield template_value(setting, "log_connections", "on")
         elif setting is not None and setting.as_bool():
             yield passed("connections are logged", at=setting.location, observed=setting.value, expected="on")
         else:
@@ -231,14 +229,19 @@ def log_connections(facts: FactSet) -> Iterator[Outcome]:
 # --- pg_hba.conf ------------------------------------------------------------------------------
 
 
-def _rules(facts: FactSet) -> Iterator[tuple[PgHba, list[HbaRule]]]:
+def _each_rule(facts: FactSet, picks: Callable[[HbaRule], bool], judge: Callable[[HbaRule], Iterator[Outcome]],
+               none: str, none_observed: str, expected: str) -> Iterator[Outcome]:
+    """Each pg_hba.conf: its templated rules skipped, the rules a check picks judged one by one, or,
+    when it picks none, one pass saying so ("none" and "{n} rules, none <none_observed>")."""
     for hba in facts.all(kinds.PG_HBA):
-        yield hba, [r for r in hba.rules if not r.templated]
-
-
-def _templated(hba: PgHba) -> list[Outcome]:
-    return [skipped("rule holds template values; it cannot be judged", at=r.location, observed=r.text)
-            for r in hba.rules if r.templated]
+        yield from (skipped("rule holds template values; it cannot be judged", at=r.location, observed=r.text)
+                    for r in hba.rules if r.templated)
+        rules = [r for r in hba.rules if not r.templated]
+        picked = [r for r in rules if picks(r)]
+        for rule in picked:
+            yield from judge(rule)
+        if not picked and rules:
+            yield passed(none, at=hba.at(), observed=f"{len(rules)} rules, none {none_observed}", expected=expected)
 
 
 @check(
@@ -261,25 +264,20 @@ def _templated(hba: PgHba) -> list[Outcome]:
     tags=["auth"],
 )
 def hba_trust(facts: FactSet) -> Iterator[Outcome]:
-    for hba, rules in _rules(facts):
-        yield from _templated(hba)
-        trusting = [r for r in rules if r.method == "trust"]
-        for rule in trusting:
-            expected = "peer" if rule.conn_type == "local" else "scram-sha-256"
-            if rule.conn_type == "local":
-                yield warned("any account on this host may connect over the socket as any role, superuser included",
-                             at=rule.location, observed=rule.text, expected=expected, subject=rule.text,
-                             severity="medium")
-            elif rule.loopback_only:
-                yield failed("any process on this host may connect as any role without a password",
-                             at=rule.location, observed=rule.text, expected=expected, subject=rule.text,
-                             severity="high")
-            else:
-                yield failed("clients in this address range may connect as any role without a password",
-                             at=rule.location, observed=rule.text, expected=expected, subject=rule.text)
-        if not trusting and rules:
-            yield passed("no rule trusts connections without authentication", at=hba.at(),
-                         observed=f"{len(rules)} rules, none with trust", expected="no trust rules")
+    def judge(rule: HbaRule) -> Iterator[Outcome]:
+        expected = "peer" if rule.conn_type == "local" else "scram-sha-256"
+        if rule.conn_type == "local":
+            yield warned("any account on this host may connect over the socket as any role, superuser included",
+                         at=rule.location, observed=rule.text, expected=expected, subject=rule.text, severity="medium")
+        elif rule.loopback_only:
+            yield failed("any process on this host may connect as any role without a password",
+                         at=rule.location, observed=rule.text, expected=expected, subject=rule.text, severity="high")
+        else:
+            yield failed("clients in this address range may connect as any role without a password",
+                         at=rule.location, observed=rule.text, expected=expected, subject=rule.text)
+
+    yield from _each_rule(facts, lambda r: r.method == "trust", judge,
+                          "no rule trusts connections without authentication", "with trust", "no trust rules")
 
 
 @check(
@@ -301,19 +299,15 @@ def hba_trust(facts: FactSet) -> Iterator[Outcome]:
     tags=["network", "auth"],
 )
 def hba_any_address(facts: FactSet) -> Iterator[Outcome]:
-    for hba, rules in _rules(facts):
-        yield from _templated(hba)
-        open_rules = [r for r in rules if r.conn_type != "local" and r.any_address and r.method != "reject"]
-        for rule in open_rules:
-            wide = rule.all_users and (rule.all_databases or "replication" in rule.databases)
-            verdict = failed if wide else warned
-            what = "all databases and roles" if wide else f"{','.join(rule.databases)} as {','.join(rule.users)}"
-            yield verdict(f"clients from any address may log in to {what}", at=rule.location, observed=rule.text,
-                          expected="the Mastodon hosts' addresses", subject=rule.text,
-                          severity=None if wide else "medium")
-        if not open_rules and rules:
-            yield passed("no rule admits clients from any address", at=hba.at(),
-                         observed=f"{len(rules)} rules, none for any address", expected="specific addresses")
+    def judge(rule: HbaRule) -> Iterator[Outcome]:
+        wide = rule.all_users and (rule.all_databases or "replication" in rule.databases)
+        verdict = failed if wide else warned
+        what = "all databases and roles" if wide else f"{','.join(rule.databases)} as {','.join(rule.users)}"
+        yield verdict(f"clients from any address may log in to {what}", at=rule.location, observed=rule.text,
+                      expected="the Mastodon hosts' addresses", subject=rule.text, severity=None if wide else "medium")
+
+    yield from _each_rule(facts, lambda r: r.conn_type != "local" and r.any_address and r.method != "reject", judge,
+                          "no rule admits clients from any address", "for any address", "specific addresses")
 
 
 @check(
@@ -331,23 +325,20 @@ def hba_any_address(facts: FactSet) -> Iterator[Outcome]:
     tags=["auth", "tls"],
 )
 def hba_cleartext_password(facts: FactSet) -> Iterator[Outcome]:
-    for hba, rules in _rules(facts):
-        yield from _templated(hba)
-        clear = [r for r in rules if r.method == "password"]
-        for rule in clear:
-            if rule.conn_type in ("local", "hostssl"):
-                over = "the local socket" if rule.conn_type == "local" else "TLS"
-                yield passed(f"clear-text password only over {over}", at=rule.location, observed=rule.text,
-                             expected="scram-sha-256", subject=rule.text)
-            elif rule.loopback_only:
-                yield warned("clear-text password over loopback TCP", at=rule.location, observed=rule.text,
-                             expected="scram-sha-256", subject=rule.text, severity="low")
-            else:
-                yield failed("passwords cross the network in clear text", at=rule.location, observed=rule.text,
-                             expected="scram-sha-256 (or hostssl)", subject=rule.text)
-        if not clear and rules:
-            yield passed("no rule uses the clear-text password method", at=hba.at(),
-                         observed=f"{len(rules)} rules, none with password", expected="scram-sha-256")
+    def judge(rule: HbaRule) -> Iterator[Outcome]:
+        if rule.conn_type in ("local", "hostssl"):
+            over = "the local socket" if rule.conn_type == "local" else "TLS"
+            yield passed(f"clear-text password only over {over}", at=rule.location, observed=rule.text,
+                         expected="scram-sha-256", subject=rule.text)
+        elif rule.loopback_only:
+            yield warned("clear-text password over loopback TCP", at=rule.location, observed=rule.text,
+                         expected="scram-sha-256", subject=rule.text, severity="low")
+        else:
+            yield failed("passwords cross the network in clear text", at=rule.location, observed=rule.text,
+                         expected="scram-sha-256 (or hostssl)", subject=rule.text)
+
+    yield from _each_rule(facts, lambda r: r.method == "password", judge,
+                          "no rule uses the clear-text password method", "with password", "scram-sha-256")
 
 
 @check(
@@ -373,19 +364,16 @@ def hba_cleartext_password(facts: FactSet) -> Iterator[Outcome]:
 def hba_md5(facts: FactSet) -> Iterator[Outcome]:
     md5_stored = [s for c in facts.all(kinds.POSTGRESQL_CONF)
                   if (s := c.get("password_encryption")) and s.value.lower() == "md5"]
-    for hba, rules in _rules(facts):
-        yield from _templated(hba)
-        md5 = [r for r in rules if r.method == "md5"]
-        for rule in md5:
-            if md5_stored:
-                yield failed(f"md5 authentication, and passwords are stored as MD5 ({md5_stored[0].location})",
-                             at=rule.location, observed=rule.text, expected="scram-sha-256", subject=rule.text)
-            else:
-                yield warned("md5 authentication accepts roles with MD5-hashed passwords", at=rule.location,
-                             observed=rule.text, expected="scram-sha-256", subject=rule.text)
-        if not md5 and rules:
-            yield passed("no rule uses md5", at=hba.at(), observed=f"{len(rules)} rules, none with md5",
-                         expected="scram-sha-256")
+
+    def judge(rule: HbaRule) -> Iterator[Outcome]:
+        if md5_stored:
+            yield failed(f"md5 authentication, and passwords are stored as MD5 ({md5_stored[0].location})",
+                         at=rule.location, observed=rule.text, expected="scram-sha-256", subject=rule.text)
+        else:
+            yield warned("md5 authentication accepts roles with MD5-hashed passwords", at=rule.location,
+                         observed=rule.text, expected="scram-sha-256", subject=rule.text)
+
+    yield from _each_rule(facts, lambda r: r.method == "md5", judge, "no rule uses md5", "with md5", "scram-sha-256")
 
 
 # --- how Mastodon connects (.env.production) ----------------------------------------------------------
@@ -448,7 +436,7 @@ def postgresql_sslmode(facts: FactSet) -> Iterator[Outcome]:
         own iptables rules put it ahead of ufw or firewalld, so the host firewall does not close it.""",
     remediation=Remediation("Remove the ports of the database service (or bind them to 127.0.0.1 for "
                             "local tools).", "  db:\n    # no ports:\n    networks:\n      - internal_network"),
-    references=[COMPOSE_PORTS, DOCKER_UFW, MASTODON_COMPOSE],
+    references=PUBLISHED_PORT_REFERENCES,
     tags=["docker", "network"],
 )
 def db_published(facts: FactSet) -> Iterator[Outcome]:

@@ -20,11 +20,11 @@ from mastoaudit import kinds, templating
 from mastoaudit.addresses import widest_reach
 from mastoaudit.checkdef import Remediation, check, failed, passed, skipped, warned
 from mastoaudit.facts import FactSet
+from mastoaudit.judgments import template_value
 from mastoaudit.judgments.compose import (
     COMPOSE_NETWORKS,
-    COMPOSE_PORTS,
-    DOCKER_UFW,
     MASTODON_COMPOSE,
+    PUBLISHED_PORT_REFERENCES,
     backend_publish,
     service_reach,
     service_subject,
@@ -123,8 +123,7 @@ def protected_mode(facts: FactSet) -> Iterator[Outcome]:
     for conf in facts.all(kinds.REDIS_CONF):
         setting = conf.get("protected-mode")
         if setting is not None and setting.templated:
-            yield skipped("protected-mode is a template value", at=setting.location, observed=setting.value,
-                          expected="yes")
+            yield template_value(setting, "protected-mode", "yes")
         elif setting is not None and setting.args[0].lower() == "no":
             scope = tcp_scope(conf)[0]
             yield failed("protected mode is off", at=setting.location, observed="no", expected="yes",
@@ -349,7 +348,7 @@ def redis_tls(facts: FactSet) -> Iterator[Outcome]:
         password is open to anyone who can reach it, and Docker publishes ahead of the host firewall.""",
     remediation=Remediation("Remove the ports of the Redis service; the containers reach it over the "
                             "compose network.", "  redis:\n    networks:\n      - internal_network"),
-    references=[COMPOSE_PORTS, DOCKER_UFW, MASTODON_COMPOSE],
+    references=PUBLISHED_PORT_REFERENCES,
     tags=["docker", "network"],
 )
 def redis_published(facts: FactSet) -> Iterator[Outcome]:

@@ -24,12 +24,10 @@ from mastoaudit.facts.s3 import (
     public_policy_statements,
     risky_actions,
 )
-from mastoaudit.judgments.env import CONFIG_DOCS, feature, templated, var_at
+from mastoaudit.judgments.env import CONFIG_DOCS, Switch, templated, var_at, where_used
 from mastoaudit.model import Location, Outcome, Severity
 from mastoaudit.net.text import clean
 from mastoaudit.parsers.env import (
-    EnvVar,
-    MastodonEnv,
     is_local_host,
 )
 
@@ -482,8 +480,7 @@ def backup_objects(facts: FactSet) -> Iterator[Outcome]:
 # --- how Mastodon is told to use it (.env.production) -------------------------------------------------
 
 
-def _s3(env: MastodonEnv) -> tuple[EnvVar | None, str | None]:
-    return feature(env, "S3_ENABLED", "media are stored on the local disk (S3_ENABLED is not true)")
+S3 = Switch("S3_ENABLED", "media are stored on the local disk (S3_ENABLED is not true)")
 
 
 @check(
@@ -501,11 +498,9 @@ def _s3(env: MastodonEnv) -> tuple[EnvVar | None, str | None]:
     tags=["media", "tls"],
 )
 def s3_https(facts: FactSet) -> Iterator[Outcome]:
-    for env in facts.all(kinds.MASTODON_ENV):
-        enabled, why_not = _s3(env)
-        if why_not:
-            yield skipped(why_not, at=var_at(env, enabled), observed="not enabled")
-            continue
+    used, skips = where_used(facts, S3, "not enabled")
+    yield from skips
+    for env, enabled in used:
         protocol = env.get("S3_PROTOCOL")
         if protocol is not None and protocol.templated:
             yield templated(env, protocol)
@@ -547,11 +542,9 @@ def s3_https(facts: FactSet) -> Iterator[Outcome]:
     tags=["media"],
 )
 def s3_permission(facts: FactSet) -> Iterator[Outcome]:
-    for env in facts.all(kinds.MASTODON_ENV):
-        enabled, why_not = _s3(env)
-        if why_not:
-            yield skipped(why_not, at=var_at(env, enabled), observed="not enabled")
-            continue
+    used, skips = where_used(facts, S3, "not enabled")
+    yield from skips
+    for env, enabled in used:
         var = env.get("S3_PERMISSION")
         value = var.value.strip().lower() if var is not None else "public-read"
         shown = var.value if var is not None and var.is_set else ("empty (no ACL)" if var else "unset (public-read)")

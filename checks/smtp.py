@@ -13,7 +13,7 @@ from mastoaudit import kinds
 from mastoaudit.checkdef import Remediation, check, errored, failed, passed, skipped, warned
 from mastoaudit.facts import FactSet
 from mastoaudit.facts.smtp import SmtpEndpoint
-from mastoaudit.judgments.env import CONFIG_DOCS, templated, var_at
+from mastoaudit.judgments.env import CONFIG_DOCS, templated, var_at, where_used
 from mastoaudit.model import Location, Outcome
 from mastoaudit.parsers.env import (
     EnvVar,
@@ -76,11 +76,9 @@ def _starttls_mode(env: MastodonEnv) -> tuple[str, EnvVar | None]:
     tags=["mail", "tls"],
 )
 def smtp_starttls(facts: FactSet) -> Iterator[Outcome]:
-    for env in facts.all(kinds.MASTODON_ENV):
-        server, why_not = _smtp(env)
-        if why_not:
-            yield skipped(why_not, at=var_at(env, server), observed="not configured", expected="SMTP over TLS")
-            continue
+    used, skips = where_used(facts, _smtp, "not configured", "SMTP over TLS")
+    yield from skips
+    for env, server in used:
         unknown = server if server.templated else _tls_templated(env)
         if unknown is not None:
             yield templated(env, unknown)
@@ -123,11 +121,9 @@ VERIFYING_MODES = ("peer",)
     tags=["mail", "tls"],
 )
 def smtp_certificate_verify(facts: FactSet) -> Iterator[Outcome]:
-    for env in facts.all(kinds.MASTODON_ENV):
-        server, why_not = _smtp(env)
-        if why_not:
-            yield skipped(why_not, at=var_at(env, server), observed="not configured", expected="SMTP over TLS")
-            continue
+    used, skips = where_used(facts, _smtp, "not configured", "SMTP over TLS")
+    yield from skips
+    for env, server in used:
         var = env.get("SMTP_OPENSSL_VERIFY_MODE")
         if var is not None and var.templated:
             yield templated(env, var)
@@ -162,11 +158,9 @@ def smtp_certificate_verify(facts: FactSet) -> Iterator[Outcome]:
     tags=["mail", "tls", "credentials"],
 )
 def smtp_auth_cleartext(facts: FactSet) -> Iterator[Outcome]:
-    for env in facts.all(kinds.MASTODON_ENV):
-        server, why_not = _smtp(env)
-        if why_not:
-            yield skipped(why_not, at=var_at(env, server), observed="not configured", expected="SMTP over TLS")
-            continue
+    used, skips = where_used(facts, _smtp, "not configured", "SMTP over TLS")
+    yield from skips
+    for env, server in used:
         method_var = env.get("SMTP_AUTH_METHOD")
         method = (method_var.value.strip().lower() if method_var and method_var.is_set else "plain")
         password = env.get("SMTP_PASSWORD")

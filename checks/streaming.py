@@ -11,9 +11,7 @@ from mastoaudit.checkdef import Remediation, check, failed, passed, skipped
 from mastoaudit.facts import FactSet
 from mastoaudit.judgments.compose import (
     APP_LOOPBACK,
-    COMPOSE_PORTS,
-    DOCKER_UFW,
-    MASTODON_COMPOSE,
+    PUBLISHED_PORT_REFERENCES,
     publish_outcomes,
 )
 from mastoaudit.judgments.exposure import seen
@@ -34,7 +32,7 @@ from mastoaudit.model import Location, Outcome
         proxy; `4000:4000` puts it on every interface.""",
     remediation=Remediation("Publish the streaming port on loopback only.",
                             "    ports:\n      - '127.0.0.1:4000:4000'"),
-    references=[COMPOSE_PORTS, DOCKER_UFW, MASTODON_COMPOSE],
+    references=PUBLISHED_PORT_REFERENCES,
     tags=["docker", "network"],
 )
 def streaming_published(facts: FactSet) -> Iterator[Outcome]:

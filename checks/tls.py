@@ -92,24 +92,24 @@ def protocols(facts: FactSet) -> Iterator[Outcome]:
         if old:
             worst = min((OLD_PROTOCOLS[p][0] for p in old), key=["critical", "high", "medium"].index)
             why = "; ".join(f"{p} {OLD_PROTOCOLS[p][1]}" for p in old)
-            yield failed(f"{e.where} accepts {', '.join(old)}: {why}", at=e.location, subject=subject,
+            yield failed(f"{e.where} accepts {', '.join(old)}: {why}", at=e.at(), subject=subject,
                          observed=accepted, expected=", ".join(expected), severity=worst)
             continue
         unscanned = [p for p in OLD_PROTOCOLS if p not in e.protocols_scanned]
         if unscanned:
             yield errored(f"{e.where}: {', '.join(unscanned)} could not be tested "
-                          f"({_names(e.errors.values(), 2)})", at=e.location, subject=subject)
+                          f"({_names(e.errors.values(), 2)})", at=e.at(), subject=subject)
             continue
         extra = [p for p in e.protocols if p not in expected]
         if extra:
             name = e.profile.name if e.profile else ""
-            yield failed(f"{e.where} accepts {', '.join(extra)}, outside Mozilla's {name} profile", at=e.location,
+            yield failed(f"{e.where} accepts {', '.join(extra)}, outside Mozilla's {name} profile", at=e.at(),
                          subject=subject, observed=accepted, expected=", ".join(expected),
                          severity="low")
         elif not e.protocols:
-            yield errored(f"{e.where}: no protocol version was accepted in the scan", at=e.location, subject=subject)
+            yield errored(f"{e.where}: no protocol version was accepted in the scan", at=e.at(), subject=subject)
         else:
-            yield passed(f"{e.where} accepts only {accepted}", at=e.location, subject=subject, observed=accepted,
+            yield passed(f"{e.where} accepts only {accepted}", at=e.at(), subject=subject, observed=accepted,
                          expected=", ".join(expected))
 
 
@@ -140,7 +140,7 @@ def ciphers(facts: FactSet) -> Iterator[Outcome]:
     for e in _tls_endpoints(facts):
         subject = f"{e.where} ciphers"
         if not e.protocols_scanned:
-            yield errored(f"{e.where}: the cipher suites could not be scanned", at=e.location, subject=subject)
+            yield errored(f"{e.where}: the cipher suites could not be scanned", at=e.at(), subject=subject)
             continue
         mx = _opportunistic_mx(e)
         broken = [(c, c.weaknesses) for c in e.ciphers if c.weaknesses]
@@ -154,19 +154,19 @@ def ciphers(facts: FactSet) -> Iterator[Outcome]:
                     else "no broken suites")
         if broken:
             yield failed(f"{e.where} offers {len({c.name for c, _ in broken})} broken cipher suites",
-                         at=e.location, subject=subject,
+                         at=e.at(), subject=subject,
                          observed=_names(f"{c.name} ({', '.join(why)})" for c, why in broken),
                          expected=expected if not mx else "no NULL, export, RC4, DES, 3DES or MD5 suites")
         elif outside and not mx:
             yield failed(f"{e.where} offers {len(set(outside))} cipher suites outside Mozilla's "
-                         f"{profile.name} profile", at=e.location, subject=subject, observed=_names(outside),
+                         f"{profile.name} profile", at=e.at(), subject=subject, observed=_names(outside),
                          expected=expected, severity="medium")
         else:
             note = ""
             if mx and (outside or anonymous_only):
                 note = (f" (opportunistic SMTP: {len(set(outside))} suites outside Mozilla's web profile, "
                         f"{len({c.name for c in anonymous_only})} anonymous, tolerated on port 25)")
-            yield passed(f"{e.where} offers no broken cipher suites{note}", at=e.location, subject=subject,
+            yield passed(f"{e.where} offers no broken cipher suites{note}", at=e.at(), subject=subject,
                          observed=f"{len({c.name for c in e.ciphers})} suites", expected=expected)
 
 
@@ -184,7 +184,7 @@ def _cert_errors(facts: FactSet, subject_suffix: str) -> Iterator[Outcome]:
     for e in _tls_endpoints(facts):
         if not e.certificates:
             why = e.errors.get("certificate_info", "the server sent no certificate")
-            yield errored(f"{e.where}: the certificate could not be read: {why}", at=e.location,
+            yield errored(f"{e.where}: the certificate could not be read: {why}", at=e.at(),
                           subject=f"{e.where} {subject_suffix}")
 
 
@@ -212,14 +212,14 @@ def certificate_trusted(facts: FactSet) -> Iterator[Outcome]:
         names = _names(leaf.sans, 6) or "no subjectAltName"
         if not dep.trusted:
             yield failed(f"{e.where}: the certificate is not trusted: {dep.trust_error or 'no chain to a trusted CA'}",
-                         at=e.location, subject=subject,
+                         at=e.at(), subject=subject,
                          observed=f"issuer {leaf.issuer or '?'}; names {names}; {dep.trust_error or 'untrusted'}",
                          expected=f"a chain to a trusted CA naming {e.sni}")
         elif not dep.hostname_match:
-            yield failed(f"{e.where}: the certificate does not name {e.sni}", at=e.location, subject=subject,
+            yield failed(f"{e.where}: the certificate does not name {e.sni}", at=e.at(), subject=subject,
                          observed=f"names {names}", expected=f"a certificate naming {e.sni}")
         else:
-            yield passed(f"{e.where}: trusted ({', '.join(dep.trusted_by)}) and names {e.sni}", at=e.location,
+            yield passed(f"{e.where}: trusted ({', '.join(dep.trusted_by)}) and names {e.sni}", at=e.at(),
                          subject=subject, observed=f"issuer {leaf.issuer}; names {names}",
                          expected=f"a chain to a trusted CA naming {e.sni}")
     yield from _cert_errors(facts, "certificate")
@@ -253,25 +253,25 @@ def certificate_expiry(facts: FactSet) -> Iterator[Outcome]:
         cert = _earliest_expiry(dep)
         which = "the certificate" if cert is dep.leaf else f"the intermediate {cert.subject}"
         if cert.not_after is None:
-            yield errored(f"{e.where}: the expiry date could not be read", at=e.location, subject=subject)
+            yield errored(f"{e.where}: the expiry date could not be read", at=e.at(), subject=subject)
             continue
         days = (cert.not_after - now).total_seconds() / 86400
         shown = f"{cert.not_after:%Y-%m-%d %H:%M} UTC ({int(days)} days)"
         if dep.leaf.not_before and dep.leaf.not_before > now:
             yield failed(f"{e.where}: the certificate is not valid before {dep.leaf.not_before:%Y-%m-%d}",
-                         at=e.location, subject=subject, observed=f"not before {dep.leaf.not_before:%Y-%m-%d}",
+                         at=e.at(), subject=subject, observed=f"not before {dep.leaf.not_before:%Y-%m-%d}",
                          expected="valid now")
         elif days < 0:
-            yield failed(f"{e.where}: {which} expired on {cert.not_after:%Y-%m-%d}", at=e.location, subject=subject,
+            yield failed(f"{e.where}: {which} expired on {cert.not_after:%Y-%m-%d}", at=e.at(), subject=subject,
                          observed=shown, expected="at least 21 days left", severity="critical")
         elif days < 7:
-            yield failed(f"{e.where}: {which} expires in {int(days)} days", at=e.location, subject=subject,
+            yield failed(f"{e.where}: {which} expires in {int(days)} days", at=e.at(), subject=subject,
                          observed=shown, expected="at least 21 days left")
         elif days < 21:
-            yield warned(f"{e.where}: {which} expires in {int(days)} days: is renewal failing?", at=e.location,
+            yield warned(f"{e.where}: {which} expires in {int(days)} days: is renewal failing?", at=e.at(),
                          subject=subject, observed=shown, expected="at least 21 days left", severity="medium")
         else:
-            yield passed(f"{e.where}: valid until {cert.not_after:%Y-%m-%d}", at=e.location, subject=subject,
+            yield passed(f"{e.where}: valid until {cert.not_after:%Y-%m-%d}", at=e.at(), subject=subject,
                          observed=shown, expected="at least 21 days left")
     yield from _cert_errors(facts, "certificate")
 
@@ -312,11 +312,11 @@ def key_size(facts: FactSet) -> Iterator[Outcome]:
             cert, why = weak[0]
             who = "the certificate" if cert is dep.chain[0] else f"the intermediate {cert.subject}"
             size = cert.key_size or 0
-            yield failed(f"{e.where}: {who} has a weak key: {why}", at=e.location, subject=subject,
+            yield failed(f"{e.where}: {who} has a weak key: {why}", at=e.at(), subject=subject,
                          observed=cert.key, expected="RSA >= 2048 or EC >= 256 bits",
                          severity="critical" if cert.key_type == "RSA" and size < 1024 else None)
         else:
-            yield passed(f"{e.where}: {dep.leaf.key} key", at=e.location, subject=subject, observed=dep.leaf.key,
+            yield passed(f"{e.where}: {dep.leaf.key} key", at=e.at(), subject=subject, observed=dep.leaf.key,
                          expected="RSA >= 2048 or EC >= 256 bits")
     yield from _cert_errors(facts, "certificate")
 
@@ -351,23 +351,23 @@ def ocsp_stapling(facts: FactSet) -> Iterator[Outcome]:
         if dep.ocsp_stapled:
             if dep.ocsp_status != "SUCCESSFUL" or dep.ocsp_trusted is False:
                 state = dep.ocsp_status if dep.ocsp_status != "SUCCESSFUL" else "not trusted"
-                yield warned(f"{e.where}: the stapled OCSP response is {state}", at=e.location, subject=subject,
+                yield warned(f"{e.where}: the stapled OCSP response is {state}", at=e.at(), subject=subject,
                              observed=f"stapled, {state}", expected="a successful, trusted response",
                              severity="low")
             else:
-                yield passed(f"{e.where}: OCSP response stapled", at=e.location, subject=subject,
+                yield passed(f"{e.where}: OCSP response stapled", at=e.at(), subject=subject,
                              observed="stapled", expected="stapled, or no OCSP responder in the certificate")
         elif leaf.must_staple:
             yield failed(f"{e.where}: the certificate requires stapling (Must-Staple) but no OCSP response is "
-                         "stapled: Firefox refuses the connection", at=e.location, subject=subject,
+                         "stapled: Firefox refuses the connection", at=e.at(), subject=subject,
                          observed="Must-Staple, nothing stapled", expected="a stapled OCSP response", severity="high")
         elif leaf.ocsp_urls:
             yield warned(f"{e.where}: the certificate names the OCSP responder {responder} but the server staples no "
-                         "response", at=e.location, subject=subject, observed="not stapled",
+                         "response", at=e.at(), subject=subject, observed="not stapled",
                          expected="a stapled OCSP response")
         else:
             crl = f"CRL {_names(leaf.crl_urls, 1)}" if leaf.crl_urls else "no CRL either"
-            yield passed(f"{e.where}: the certificate names no OCSP responder: nothing to staple", at=e.location,
+            yield passed(f"{e.where}: the certificate names no OCSP responder: nothing to staple", at=e.at(),
                          subject=subject, observed=f"no OCSP responder ({crl})",
                          expected="stapled, or no OCSP responder in the certificate")
 
@@ -413,18 +413,18 @@ def vulnerabilities(facts: FactSet) -> Iterator[Outcome]:
         if robot is None:
             unknown.append("ROBOT")
         for name, sev in found:
-            yield failed(f"{e.where} is vulnerable to {name}", at=e.location,
+            yield failed(f"{e.where} is vulnerable to {name}", at=e.at(),
                          subject=f"{e.where} {name.split(' (')[0]}", observed="vulnerable",
                          expected="not vulnerable", severity=sev)
         if robot == "UNKNOWN_INCONSISTENT_RESULTS":
-            yield warned(f"{e.where}: the ROBOT test gave inconsistent results", at=e.location,
+            yield warned(f"{e.where}: the ROBOT test gave inconsistent results", at=e.at(),
                          subject=f"{e.where} ROBOT", observed=robot, expected="not vulnerable", severity="medium")
         if unknown:
-            yield errored(f"{e.where}: could not be tested for {', '.join(unknown)}", at=e.location,
+            yield errored(f"{e.where}: could not be tested for {', '.join(unknown)}", at=e.at(),
                           subject=f"{e.where} vulnerabilities")
         elif not found and robot != "UNKNOWN_INCONSISTENT_RESULTS":
             tested = ", ".join([*(n for n, _ in VULNERABILITIES.values()), "ROBOT"])
-            yield passed(f"{e.where} is not vulnerable to {tested}", at=e.location,
+            yield passed(f"{e.where} is not vulnerable to {tested}", at=e.at(),
                          subject=f"{e.where} vulnerabilities", observed="none found", expected="not vulnerable")
 
 
@@ -459,7 +459,7 @@ def mozilla_profile(facts: FactSet) -> Iterator[Outcome]:
         profile = e.profile
         label = f"Mozilla {profile.name} {profile.version}" if profile else "Mozilla's profile"
         if e.mozilla_error:
-            yield errored(f"{e.where}: the profile could not be checked: {e.mozilla_error}", at=e.location,
+            yield errored(f"{e.where}: the profile could not be checked: {e.mozilla_error}", at=e.at(),
                           subject=subject)
             continue
         deviations = {k: v for k, v in e.mozilla_deviations.items() if k not in JUDGED_ELSEWHERE}
@@ -475,11 +475,11 @@ def mozilla_profile(facts: FactSet) -> Iterator[Outcome]:
                 note = f" (also offers the curves {', '.join(stronger)}, stronger than the profile lists: not counted)"
         if deviations:
             points = f"{len(deviations)} point" + ("s" if len(deviations) > 1 else "")
-            yield failed(f"{e.where} deviates from {label} in {points}{note}", at=e.location, subject=subject,
+            yield failed(f"{e.where} deviates from {label} in {points}{note}", at=e.at(), subject=subject,
                          observed="; ".join(f"{k}: {v}" for k, v in sorted(deviations.items())),
                          expected=label)
         else:
-            yield passed(f"{e.where} follows {label}{note}", at=e.location, subject=subject, observed="no deviations",
+            yield passed(f"{e.where} follows {label}{note}", at=e.at(), subject=subject, observed="no deviations",
                          expected=label)
 
 

@@ -26,7 +26,7 @@ from before that rule are listed in LEGACY_IDS and keep their values (fingerprin
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 from . import kinds as fact_kinds
@@ -91,19 +91,17 @@ class CheckMeta:
         return qualified_id(self.id, self.component)
 
     def to_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "title": self.title,
-            "component": self.component,
-            "severity": self.severity.value,
-            "threats": list(self.threats),
-            "needs": list(self.needs),
-            "rationale": self.rationale,
-            "remediation": {"text": self.remediation.text, "snippet": self.remediation.snippet},
-            "references": list(self.references),
-            "tags": list(self.tags),
-            "modes": list(self.modes),
-        }
+        """The metadata as plain data, in field order (reports, `checks list --format json`)."""
+        out: dict = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name == "reads":
+                continue
+            if isinstance(value, Remediation):
+                value = {"text": value.text, "snippet": value.snippet}
+            out[item.name] = value.value if isinstance(value, Severity) else \
+                list(value) if isinstance(value, tuple) else value
+        return out
 
 
 @dataclass(frozen=True)

@@ -37,13 +37,14 @@ class Observation:
     source: str = ""  # why this URL was probed (media)
     refused: bool = False  # nothing listens there
 
-    def header(self, name: str) -> str | None:
-        name = name.lower()
-        return next((v for k, v in self.headers if k == name), None)
-
     def header_all(self, name: str) -> list[str]:
         name = name.lower()
         return [v for k, v in self.headers if k == name]
+
+    def header(self, name: str) -> str | None:
+        """The first value of a header, or None."""
+        values = self.header_all(name)
+        return values[0] if values else None
 
     @property
     def answered(self) -> bool:

@@ -145,8 +145,7 @@ class TlsEndpoint:
     mozilla_error: str | None = None
     errors: dict[str, str] = field(default_factory=dict)  # scan command -> why it failed
 
-    @property
-    def location(self) -> Location:
+    def at(self) -> Location:
         return Location(self.where)
 
 

@@ -28,6 +28,8 @@ DOCKER_UFW = "https://docs.docker.com/engine/network/packet-filtering-firewalls/
 
 
 MASTODON_COMPOSE = "https://github.com/mastodon/mastodon/blob/main/docker-compose.yml"
+# What the checks of a published port (one per backing service) cite.
+PUBLISHED_PORT_REFERENCES = (COMPOSE_PORTS, DOCKER_UFW, MASTODON_COMPOSE)
 
 
 def service_subject(service: ComposeService) -> str:

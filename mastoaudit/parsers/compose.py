@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -259,22 +260,19 @@ class ComposeService:
     pid: Item | None = None
 
     # image reference parts: registry/repo, tag, digest
+    def _image_ref(self) -> tuple[str, str | None]:
+        """(registry/repo, tag or None) of the image, the digest left out."""
+        ref = (self.image or "").split("@", 1)[0]
+        colon = ref.rfind(":")
+        return (ref[:colon], ref[colon + 1:]) if colon > ref.rfind("/") else (ref, None)
+
     @property
     def image_repo(self) -> str | None:
-        if not self.image:
-            return None
-        ref = self.image.split("@", 1)[0]
-        last_slash = ref.rfind("/")
-        colon = ref.rfind(":")
-        return ref[:colon] if colon > last_slash else ref
+        return self._image_ref()[0] if self.image else None
 
     @property
     def image_tag(self) -> str | None:
-        if not self.image:
-            return None
-        ref = self.image.split("@", 1)[0]
-        colon = ref.rfind(":")
-        return ref[colon + 1:] if colon > ref.rfind("/") else None
+        return self._image_ref()[1] if self.image else None
 
     @property
     def image_digest(self) -> str | None:
@@ -392,12 +390,17 @@ def _split_short_port(raw: str) -> tuple[str | None, str | None, str]:
     return parts[0] or None, parts[1] or None, parts[2]
 
 
-def _ports(value: Any, where: Location) -> list[PortPublish]:
+def _entries(value: Any, where: Location, what: str) -> Iterator[tuple[Any, Location]]:
+    """The entries of a list-valued key, each with its own line where the YAML says."""
     if not isinstance(value, list):
-        raise ParseError("ports must be a list", where.line)
-    found = []
+        raise ParseError(f"{what} must be a list", where.line)
     for index, item in enumerate(value):
-        loc = value.at(index) if isinstance(value, YSeq) else where
+        yield item, value.at(index) if isinstance(value, YSeq) else where
+
+
+def _ports(value: Any, where: Location) -> list[PortPublish]:
+    found = []
+    for item, loc in _entries(value, where, "ports"):
         if isinstance(item, dict):
             target = _text(item.get("target"))
             if not target:
@@ -453,11 +456,8 @@ def _items(value: Any, where: Location) -> list[Item]:
 
 
 def _mounts(value: Any, where: Location) -> list[Mount]:
-    if not isinstance(value, list):
-        raise ParseError("volumes must be a list", where.line)
     found = []
-    for index, item in enumerate(value):
-        loc = value.at(index) if isinstance(value, YSeq) else where
+    for item, loc in _entries(value, where, "volumes"):
         if isinstance(item, dict):
             target = _text(item.get("target"))
             source = _text(item.get("source")) or None

@@ -6,7 +6,9 @@ like any malformed config. Each is tested on recorded outputs in tests/fixtures/
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from ..addresses import is_loopback, split_host_port
 from ..model import Location
@@ -26,12 +28,31 @@ class Socket:
 
 
 @dataclass
-class ListeningSockets:
+class HostOutput:
+    """What one command printed on a host; `at()` points at it, as host:command."""
+
     host: str
-    sockets: list[Socket]
+    SHOWN_AS: ClassVar[str] = ""
 
     def at(self) -> Location:
-        return Location(f"{self.host}:ss -ltunp")
+        return Location(f"{self.host}:{self.SHOWN_AS}")
+
+
+def _lines(text: str) -> Iterator[tuple[int, list[str], str]]:
+    """Each non-blank line: its number, its whitespace-separated fields and the line itself."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            yield number, line.split(), line
+
+
+def _unexpected(what: str, line: str, number: int) -> ParseError:
+    return ParseError(f"unexpected {what} output: {line[:80]!r}", number)
+
+
+@dataclass
+class ListeningSockets(HostOutput):
+    sockets: list[Socket]
+    SHOWN_AS: ClassVar[str] = "ss -ltunp"
 
 
 _PROCESS_IN_SS = re.compile(r'users:\(\("([^"]+)"')
@@ -39,12 +60,9 @@ _PROCESS_IN_SS = re.compile(r'users:\(\("([^"]+)"')
 
 def parse_listening(host: str, text: str) -> ListeningSockets:
     sockets = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        parts = line.split()
-        if not parts:
-            continue
+    for number, parts, line in _lines(text):
         if len(parts) < 5 or parts[0] not in ("tcp", "udp"):
-            raise ParseError(f"unexpected ss output: {line[:80]!r}", number)
+            raise _unexpected("ss", line, number)
         try:
             address, port = split_host_port(parts[4])
         except ValueError:
@@ -68,33 +86,25 @@ class Process:
 
 
 @dataclass
-class Processes:
-    host: str
+class Processes(HostOutput):
     processes: list[Process]
-
-    def at(self) -> Location:
-        return Location(f"{self.host}:ps")
+    SHOWN_AS: ClassVar[str] = "ps"
 
 
 def parse_processes(host: str, text: str) -> Processes:
     found = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, _, line in _lines(text):
         parts = line.split(None, 3)
-        if not parts:
-            continue
         if len(parts) < 3 or not parts[1].isdigit():
-            raise ParseError(f"unexpected ps output: {line[:80]!r}", number)
+            raise _unexpected("ps", line, number)
         found.append(Process(parts[0], int(parts[1]), parts[2], parts[3] if len(parts) > 3 else parts[2]))
     return Processes(host, found)
 
 
 @dataclass
-class Packages:
-    host: str
+class Packages(HostOutput):
     versions: dict[str, str]  # installed packages only
-
-    def at(self) -> Location:
-        return Location(f"{self.host}:dpkg-query")
+    SHOWN_AS: ClassVar[str] = "dpkg-query"
 
 
 def parse_packages(host: str, text: str) -> Packages:
@@ -106,15 +116,12 @@ def parse_packages(host: str, text: str) -> Packages:
     return Packages(host, versions)
 
 
-@dataclass(frozen=True)
-class FirewallRules:
+@dataclass
+class FirewallRules(HostOutput):
     """The packet filter's rules as `nft list ruleset` (or `iptables-save`) prints them."""
 
-    host: str
     rules: str
-
-    def at(self) -> Location:
-        return Location(f"{self.host}:nft list ruleset / iptables-save")
+    SHOWN_AS: ClassVar[str] = "nft list ruleset / iptables-save"
 
 
 def parse_firewall(host: str, text: str) -> FirewallRules:
@@ -138,8 +145,7 @@ class FileStat:
 
 
 @dataclass
-class PostgresLive:
-    host: str
+class PostgresLive(HostOutput):
     settings: dict[str, str] = field(default_factory=dict)
     roles: list[dict] = field(default_factory=list)  # rolname, super, createrole, createdb, login, ..., nopassword
 
@@ -176,16 +182,13 @@ def parse_postgres_live(host: str, text: str) -> PostgresLive:
 
 
 @dataclass
-class RedisLive:
-    host: str
+class RedisLive(HostOutput):
     auth_required: bool
     authenticated: bool
     config: dict[str, str]
     acl_users: list[str]
     config_disabled: bool = False  # CONFIG renamed or denied, as hardening advises
-
-    def at(self) -> Location:
-        return Location(f"{self.host}:redis CONFIG GET")
+    SHOWN_AS: ClassVar[str] = "redis CONFIG GET"
 
 
 def parse_redis_cli(host: str, text: str) -> RedisLive:

@@ -62,22 +62,16 @@ def split_args(line: str, number: int) -> list[str]:
                     current.append(_ESCAPES.get(nxt, nxt))
                     i += 2
                     continue
-                if ch == '"':
-                    if i + 1 < n and not line[i + 1].isspace():
-                        raise ParseError("unbalanced quotes (a closing quote must be followed by a space)", number)
-                    i += 1
-                    break
-                current.append(ch)
-            elif quote == "'":
-                if ch == "\\" and line[i + 1:i + 2] == "'":
-                    current.append("'")
-                    i += 2
-                    continue
-                if ch == "'":
-                    if i + 1 < n and not line[i + 1].isspace():
-                        raise ParseError("unbalanced quotes (a closing quote must be followed by a space)", number)
-                    i += 1
-                    break
+            elif quote == "'" and ch == "\\" and line[i + 1:i + 2] == "'":
+                current.append("'")
+                i += 2
+                continue
+            if quote and ch == quote:
+                if i + 1 < n and not line[i + 1].isspace():
+                    raise ParseError("unbalanced quotes (a closing quote must be followed by a space)", number)
+                i += 1
+                break
+            if quote:
                 current.append(ch)
             elif ch.isspace():
                 break
