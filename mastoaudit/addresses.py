@@ -123,9 +123,12 @@ class AddressPolicy:
 
     @classmethod
     def allowing(cls, entries: Iterable[str] = (), names: Iterable[str] = ()) -> AddressPolicy:
-        """From user text: addresses or networks ('10.0.0.5', '127.0.0.0/8') and host names.
+        """From user text: addresses or networks ('10.0.0.5', '127.0.0.0/8') and host names (a
+        "name" that is an IP address, such as an endpoint's host, allows that address).
         ValueError for an entry that is neither an address nor a network."""
-        nets = []
+        names = list(names)
+        nets = [ipaddress.ip_network(str(ip)) for n in names if n and (ip := parse_ip(n)) is not None]
+        names = [n for n in names if n and parse_ip(n) is None]
         for entry in entries:
             entry = entry.strip()
             if not entry:

@@ -11,10 +11,12 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .diff import ReportError, compare, load_report
-from .diff import render_terminal as render_diff
-from .engine import EXIT_CLEAN, EXIT_USAGE, RunResult, run
-from .fixplan import plan
+from . import compliance as compliance_step
+from . import scope as scopes
+from .compliance import Compliance, ComplianceError
+from .diff import ReportError, load_report
+from .engine import EXIT_CLEAN, EXIT_INCOMPLETE, EXIT_USAGE, RunResult, run
+from .fixplan import plan, unchecked
 from .model import Severity
 from .registry import CheckLoadError, Registry, default_registry
 from .reporting import FORMATS
@@ -23,13 +25,15 @@ from .reporting.output import write_reports
 from .selection import SELECTOR_HELP, Selection
 from .sources.local import InputError, collect_tree
 from .targets import ScanOptions, TargetError, audit_network, scan_target, select_probes, with_addresses
+from .textsafe import SafeWriter
+from .verdict import exit_code
 
 
 class UsageError(Exception):
     pass
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
+def _add_run_options(p: argparse.ArgumentParser, shard: bool = False) -> None:
     g = p.add_argument_group("reports and exit code")
     g.add_argument("--format", "-f", dest="formats", action="append", choices=FORMATS,
                    help="output format, repeatable (default: terminal, html and json)")
@@ -43,6 +47,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     s.add_argument("--select", action="append", metavar="SELECTOR", help=f"run only these checks: {SELECTOR_HELP}")
     s.add_argument("--exclude", action="append", metavar="SELECTOR", help="skip these checks (same forms)")
     _add_check_sources(s)
+    compliance_step.add_options(p, shard=shard)
 
 
 def _add_network_options(p: argparse.ArgumentParser) -> None:
@@ -53,6 +58,11 @@ def _add_network_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--resolve", action="append", default=[], metavar="NAME=IP",
                    help="reach NAME at IP, like curl --resolve (the media or mail host)")
     g.add_argument("--resolver", metavar="IP[:PORT]", help="ask this DNS server (default: the system's)")
+    g.add_argument("--allow-private", action="append", default=[], metavar="NET",
+                   help="also let connections go to this private address or network (repeatable). The "
+                        "scanned site's addresses, --resolve and the hosts named with --media-host, --s3-endpoint "
+                        "and --smtp-host are allowed anyway; no other private, loopback, link-local or metadata "
+                        "address is, whatever DNS, a redirect or a document says")
     g.add_argument("--ca-bundle", metavar="FILE", help="trust these CA certificates (internal CAs, the lab)")
     g.add_argument("--ports", metavar="LIST", help="more ports to scan, e.g. 8080,9100")
     g.add_argument("--smtp-host", action="append", default=[], metavar="HOST", help="SMTP relay to probe")
@@ -82,6 +92,7 @@ def _scan_options(args: argparse.Namespace) -> ScanOptions:
         s3_endpoint=args.s3_endpoint, s3_bucket=args.s3_bucket, s3_region=args.s3_region,
         s3_permission=args.s3_permission, s3_public_object=args.s3_public_object, s3_signed=args.s3_signed,
         tls_profile=args.tls_profile, timeout=args.timeout, probes=args.probe or (),
+        allow_private=args.allow_private,
     )
 
 
@@ -102,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     lint = sub.add_parser("lint", help="audit configuration files under PATHs (no live host)")
     lint.add_argument("paths", nargs="+", metavar="PATH", help="a config tree or file; each PATH is one target")
-    _add_run_options(lint)
+    _add_run_options(lint, shard=True)
 
     audit = sub.add_parser("audit", help="audit live hosts over SSH (read-only)")
     audit.add_argument("-i", "--inventory", required=True, type=Path, metavar="INVENTORY",
@@ -115,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--quiet", "-q", action="store_true", help="no per-host progress on stderr")
     audit.add_argument("--no-network", action="store_true",
                        help="skip the network probes (TLS, headers, ports, mail DNS, SMTP, S3) of the web hosts")
-    _add_run_options(audit)
+    _add_run_options(audit, shard=True)
 
     scan = sub.add_parser("scan", help="what an outsider sees of an instance: TLS, headers, exposure, ports, "
                                        "mail DNS, SMTP, media bucket (network only, no credentials)")
@@ -126,18 +137,49 @@ def build_parser() -> argparse.ArgumentParser:
     diff = sub.add_parser("diff", help="what changed between two JSON reports (compliance runs)")
     diff.add_argument("before", type=Path, metavar="OLD.json")
     diff.add_argument("after", type=Path, metavar="NEW.json")
-    diff.add_argument("--format", "-f", dest="formats", action="append", choices=["terminal", "json"])
-    diff.add_argument("-o", "--output", dest="output", metavar="PATH", help="write the json diff to PATH")
+    diff.add_argument("--format", "-f", dest="formats", action="append", choices=FORMATS,
+                      help="output format, repeatable (default: terminal); sarif is NEW with baselineState")
+    diff.add_argument("-o", "--output", dest="output", metavar="PATH",
+                      help="a file for one format, a folder for several, - for standard output")
     diff.add_argument("--fail-on", default="low", metavar="SEVERITY",
-                      help="exit 1 when a NEW failed finding is at or above this severity (default: low)")
+                      help="exit 1 when a NEW failed finding (or one that got worse) is at or above this severity "
+                           "(default: low)")
+
+    merge = sub.add_parser("merge", help="join the reports of a split run (--shard I/N) into one report")
+    merge.add_argument("reports", nargs="+", type=Path, metavar="REPORT.json", help="the shards' JSON reports")
+    merge.add_argument("--shards", type=int, metavar="N",
+                       help="how many shards the run was split in (default: as the reports say)")
+    mg = merge.add_argument_group("reports and exit code (as if the shards were one run)")
+    mg.add_argument("--format", "-f", dest="formats", action="append", choices=FORMATS,
+                    help="output format, repeatable (default: terminal, html and json)")
+    mg.add_argument("-o", "--output", dest="output", metavar="PATH",
+                    help="a file for one format, a folder for several, - for standard output (default: reports/)")
+    mg.add_argument("--fail-on", default="low", metavar="SEVERITY",
+                    help="exit 1 when a failed finding is at or above this severity (default: low)")
+    mg.add_argument("--show-passed", action="store_true", help="list passed results on the terminal too")
+    mc = merge.add_argument_group("compliance over time")
+    mc.add_argument("--baseline", type=Path, metavar="PREVIOUS.json",
+                    help="compare the merged run with an earlier report (the shards' own baselines are replaced)")
+    mc.add_argument("--history", type=Path, metavar="DIR", help="keep the merged run in DIR and draw the trend")
+    mc.add_argument("--history-keep", type=int, default=compliance_step.DEFAULT_KEEP, metavar="N")
 
     fix = sub.add_parser("fix", help="a remediation plan for the failed findings (changes nothing)")
     fix.add_argument("--plan", action="store_true", required=True,
-                     help="print the plan; applying fixes is left to you or your config management")
+                     help="write the plan (changes nothing): text, or a pyinfra deploy you read and then run")
     fix.add_argument("--report", type=Path, metavar="REPORT.json", help="plan from an existing JSON report")
+    fix.add_argument("-o", "--output", metavar="PATH",
+                     help="write the plan to PATH (a .py PATH gets the pyinfra deploy) instead of standard output")
+    fix.add_argument("--format", "-f", dest="plan_format", choices=["terminal", "pyinfra"],
+                     help="terminal: the text plan; pyinfra: a deploy for `pyinfra INVENTORY deploy.py` "
+                          "(default: pyinfra when -o ends in .py, else terminal)")
+    fix.add_argument("--waivers", action="append", type=Path, default=[], metavar="FILE",
+                     help="accepted risks: waived findings are listed, never fixed (repeatable)")
     fix.add_argument("paths", nargs="*", metavar="PATH", help="or lint these config trees and plan from that")
     fix.add_argument("--checks-dir", action="append", type=Path, default=[], metavar="DIR")
     fix.add_argument("--no-plugins", action="store_true")
+
+    from .federation.cli import add_parser as add_federation_parser
+    add_federation_parser(sub, _add_run_options)
 
     checks = sub.add_parser("checks", help="the check catalogue")
     checks_sub = checks.add_subparsers(dest="checks_command", metavar="list|show|threats")
@@ -170,22 +212,46 @@ def _fail_on(text: str) -> Severity | None:
 
 
 def _finish(args: argparse.Namespace, result: RunResult, stem: str) -> int:
+    prepared: Compliance = args.compliance
+    return _report(args, prepared.finish(build_document(result)), stem, prepared)
+
+
+def _report(args: argparse.Namespace, doc: dict, stem: str, prepared: Compliance | None) -> int:
     fail_on = _fail_on(args.fail_on)
     try:
-        written = write_reports(result, args.formats, args.output, stem)
+        written = write_reports(doc, args.formats, args.output, stem, show_passed=args.show_passed)
     except (ValueError, OSError) as exc:
         raise UsageError(f"cannot write reports: {exc}") from None
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
-    return result.exit_code(fail_on)
+    kept = prepared.record(doc) if prepared else None
+    if kept:
+        print(f"kept {kept} (history of {doc['run']['scope']['description']})", file=sys.stderr)
+    return exit_code(doc, fail_on)
+
+
+def _prepare(args: argparse.Namespace, command: str, targets: list[str], discovered=(), shard=None,
+             shard_info: dict | None = None) -> None:
+    """Scope, waivers, baseline and history: read and checked before the run does any work."""
+    scope = scopes.make_scope(command, targets, args.select, args.exclude, [str(d) for d in args.checks_dir],
+                              shard=str(shard) if shard else None)
+    args.compliance = Compliance.prepare(args, scope, list(discovered), shard, shard_info)
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
+    from .shard import describe
+    from .waivers import discover_for_lint
+
     _fail_on(args.fail_on)  # a bad threshold is a usage error before any work
     selection = _selection(args)
+    shard = compliance_step.parse_shard(args.shard)
+    names = list(dict.fromkeys(str(Path(raw)) for raw in args.paths))
+    paths = shard.select(names) if shard else names
+    _prepare(args, "lint", scopes.lint_targets(args.paths), discover_for_lint(paths), shard,
+             describe(shard, "path", paths, names) if shard else None)
     registry = _registry(args)
     targets = []
-    for raw in args.paths:
+    for raw in paths:
         try:
             targets.append(collect_tree(Path(raw)))
         except InputError as exc:
@@ -253,23 +319,34 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from .inventory import InventoryError, load_inventory
+    from .shard import describe
     from .sources.ssh import SshCollection
+    from .waivers import discover_for_inventory
 
     _fail_on(args.fail_on)
     selection = _selection(args)
+    shard = compliance_step.parse_shard(args.shard)
     try:
         inventory = load_inventory(args.inventory)
     except InventoryError as exc:
         raise UsageError(str(exc)) from None
+    if args.trust_on_first_use:
+        inventory.hosts = [replace(h, ssh=replace(h.ssh, trust_on_first_use=True)) for h in inventory.hosts]
+    chosen = inventory.hosts  # --limit, then --shard: the inventory itself stays whole (jump hosts)
     if args.limit:
         unknown = [name for name in args.limit if inventory.host(name) is None]
         if unknown:
             raise UsageError(f"--limit: no host named {', '.join(unknown)} in {args.inventory}")
-        inventory.hosts = [h for h in inventory.hosts if h.name in args.limit]
-    if args.trust_on_first_use:
-        inventory.hosts = [replace(h, ssh=replace(h.ssh, trust_on_first_use=True)) for h in inventory.hosts]
+        chosen = [h for h in chosen if h.name in args.limit]
+    mine = shard.select(chosen, name=lambda h: h.name) if shard else chosen
+    beside = discover_for_inventory(args.inventory)
+    _prepare(args, "audit", scopes.audit_targets(str(args.inventory), args.limit),
+             [(beside, None)] if beside else [], shard,
+             describe(shard, "host", [h.name for h in mine], [h.name for h in chosen]) if shard else None)
+    if not mine:  # an empty shard: a complete run of nothing, so that the merge finds every part
+        return _finish(args, run("audit", _registry(args), selection, [], args.began), "mastoaudit-audit")
     # The SSH worker starts first: the checks load while it imports pyinfra and connects.
-    collection = SshCollection(inventory, str(args.command_log) if args.command_log else None).start()
+    collection = SshCollection(inventory, str(args.command_log) if args.command_log else None, hosts=mine).start()
     try:
         registry = _registry(args)
     except CheckLoadError:
@@ -281,11 +358,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
             print(f"  {host}: {event}", file=sys.stderr, flush=True)
 
     if not args.quiet:
-        print(f"auditing {len(inventory.hosts)} host(s) of {inventory.web_domain} over SSH", file=sys.stderr)
+        part = f" (shard {shard} of {len(chosen)})" if shard else ""
+        print(f"auditing {len(mine)} host(s){part} of {inventory.web_domain} over SSH", file=sys.stderr)
     targets = collection.finish(progress)
     if not args.no_network and inventory.network.enabled:
         try:
-            network = audit_network(inventory, targets)
+            network = audit_network(inventory, targets, chosen)
         except TargetError as exc:
             raise UsageError(str(exc)) from None
         if network is not None:
@@ -310,6 +388,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         probes = select_probes(options.probes)
     except TargetError as exc:
         raise UsageError(str(exc)) from None
+    _prepare(args, "scan", [target.name])
     registry = _registry(args)
     try:
         target = with_addresses(target)
@@ -321,23 +400,47 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    from .diff import compare_reports, render
+    from .diff import exit_code as diff_exit_code
+
     fail_on = _fail_on(args.fail_on)
     try:
         before, after = load_report(args.before), load_report(args.after)
     except ReportError as exc:
         raise UsageError(str(exc)) from None
-    result = compare(before, after)
+    annotated, diff = compare_reports(before, after, str(args.before), str(args.after))
     formats = args.formats or ["terminal"]
-    if "terminal" in formats:
-        sys.stdout.write(render_diff(result, args.before, args.after))
-    if "json" in formats:
-        text = json.dumps(result.to_dict(), indent=2) + "\n"
-        if args.output:
-            Path(args.output).write_text(text, encoding="utf-8")
-        else:
-            sys.stdout.write(text)
-    worst = result.worst_new()
-    return 1 if fail_on is not None and worst is not None and worst.rank >= fail_on.rank else EXIT_CLEAN
+    if args.output is None and formats != ["terminal"]:
+        args.output = "-" if len(formats) == 1 else None
+    try:
+        written = write_reports(diff, formats, args.output, "mastoaudit-diff",
+                                render=lambda fmt, doc, colour: render(fmt, doc, annotated, colour))
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"cannot write the diff: {exc}") from None
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr)
+    return diff_exit_code(annotated, fail_on)
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from .merge import MergeError, merge_documents
+
+    _fail_on(args.fail_on)
+    reports = []
+    for path in args.reports:
+        try:
+            reports.append((str(path), load_report(path)))
+        except ReportError as exc:
+            raise UsageError(str(exc)) from None
+    try:
+        doc = merge_documents(reports)
+    except MergeError as exc:
+        raise UsageError(str(exc)) from None
+    if args.shards is not None and args.shards != doc["run"]["merged"]["count"]:
+        raise UsageError(f"--shards {args.shards}: the reports are shards of a run split in "
+                         f"{doc['run']['merged']['count']}")
+    prepared = compliance_step.finish_merged(doc, args)
+    return _report(args, doc, f"mastoaudit-{doc['run']['command']}", prepared)
 
 
 def cmd_fix(args: argparse.Namespace) -> int:
@@ -355,12 +458,36 @@ def cmd_fix(args: argparse.Namespace) -> int:
         document = build_document(run("lint", registry, Selection(), targets))
     else:
         raise UsageError("fix --plan needs --report REPORT.json or config PATHs")
-    sys.stdout.write(plan(document))
-    return EXIT_CLEAN
+    from .remediation.cli import write_plan
+
+    code = write_plan(args, document, plan, UsageError)
+    # A plan from a run that could not check everything is not the whole plan: exit 3, like the run.
+    return EXIT_INCOMPLETE if code == EXIT_CLEAN and unchecked(document) else code
+
+
+def cmd_federation(args: argparse.Namespace) -> int:
+    from .federation.cli import FederationUsage, print_text, run_impact
+
+    if args.federation_command != "impact":
+        raise UsageError("federation: give a subcommand (impact)")
+    from .federation.database import describe_dsn_loose
+
+    _fail_on(args.fail_on)
+    selection = _selection(args)
+    # The scope names the database without its password (the DSN may carry one).
+    where = str(args.inventory) if args.inventory else describe_dsn_loose(args.db or "")
+    _prepare(args, "federation", [where, *args.domains])
+    try:
+        result, text = run_impact(args, _registry(args), selection)
+    except FederationUsage as exc:
+        raise UsageError(str(exc)) from None
+    if not args.output or args.output != "-":
+        print_text(text)
+    return _finish(args, result, "mastoaudit-federation")
 
 
 COMMANDS = {"lint": cmd_lint, "audit": cmd_audit, "scan": cmd_scan, "checks": cmd_checks, "diff": cmd_diff,
-            "fix": cmd_fix}
+            "merge": cmd_merge, "fix": cmd_fix, "federation": cmd_federation}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -368,18 +495,25 @@ def main(argv: list[str] | None = None) -> int:
     from time import perf_counter
 
     began = (datetime.now(UTC), perf_counter())  # reports time the whole command, collection included
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.began = began
-    if not args.command:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
+    # Everything printed goes through the one sanitizer: a hostile file name or value cannot move
+    # the cursor, recolour, or rewrite a line of what the admin reads (mastoaudit.textsafe).
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = SafeWriter(out), SafeWriter(err)
     try:
-        return COMMANDS[args.command](args)
-    except (UsageError, CheckLoadError) as exc:
-        print(f"mastoaudit: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("mastoaudit: interrupted", file=sys.stderr)
-        return 130
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        args.began = began
+        if not args.command:
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        try:
+            return COMMANDS[args.command](args)
+        except (UsageError, CheckLoadError, ComplianceError) as exc:
+            print(f"mastoaudit: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            print("mastoaudit: interrupted", file=sys.stderr)
+            return 130
+    finally:
+        sys.stdout, sys.stderr = out, err
 

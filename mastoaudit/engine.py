@@ -125,7 +125,8 @@ def problem_findings(facts: FactSet, redactor: Redactor) -> list[Finding]:
 
 # Which checks each command runs (CheckMeta.modes): a scan has no config files to judge, a lint no
 # live host; the others are not run at all rather than reported as skipped.
-COMMAND_MODES = {"lint": {"static"}, "audit": {"static", "live", "network"}, "scan": {"network"}}
+COMMAND_MODES = {"lint": {"static"}, "audit": {"static", "live", "network"}, "scan": {"network"},
+                 "federation": {"federation"}}
 
 
 def run(command: str, registry: Registry, selection: Selection, targets: Iterable[FactSet],
@@ -133,7 +134,7 @@ def run(command: str, registry: Registry, selection: Selection, targets: Iterabl
     """`began`: when the command started (wall clock, perf_counter), so the reported duration
     includes collecting the facts, not only judging them."""
     started, clock = began or (datetime.now(UTC), time.perf_counter())
-    modes = COMMAND_MODES.get(command, {"static", "live", "network"})
+    modes = COMMAND_MODES.get(command.split(" ", 1)[0], {"static", "live", "network"})
     selected = [c for c in registry if selection.wants(c.meta) and modes & set(c.meta.modes)]
     findings: list[Finding] = []
     summaries: list[TargetSummary] = []

@@ -8,17 +8,25 @@ names are read as roles.
 from __future__ import annotations
 
 import ast
+import errno
 import ipaddress
+import os
 import re
+import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
 
+from . import yamlsafe
+from .addresses import split_host_port
+from .textsafe import excerpt, shown_path
+
 ROLES = ("web", "app", "streaming", "sidekiq", "db", "redis", "search", "mail", "storage")
 MAX_INVENTORY_BYTES = 1024 * 1024
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class InventoryError(Exception):
@@ -125,12 +133,17 @@ class _Reader:
     def scalar(self, node: yaml.Node, key: str, kind: type | tuple[type, ...]):
         if not isinstance(node, yaml.ScalarNode):
             raise self.fail(node, key, "expected a single value")
-        value = yaml.safe_load(yaml.serialize(node))
+        try:
+            value = yamlsafe.scalar_value(node)
+        except yamlsafe.YamlError as exc:
+            raise self.fail(node, key, exc.problem) from None
         if kind is str and isinstance(value, int | float) and not isinstance(value, bool):
             value = str(value)
         if not isinstance(value, kind) or (kind in (int, (int, float)) and isinstance(value, bool)):
             want = kind.__name__ if isinstance(kind, type) else "a number"
-            raise self.fail(node, key, f"expected {want}, got {value!r}")
+            raise self.fail(node, key, f"expected {want}, got {excerpt(repr(value), 60)}")
+        if isinstance(value, str) and _CONTROL.search(value):
+            raise self.fail(node, key, "control characters are not allowed")
         return value
 
     def only(self, mapping: dict, allowed: tuple[str, ...] | dict, key: str) -> None:
@@ -159,17 +172,16 @@ def _valid_address(text: str) -> bool:
         ipaddress.ip_address(text)
         return True
     except ValueError:
-        return bool(_HOSTNAME.match(text))
+        return bool(_HOSTNAME.fullmatch(text))
 
 
 def load_yaml_inventory(path: Path, text: str) -> Inventory:
-    reader = _Reader(str(path))
+    reader = _Reader(shown_path(path))
     try:
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        raise InventoryError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        root = yamlsafe.compose(text)
+    except yamlsafe.YamlError as exc:
+        where = f":{exc.line}" if exc.line else ""
+        raise InventoryError(f"{shown_path(path)}{where}: {exc.problem}") from None
     if root is None:
         raise InventoryError(f"{path}: empty inventory")
     top = reader.mapping(root, "inventory")
@@ -184,7 +196,7 @@ def load_yaml_inventory(path: Path, text: str) -> Inventory:
     web_domain = (reader.scalar(inst["web_domain"][1], "instance.web_domain", str)
                   if "web_domain" in inst else local_domain)
     for name, value in (("local_domain", local_domain), ("web_domain", web_domain)):
-        if not _HOSTNAME.match(value):
+        if not _HOSTNAME.fullmatch(value):
             raise reader.fail(inst.get(name, inst["local_domain"])[1], f"instance.{name}", f"not a domain: {value!r}")
     mastodon_path = (reader.scalar(inst["mastodon_path"][1], "instance.mastodon_path", str)
                      if "mastodon_path" in inst else "/home/mastodon/live")
@@ -197,7 +209,7 @@ def load_yaml_inventory(path: Path, text: str) -> Inventory:
     hosts = []
     for name, (knode, hnode) in hosts_map.items():
         key = f"hosts.{name}"
-        if not _HOSTNAME.match(name):
+        if not _HOSTNAME.fullmatch(name):
             raise reader.fail(knode, key, "host names are letters, digits, dots and dashes")
         fields = reader.mapping(hnode, key)
         reader.only(fields, ("address", "roles", "ssh", "path_prefix", "services"), key)
@@ -221,18 +233,35 @@ def load_yaml_inventory(path: Path, text: str) -> Inventory:
         if "services" in fields:
             smap = reader.mapping(fields["services"][1], f"{key}.services")
             reader.only(smap, _SERVICE_FIELDS, f"{key}.services")
-            services = replace(services, **{
-                sname: reader.scalar(vnode, f"{key}.services.{sname}", _SERVICE_FIELDS[sname])
-                for sname, (_, vnode) in smap.items()
-            })
+            values = {}
+            for sname, (_, vnode) in smap.items():
+                value = reader.scalar(vnode, f"{key}.services.{sname}", _SERVICE_FIELDS[sname])
+                if sname.endswith("_port") and not 0 < value < 65536:
+                    raise reader.fail(vnode, f"{key}.services.{sname}", f"not a port number: {value}")
+                values[sname] = value
+            services = replace(services, **values)
         hosts.append(Host(name, address, tuple(dict.fromkeys(roles)), ssh, prefix.rstrip("/"), services))
     names = {h.name for h in hosts}
     for h in hosts:
-        jump = h.ssh.jump
-        if jump and "@" not in jump and ":" not in jump and jump not in names:
-            raise InventoryError(f"{path}: hosts.{h.name}.ssh.jump: no host named {jump!r} in the inventory")
+        problem = _jump_problem(h.ssh.jump, names)
+        if problem:
+            raise InventoryError(f"{shown_path(path)}: hosts.{h.name}.ssh.jump: {problem}")
     network = _network(reader, top["network"][1]) if "network" in top else NetworkSettings()
-    return Inventory(str(path), local_domain, web_domain, mastodon_path, hosts, network)
+    return Inventory(shown_path(path), local_domain, web_domain, mastodon_path, hosts, network)
+
+
+def _jump_problem(jump: str | None, names: set[str]) -> str | None:
+    """None when `jump` names an inventory host or reads as [user@]host[:port]."""
+    if not jump or jump in names:
+        return None
+    if "@" not in jump and ":" not in jump:
+        return f"no host named {excerpt(jump, 60)!r} in the inventory"
+    _user, _, hostport = jump.rpartition("@")
+    try:
+        host, _port = split_host_port(hostport)
+    except ValueError:
+        return "expected an inventory host or user@host[:port] (a port from 1 to 65535)"
+    return None if _valid_address(host) else "not an address or host name"
 
 
 def _network(reader: _Reader, node: yaml.Node) -> NetworkSettings:
@@ -244,8 +273,16 @@ def _network(reader: _Reader, node: yaml.Node) -> NetworkSettings:
         key = f"network.{name}"
         if name == "enabled":
             values[name] = reader.scalar(vnode, key, bool)
-        elif name in ("resolver", "ca_bundle"):
+        elif name == "ca_bundle":
             values[name] = reader.scalar(vnode, key, str)
+        elif name == "resolver":
+            value = reader.scalar(vnode, key, str)
+            try:
+                host, _port = split_host_port(value)
+                ipaddress.ip_address(host.strip("[]"))
+            except ValueError:
+                raise reader.fail(vnode, key, "expected IP or IP:PORT") from None
+            values[name] = value
         elif name == "tls_profile":
             value = reader.scalar(vnode, key, str)
             if value not in ("intermediate", "modern"):
@@ -258,7 +295,15 @@ def _network(reader: _Reader, node: yaml.Node) -> NetworkSettings:
             values[name] = float(value)
         elif name == "resolve":
             pairs = reader.mapping(vnode, key)
-            values[name] = {host: reader.scalar(v, f"{key}.{host}", str) for host, (_, v) in pairs.items()}
+            resolved = {}
+            for host, (_, v) in pairs.items():
+                address = reader.scalar(v, f"{key}.{host}", str)
+                try:
+                    ipaddress.ip_address(address)
+                except ValueError:
+                    raise reader.fail(v, f"{key}.{host}", "not an IP address") from None
+                resolved[host] = address
+            values[name] = resolved
         else:  # lists: dkim_selectors, ports
             if not isinstance(vnode, yaml.SequenceNode):
                 raise reader.fail(vnode, key, "expected a list")
@@ -273,54 +318,120 @@ def _network(reader: _Reader, node: yaml.Node) -> NetworkSettings:
 def load_pyinfra_inventory(path: Path, text: str, local_domain: str | None) -> Inventory:
     """A pyinfra inventory: module-level lists of hosts (or (host, data) tuples); groups are roles.
 
-    It is read as data (ast.literal_eval of each assignment), never executed.
+    It is read as data (ast.literal_eval of each assignment), never executed. Any other shape is an
+    InventoryError at its line: nothing in the file can raise anything else.
     """
+    shown = shown_path(path)
     try:
-        tree = ast.parse(text, filename=str(path))
+        tree = ast.parse(text, filename="inventory")
     except SyntaxError as exc:
-        raise InventoryError(f"{path}:{exc.lineno}: not valid Python ({exc.msg})") from None
+        raise InventoryError(f"{shown}:{exc.lineno}: not valid Python ({exc.msg})") from None
+    except (ValueError, RecursionError, MemoryError):
+        raise InventoryError(f"{shown}: not Python an inventory could be read from (nested too deeply?)") from None
     by_host: dict[str, tuple[set[str], dict]] = {}
     for node in tree.body:
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
             continue
         group = node.targets[0].id
+        where = f"{shown}:{node.lineno}: {group}"
         try:
             value = ast.literal_eval(node.value)
-        except ValueError:
-            raise InventoryError(f"{path}:{node.lineno}: {group}: only literal lists of hosts are read") from None
+        except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+            raise InventoryError(f"{where}: only literal lists of hosts are read") from None
         if not isinstance(value, list | tuple):
             continue
         for entry in value:
-            name, data = (entry, {}) if isinstance(entry, str) else (entry[0], dict(entry[1]))
+            name, data = _pyinfra_entry(entry, where)
             roles, merged = by_host.setdefault(name, (set(), {}))
             if group in ROLES:
                 roles.add(group)
             merged.update(data)
     if not by_host:
-        raise InventoryError(f"{path}: no hosts found (expected lists of hosts, e.g. web = ['host1'])")
+        raise InventoryError(f"{shown}: no hosts found (expected lists of hosts, e.g. web = ['host1'])")
     hosts = []
     for name, (roles, data) in by_host.items():
-        ssh = SshSettings(
-            user=str(data.get("ssh_user", "root")), port=int(data.get("ssh_port", 22)),
-            key=data.get("ssh_key"), known_hosts=str(data.get("ssh_known_hosts_file", "~/.ssh/known_hosts")),
-            sudo=bool(data.get("_sudo", False)),
-        )
-        hosts.append(Host(name, str(data.get("ssh_hostname", name)), tuple(sorted(roles)) or ROLES, ssh))
+        hosts.append(Host(name, _pyinfra_data(data, "ssh_hostname", str, name, f"{shown}: {name}"),
+                          tuple(sorted(roles)) or ROLES, _pyinfra_ssh(data, f"{shown}: {name}")))
     domain = local_domain or hosts[0].address
-    return Inventory(str(path), domain, domain, hosts=hosts)
+    return Inventory(shown, domain, domain, hosts=hosts)
+
+
+def _pyinfra_entry(entry: object, where: str) -> tuple[str, dict]:
+    """'host' or ('host', {data}): anything else is an input error."""
+    if isinstance(entry, str):
+        name, data = entry, {}
+    elif isinstance(entry, tuple | list) and len(entry) == 2 and isinstance(entry[0], str) \
+            and isinstance(entry[1], dict):
+        name, data = entry
+    else:
+        raise InventoryError(f"{where}: each host is a name or a (name, {{data}}) pair, not {excerpt(repr(entry), 60)}")
+    if not _valid_address(name):
+        raise InventoryError(f"{where}: not an address or host name: {excerpt(repr(name), 60)}")
+    if not all(isinstance(key, str) for key in data):
+        raise InventoryError(f"{where}: {name}: host data keys are names")
+    return name, data
+
+
+def _pyinfra_data(data: dict, key: str, kind: type, default, where: str):
+    value = data.get(key, default)
+    if kind is int and isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        want = {str: "a string", int: "a number", bool: "true or false"}[kind]
+        raise InventoryError(f"{where}: {key}: expected {want}, got {excerpt(repr(value), 60)}")
+    if isinstance(value, str) and _CONTROL.search(value):
+        raise InventoryError(f"{where}: {key}: control characters are not allowed")
+    if key == "ssh_hostname" and not _valid_address(value):
+        raise InventoryError(f"{where}: {key}: not an address or host name: {excerpt(repr(value), 60)}")
+    if kind is int and not 0 < value < 65536:
+        raise InventoryError(f"{where}: {key}: not a port number: {value}")
+    return value
+
+
+def _pyinfra_ssh(data: dict, where: str) -> SshSettings:
+    key = data.get("ssh_key")
+    return SshSettings(
+        user=_pyinfra_data(data, "ssh_user", str, "root", where),
+        port=_pyinfra_data(data, "ssh_port", int, 22, where),
+        key=None if key is None else _pyinfra_data(data, "ssh_key", str, None, where),
+        known_hosts=_pyinfra_data(data, "ssh_known_hosts_file", str, "~/.ssh/known_hosts", where),
+        sudo=_pyinfra_data(data, "_sudo", bool, False, where),
+    )
 
 
 def load_inventory(path: Path, local_domain: str | None = None) -> Inventory:
+    shown = shown_path(path)
     try:
-        data = path.read_bytes()
+        data = _read_regular(path, MAX_INVENTORY_BYTES)
     except OSError as exc:
-        raise InventoryError(f"{path}: {exc.strerror or exc}") from None
+        raise InventoryError(f"{shown}: {exc.strerror or exc}") from None
     if len(data) > MAX_INVENTORY_BYTES:
-        raise InventoryError(f"{path}: larger than 1 MiB; not an inventory")
+        raise InventoryError(f"{shown}: larger than 1 MiB; not an inventory")
     try:
         text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InventoryError(f"{path}: not UTF-8 text") from None
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InventoryError(f"{shown}:{line}: not UTF-8 text") from None
     if path.suffix == ".py":
         return load_pyinfra_inventory(path, text, local_domain)
     return load_yaml_inventory(path, text)
+
+
+def _read_regular(path: Path, limit: int) -> bytes:
+    """At most limit + 1 bytes of a regular file (a FIFO or a device named as the inventory must not
+    block the run)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        os.set_blocking(fd, True)
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

@@ -10,7 +10,9 @@ Sources:
 - static: parsed config files (`lint`, and `audit` on the files it fetches over SSH);
 - live: what only a running host shows, read over SSH (`audit`): the `LiveFact` declarations below
   are the one list of what runs on a host (sources/remote_commands.py builds its table from them);
-- network: what the probes see from outside (`scan`, and `audit` on its web hosts).
+- network: what the probes see from outside (`scan`, and `audit` on its web hosts);
+- federation: Mastodon's database and the fediverse peers (`federation impact`: `--db`, or psql over
+  SSH through the `mastodon-db-federation` declaration below, which that command plans itself).
 
 A check runs in the commands whose sources produce what it needs (its `modes`, derived by `modes()`).
 Plugins declare kinds of their own with `declare()` (docs/architecture.md, "Add a fact").
@@ -41,6 +43,8 @@ if TYPE_CHECKING:
     from .facts.s3 import S3Fact
     from .facts.smtp import SmtpEndpoint
     from .facts.tls import TlsEndpoint, TlsScanSummary
+    from .federation.breakdown import Breakdown
+    from .federation.queries import DatabaseFacts
     from .inventory import Host, Inventory
     from .net.target import ScanTarget
     from .parsers.base import SourceFile
@@ -64,8 +68,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-STATIC, LIVE, NETWORK = "static", "live", "network"
-SOURCES = (STATIC, LIVE, NETWORK)  # also the order `modes` are listed in
+STATIC, LIVE, NETWORK, FEDERATION = "static", "live", "network", "federation"
+SOURCES = (STATIC, LIVE, NETWORK, FEDERATION)  # also the order `modes` are listed in
+_HOST_SOURCES = (STATIC, LIVE, NETWORK)  # a check that names no fact runs in the host commands
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 
 
@@ -155,10 +160,10 @@ def all_kinds() -> list[FactKind[Any]]:
 def modes(needs: Iterable[FactKind[Any]], reads: Iterable[FactKind[Any]] = ()) -> tuple[str, ...]:
     """The commands a check belongs to: the sources that produce everything it needs (it runs only
     when all of them are there) or, for a check that needs nothing in particular, whatever it reads
-    (and every command, for one that names nothing: it decides for itself)."""
+    (and lint, audit and scan, for one that names nothing: it decides for itself)."""
     needs, reads = list(needs), list(reads)
     if not needs and not reads:
-        return SOURCES
+        return _HOST_SOURCES
     if needs:
         found = set(SOURCES)
         for kind in needs:
@@ -170,7 +175,8 @@ def modes(needs: Iterable[FactKind[Any]], reads: Iterable[FactKind[Any]] = ()) -
 
 # Problems are reported as `input.<kind>` findings under the kind's component; these problem areas
 # are not fact kinds (a host that cannot be reached, a file that cannot be read, a probe that failed).
-PROBLEM_AREAS = {"ssh": "host", "file": "host", "network": "host", "redis": "redis"}
+PROBLEM_AREAS = {"ssh": "host", "file": "host", "network": "host", "redis": "redis", "database": "federation",
+                 "peer_list": "federation", "advisories": "federation"}
 
 
 def component_of_problem(kind: str) -> str:
@@ -202,14 +208,17 @@ class LiveFact:
     roles: frozenset[str] | None = None  # None: every host
     params: Params | None = None  # None: no parameters; a function returning None: not on this host
     failure: str | None = None  # message prefix for a non-zero exit; None: the exit status is not judged
+    # Who plans it and reads its output: "audit" (sources/ssh.py, for every host its roles match) or
+    # "federation" (`federation impact -i`, mastoaudit/federation/remote.py: one database host).
+    planned_by: str = "audit"
 
     @property
     def id(self) -> str:
         return self.command.id
 
     def plan(self, inventory: Inventory, host: Host) -> dict[str, object] | None:
-        """The parameters for this host, or None when it does not run there."""
-        if self.roles is not None and not self.roles & set(host.roles):
+        """The parameters for this host in an audit, or None when it does not run there."""
+        if self.planned_by != "audit" or (self.roles is not None and not self.roles & set(host.roles)):
             return None
         return self.params(inventory, host) if self.params is not None else {}
 
@@ -274,20 +283,21 @@ MASTODON_VERSION: FactKind[MastodonVersion] = declare(
     "the installed Mastodon release (version.rb, the instance API or NodeInfo)")
 
 
-def _on_host(host: Host, path: str) -> str:
+def on_host(host: Host, path: str) -> str:
+    """A path on the host, under its path_prefix (the lab's hosts share one file system)."""
     return f"{host.path_prefix}{path}" if host.path_prefix else path
 
 
-_APP_ROLES = {"web", "app", "streaming", "sidekiq"}
+APP_ROLES = frozenset({"web", "app", "streaming", "sidekiq"})  # the hosts with .env.production
 _APT = ("/etc/apt/apt.conf.d/20auto-upgrades", "/etc/apt/apt.conf.d/50unattended-upgrades")
 _UNITS = ("/etc/systemd/system/mastodon-*.service", "/etc/systemd/system/mastodon-*.service.d/*.conf")
 
 
 def _files(inventory: Inventory, host: Host) -> dict[str, object]:
     """Files any user may read: apt's settings, the Mastodon units; on app hosts the release and compose."""
-    paths = [_on_host(host, p) for p in (*_APT, *_UNITS)]
-    if _APP_ROLES & set(host.roles):
-        app = _on_host(host, inventory.mastodon_path)
+    paths = [on_host(host, p) for p in (*_APT, *_UNITS)]
+    if APP_ROLES & set(host.roles):
+        app = on_host(host, inventory.mastodon_path)
         paths += [f"{app}/lib/mastodon/version.rb", f"{app}/docker-compose.yml", f"{app}/compose.yml"]
     return {"paths": paths}
 
@@ -295,14 +305,14 @@ def _files(inventory: Inventory, host: Host) -> dict[str, object]:
 def _root_files(inventory: Inventory, host: Host) -> dict[str, object] | None:
     """Files only root may read: the secrets and the data stores' configs, by role."""
     roles = set(host.roles)
-    paths = [f"{_on_host(host, inventory.mastodon_path)}/.env.production"] if roles & _APP_ROLES else []
+    paths = [f"{on_host(host, inventory.mastodon_path)}/.env.production"] if roles & APP_ROLES else []
     if "db" in roles:
-        paths += [_on_host(host, f"/etc/postgresql/*/main/{name}")
+        paths += [on_host(host, f"/etc/postgresql/*/main/{name}")
                   for name in ("postgresql.conf", "pg_hba.conf", "conf.d/*.conf")]
     if "redis" in roles:
-        paths.append(_on_host(host, host.services.redis_config))
+        paths.append(on_host(host, host.services.redis_config))
     if "search" in roles:
-        paths += [_on_host(host, p) for p in ("/etc/elasticsearch/elasticsearch.yml", "/etc/opensearch/opensearch.yml")]
+        paths += [on_host(host, p) for p in ("/etc/elasticsearch/elasticsearch.yml", "/etc/opensearch/opensearch.yml")]
     return {"paths": paths} if paths else None
 
 
@@ -319,7 +329,7 @@ read_live(SSHD_CONFIG,
           command=RemoteCommand("sshd-effective", "sshd's effective settings", "sshd -T -f {config} 2>&1",
                                 ("config",), needs_root=True),
           collect="mastoaudit.sources.ssh:collect_sshd", problem="sshd_config", label="sshd -T", where="sshd -T",
-          params=lambda _inventory, host: {"config": _on_host(host, host.services.sshd_config)},
+          params=lambda _inventory, host: {"config": on_host(host, host.services.sshd_config)},
           failure="sshd -T failed")
 LISTENING: FactKind[ListeningSockets] = live(
     "listening", "mastoaudit.parsers.live:ListeningSockets", "host", "sockets listening, with their programs",
@@ -345,7 +355,7 @@ read_live(NGINX,
           command=RemoteCommand("nginx-dump", "nginx's whole effective configuration", "nginx -T -c {config} 2>&1",
                                 ("config",), needs_root=True),
           collect="mastoaudit.sources.ssh:collect_nginx_dump", problem="nginx", label="nginx -T", where="nginx -T",
-          roles={"web"}, params=lambda _inventory, host: {"config": _on_host(host, host.services.nginx_config)},
+          roles={"web"}, params=lambda _inventory, host: {"config": on_host(host, host.services.nginx_config)},
           failure="nginx -T failed")
 
 # PostgreSQL is asked through its Unix socket as the postgres user: no password, nothing in a command line.
@@ -386,7 +396,7 @@ REDIS_LIVE: FactKind[RedisLive] = live(
         " | redis-cli -h 127.0.0.1 -p {port} 2>&1",
         ("config", "port"), needs_root=True),
     parse="mastoaudit.parsers.live:parse_redis_cli", roles={"redis"},
-    params=lambda _inventory, host: {"config": _on_host(host, host.services.redis_config),
+    params=lambda _inventory, host: {"config": on_host(host, host.services.redis_config),
                                      "port": host.services.redis_port},
     problem="redis", label="Redis", where="redis-cli")
 
@@ -430,3 +440,37 @@ DNS_CAA: FactKind[CaaFact] = declare("dns_caa", "mastoaudit.facts.mail:CaaFact",
                                      "the web domain's CAA records")
 DNS_DNSSEC: FactKind[DnssecFact] = declare("dns_dnssec", "mastoaudit.facts.mail:DnssecFact", "mail-dns", (NETWORK,),
                                            "whether a domain's answers are signed")
+
+# --- federation: Mastodon's database and its peers (`federation impact`) ---------------------------
+
+MASTODON_DB: FactKind[DatabaseFacts] = declare(
+    "mastodon_db", "mastoaudit.federation.queries:DatabaseFacts", "federation", (FEDERATION,),
+    "Mastodon's database, read-only: registrations, staff and their 2FA, domain blocks and allows, peers")
+FEDERATION_PEERS: FactKind[Breakdown] = declare(
+    "federation_peers", "mastoaudit.federation.breakdown:Breakdown", "federation", (FEDERATION,),
+    "the peers still federated, by software and version, matched against the OSV advisories")
+
+
+def _federation_command() -> RemoteCommand:
+    """The same fixed SQL `--db` runs with psycopg (mastoaudit/federation/queries.py), as one psql
+    script: read-only twice over (default_transaction_read_only and a SELECT-only text), each
+    statement with its own timeout, the domains passed as a psql variable, never in the SQL text."""
+    from .federation.queries import psql_script
+
+    script = psql_script().replace("{", "{{").replace("}", "}}")
+    return RemoteCommand(
+        "mastodon-db-federation",
+        "Mastodon's database, read-only: peers, follow counts per domain, registrations mode, staff 2FA, "
+        "domain blocks and allows (no email addresses, no secrets)",
+        "cd / && runuser -u postgres -- env PGOPTIONS='-c default_transaction_read_only=on"
+        " -c statement_timeout={timeout_ms}' psql -X -q -A -t -F '|' -h {socket_dir} -p {port} -d {database}"
+        " {domains} -f - 2>&1 <<'MASTOAUDIT_SQL'\n" + script + "MASTOAUDIT_SQL",
+        ("socket_dir", "port", "database", "domains", "timeout_ms"), needs_root=True,
+    )
+
+
+# Planned and read by `federation impact -i` itself (mastoaudit/federation/remote.py: the database
+# host, the database, the domains asked about), never by an audit; listed here with every other
+# command that runs on a host.
+LIVE_FACTS.append(LiveFact(_federation_command(), (MASTODON_DB,), "database", "psql", "psql", roles=frozenset({"db"}),
+                           planned_by="federation"))

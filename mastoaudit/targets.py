@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import kinds
+from .addresses import AddressPolicy
 from .net.target import SENSITIVE_PORTS, S3Settings, ScanTarget, parse_resolver
 
 if TYPE_CHECKING:
     from .facts import FactSet
+    from .inventory import Host as InventoryHost
     from .inventory import Inventory
     from .net.runner import Probe
     from .parsers.env import MastodonEnv
@@ -55,6 +57,7 @@ class ScanOptions:
     tls_profile: str = "intermediate"
     timeout: float = 5.0
     probes: Sequence[str] = field(default_factory=tuple)  # only these probes (empty: all)
+    allow_private: Sequence[str] = ()  # private addresses/networks the probes may connect to
 
 
 def _address(text: str, what: str) -> str:
@@ -96,6 +99,10 @@ def scan_target(options: ScanOptions) -> ScanTarget:
                         options.media_host, options.s3_public_object, options.s3_signed)
     if not 0 < options.timeout <= 60:
         raise TargetError("--timeout: between 0 and 60 seconds")
+    try:
+        AddressPolicy.allowing(options.allow_private)
+    except ValueError as exc:
+        raise TargetError(f"--allow-private: {exc}") from None
     return ScanTarget(
         name=domain, local_domain=domain, web_domain=(options.web_domain or domain).lower(),
         addresses=tuple(_address(a, "--address") for a in options.addresses), hosts=hosts, resolver=resolver,
@@ -103,6 +110,7 @@ def scan_target(options: ScanOptions) -> ScanTarget:
         mail_domains=tuple(dict.fromkeys([*options.mail_domains, domain])),
         dkim_selectors=tuple(options.dkim_selectors) or DEFAULT_DKIM_SELECTORS,
         media_host=options.media_host, s3=s3, tls_profile=options.tls_profile, timeout=options.timeout,
+        allow_private=tuple(options.allow_private),
     )
 
 
@@ -187,15 +195,20 @@ def with_env(target: ScanTarget, env: MastodonEnv | None) -> ScanTarget:
     return replace(target, **changes)
 
 
-def audit_network(inventory: Inventory, hosts: list[FactSet]) -> tuple[FactSet, ScanTarget] | None:
+def audit_network(inventory: Inventory, facts: list[FactSet], hosts: Sequence[InventoryHost] | None = None,
+                  ) -> tuple[FactSet, ScanTarget] | None:
     """The network half of an audit: the instance probed from here, as an outsider would, with what
     the web host's .env.production says (S3 bucket, SMTP relay, secure mode) as expectations.
+    `facts`: what this run collected over SSH; `hosts`: the audited hosts of the whole run (all of
+    the inventory's unless --limit; in a --shard run, more than `facts` covers).
     Returns the host whose findings the network results join (the first web host) and the target;
-    None when the inventory has no web host. TargetError for a bad network section."""
-    web_hosts = [h for h in inventory.hosts if "web" in h.roles]
-    if not web_hosts:
+    None when there is no web host, or when the web host is another shard's (that shard probes).
+    TargetError for a bad network section."""
+    hosts = inventory.hosts if hosts is None else hosts
+    web_hosts = [h for h in hosts if "web" in h.roles]
+    home = next((f for f in facts if web_hosts and f.target == web_hosts[0].name), None)
+    if home is None:
         return None
-    home = next(f for f in hosts if f.target == web_hosts[0].name)
     net = inventory.network
     try:
         resolver = parse_resolver(net.resolver) if net.resolver else None
@@ -204,10 +217,10 @@ def audit_network(inventory: Inventory, hosts: list[FactSet]) -> tuple[FactSet, 
     target = ScanTarget(
         name=home.target, local_domain=inventory.local_domain, web_domain=inventory.web_domain,
         addresses=tuple(h.address for h in web_hosts), hosts=dict(net.resolve), resolver=resolver,
-        ca_bundle=net.ca_bundle, scan_addresses=tuple(h.address for h in inventory.hosts),
+        ca_bundle=net.ca_bundle, scan_addresses=tuple(h.address for h in hosts),
         ports=tuple(dict.fromkeys([*SENSITIVE_PORTS, *net.ports])),
         mail_domains=(inventory.local_domain,), dkim_selectors=net.dkim_selectors or DEFAULT_DKIM_SELECTORS,
         tls_profile=net.tls_profile, timeout=net.timeout,
     )
-    env = next((f.first(kinds.MASTODON_ENV) for f in hosts if f.has(kinds.MASTODON_ENV)), None)
+    env = next((f.first(kinds.MASTODON_ENV) for f in facts if f.has(kinds.MASTODON_ENV)), None)
     return home, with_env(target, env)

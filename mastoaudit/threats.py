@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING
 
-import yaml
+from . import yamlsafe
 
 if TYPE_CHECKING:
     from .checkdef import CheckMeta
@@ -33,7 +33,7 @@ class ThreatCatalogue:
     @classmethod
     def load(cls) -> ThreatCatalogue:
         text = resources.files("mastoaudit.data").joinpath("threats.yaml").read_text(encoding="utf-8")
-        raw = yaml.safe_load(text)
+        raw = yamlsafe.load(text)
         threats = {}
         for item in raw["threats"]:
             threats[item["id"]] = Threat(

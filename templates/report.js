@@ -10,6 +10,8 @@
   if (!form) { return; }
   var boxes = Array.prototype.slice.call(form.querySelectorAll("input[type=checkbox]"));
   var findings = Array.prototype.slice.call(doc.querySelectorAll(".finding"));
+  // "… and N more": hidden with the results they stand for, not counted as one.
+  var omitted = Array.prototype.slice.call(doc.querySelectorAll(".omitted"));
   var groups = Array.prototype.slice.call(doc.querySelectorAll(".group"));
 
   function apply() {
@@ -24,11 +26,17 @@
       el.classList.toggle("is-hidden", !!hide);
       if (!hide) { shown += 1; }
     });
+    omitted.forEach(function (el) {
+      el.classList.toggle("is-hidden", !!(off["severity:" + el.getAttribute("data-severity")] ||
+        off["status:" + el.getAttribute("data-status")]));
+    });
     groups.forEach(function (group) {
       group.classList.toggle("is-hidden", !group.querySelector(".finding:not(.is-hidden)"));
     });
     if (counter) {
-      counter.textContent = shown + " of " + findings.length + " results shown";
+      var total = parseInt(form.getAttribute("data-total") || "0", 10);
+      counter.textContent = shown + " of " + findings.length + " results shown" +
+        (total > findings.length ? " (" + total + " in all: the JSON report has every one)" : "");
     }
   }
 

@@ -45,7 +45,7 @@ hosts:
     (BASE + "network:\n  ports: [0]\n", ":8", "network.ports"),
     (BASE + "network:\n  colour: blue\n", ":8", "network.colour"),
     (BASE.replace("    roles: [web]\n", "    roles: [web]\n    ssh: {jump: nowhere}\n"), "", "hosts.web1.ssh.jump"),
-    ("instance: [\n", ":", "not valid YAML"),
+    ("instance: [\n", ":", "invalid YAML"),
     ("", "", "empty inventory"),
 ])
 def test_errors_name_key_and_line(tmp_path: Path, text: str, where: str, key: str):

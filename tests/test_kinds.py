@@ -91,8 +91,22 @@ def test_every_live_fact_produces_declared_kinds_and_every_live_kind_has_a_comma
         if kind.sources == ("live",):
             assert kind.name in produced or kind.name == "host_info", kind.name
     for fact in kinds.LIVE_FACTS:
-        hook = fact.collect or fact.parse
-        assert callable(kinds.load(hook)), hook
+        if fact.planned_by == "audit":
+            hook = fact.collect or fact.parse
+            assert callable(kinds.load(hook)), hook
+        else:  # read by the command that plans it (federation impact -i)
+            assert fact.planned_by == "federation" and fact.collect is fact.parse is None, fact.id
+
+
+def test_an_audit_never_plans_the_federation_database_read():
+    from mastoaudit.inventory import Host, Inventory, SshSettings
+    from mastoaudit.sources.remote_commands import table
+    from mastoaudit.sources.ssh import plan
+
+    host = Host("db1", "192.0.2.5", ("db", "web", "redis", "search"), SshSettings())
+    planned = {p.id for p in plan(Inventory("inv.yml", "x.test", "x.test", hosts=[host]), host)}
+    assert "postgres-state" in planned and "mastodon-db-federation" not in planned
+    assert "mastodon-db-federation" in table()
 
 
 def test_a_plugin_declares_a_kind_of_its_own(tmp_path):

@@ -11,10 +11,14 @@ import threading
 
 import pytest
 
+from mastoaudit.addresses import AddressPolicy
 from mastoaudit.facts import FactSet
 from mastoaudit.facts import ports as FP
 from mastoaudit.model import Status
+from mastoaudit.net.sockets import TcpGate
 from mastoaudit.probes import ports as P
+
+GATE = TcpGate(AddressPolicy.allowing(["127.0.0.1"]))  # the test's servers listen there
 
 # --- Redis ---------------------------------------------------------------------------------------
 
@@ -223,7 +227,7 @@ def test_a_flooding_service_is_bounded_and_unidentified():
     port, stop = serve_once(flood)
     try:
         result = FP.PortResult("127.0.0.1", port, "open")
-        P.identify(result, 0.3)
+        P.identify(GATE, result, 0.3)
         assert result.service == "unknown" and len(result.banner) <= 200 and "\x1b" not in result.banner
     finally:
         stop.set()
@@ -233,7 +237,7 @@ def test_a_silent_service_is_given_up_on():
     port, stop = serve_once(silent)
     try:
         result = FP.PortResult("127.0.0.1", port, "open")
-        P.identify(result, 0.2)
+        P.identify(GATE, result, 0.2)
         assert result.service == "unknown" and "silent" in result.label
     finally:
         stop.set()
@@ -242,14 +246,14 @@ def test_a_silent_service_is_given_up_on():
 def test_connect_states():
     port, stop = serve_once(silent)
     try:
-        assert P.connect_state("127.0.0.1", port, 0.5) == ("open", "connected")
+        assert P.connect_state(GATE, "127.0.0.1", port, 0.5) == ("open", "connected")
     finally:
         stop.set()
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
     free = closed.getsockname()[1]
     closed.close()
-    assert P.connect_state("127.0.0.1", free, 0.5)[0] == "closed"
+    assert P.connect_state(GATE, "127.0.0.1", free, 0.5)[0] == "closed"
 
 
 # --- the checks ----------------------------------------------------------------------------------

@@ -12,7 +12,9 @@ import time
 import pytest
 from mastoaudit_checks.smtp import software_named
 
+from mastoaudit.addresses import AddressPolicy
 from mastoaudit.facts import FactSet
+from mastoaudit.net.sockets import TcpGate
 from mastoaudit.net.target import ScanTarget
 from mastoaudit.probes.smtp import (
     FORBIDDEN_VERBS,
@@ -82,7 +84,7 @@ def test_banner_disclosure(banner, named):
 def session_fed(data: bytes, seconds: float = 2.0) -> tuple[Session, socket.socket]:
     ours, theirs = socket.socketpair()
     theirs.sendall(data)
-    return Session(ours, time.monotonic() + seconds), theirs
+    return Session(ours, time.monotonic() + seconds, TcpGate(AddressPolicy())), theirs
 
 
 def test_session_reads_split_replies():
@@ -181,7 +183,7 @@ def hostile_server(script: list[bytes]) -> tuple[int, threading.Thread]:
 ])
 def test_hostile_servers_become_errors(script, error):
     port, thread = hostile_server(script)
-    target = ScanTarget("t", "t.example", "t.example", timeout=1.0)
+    target = ScanTarget("t", "t.example", "t.example", timeout=1.0, smtp_hosts=("127.0.0.1",))  # named: allowed
     ep = probe_endpoint(SmtpEndpoint("127.0.0.1", "127.0.0.1", port, "starttls", "SMTP relay"), target)
     thread.join(10)
     assert ep.open

@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from ..textsafe import excerpt
+
 MAX_POLICY_CHARS = 16 * 1024  # Mastodon's own is about 900 characters
 MAX_DIRECTIVES = 64
 MAX_SOURCES = 256
@@ -57,9 +59,8 @@ SAFE_LEVELS = ("ok", "info")
 
 
 def escape(text: str, limit: int = 200) -> str:
-    """A value from the network as it may be shown: repr-escaped and truncated."""
-    shown = repr(text)[1:-1]
-    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+    """A value from the network as it may be shown: escaped (mastoaudit.textsafe) and truncated."""
+    return excerpt(text, limit)
 
 
 @dataclass(frozen=True)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from ..textsafe import excerpt as _excerpt
+
 MAX_TEXT = 200  # characters kept of anything a server sent
 
 
 def excerpt(value: object, limit: int = MAX_TEXT) -> str:
-    """Printable text as it is; anything else (bytes, control characters) escaped; at most `limit`."""
-    text = value if isinstance(value, str) else repr(value[: limit * 4] if isinstance(value, bytes) else value)
-    if isinstance(value, str) and not text.isprintable():
-        text = repr(text)[1:-1]
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """Printable text as it is; anything else (bytes, control characters) escaped; at most `limit`.
+    The one sanitizer of every output is mastoaudit.textsafe."""
+    return _excerpt(value, limit)
 
 
 def clean(text: str, limit: int = 100) -> str:
     """A network-supplied string made safe to show: bounded, control characters escaped."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text[:limit])[:limit * 2]
+    return excerpt(text[:limit], limit * 2)  # the one sanitizer (mastoaudit.textsafe)

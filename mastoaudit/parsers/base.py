@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -12,12 +13,59 @@ MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 
 class ParseError(Exception):
-    """Malformed input: reported as an error finding at the file and line, never a traceback."""
+    """Malformed input: reported as an error finding at the file and line, never a traceback.
+
+    The message says what kind of problem it is in fixed words, and never repeats the file's text:
+    the line may be half of a password wrapped onto a line of its own, and a file that does not
+    parse has no secret values the engine knows to scrub. A name may be shown only when it is a
+    word of the format's own vocabulary (`vocabulary`). tests/hostile/test_error_text.py holds
+    every parser to this."""
 
     def __init__(self, message: str, line: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.line = line
+
+
+# Includes count what they expand to, not only how deep they nest and which files they name: a
+# glob of files that each include the glob again is exponential (8 files, depth 8: 16 million).
+MAX_INCLUDED_FILES = 1000  # files read through includes for one configuration, repeats counted
+MAX_INCLUDED_BYTES = 32 * 1024 * 1024  # and what they hold
+
+
+class IncludeLimit(ParseError):
+    """Includes nested or expanding past the bounds: the whole configuration is an input error
+    (readers of an include let it through instead of reporting it at each level)."""
+
+
+class ExpansionLimit(IncludeLimit):
+    """Includes that expand past the bounds."""
+
+    def __init__(self, line: int | None) -> None:
+        super().__init__(f"includes expand to more than {MAX_INCLUDED_FILES} files or "
+                         f"{MAX_INCLUDED_BYTES // (1024 * 1024)} MiB (files that include each other through a glob?)",
+                         line)
+
+
+class IncludeBudget:
+    """What one configuration's includes may still read; `spend` raises ExpansionLimit past it."""
+
+    def __init__(self, files: int = MAX_INCLUDED_FILES, size: int = MAX_INCLUDED_BYTES) -> None:
+        self.files, self.size = files, size
+
+    def spend(self, line: int | None, size: int = 0) -> None:
+        self.files -= 1
+        self.size -= size
+        if self.files < 0 or self.size < 0:
+            raise ExpansionLimit(line)
+
+
+def vocabulary(word: str, words: Collection[str], other: str = "a name", quote: bool = True) -> str:
+    """`word` (in quotes) when it is one of `words` (a format's directive names, say), else `other`:
+    how a parse error may name what it is about without repeating an unknown token."""
+    if word not in words:
+        return other
+    return f'"{word}"' if quote else word
 
 
 @dataclass(frozen=True)
@@ -35,7 +83,7 @@ class SourceFile:
             text = self.data.decode("utf-8")
         except UnicodeDecodeError as exc:
             line = self.data[: exc.start].count(b"\n") + 1
-            raise ParseError(f"not valid UTF-8 (byte {exc.start})", line) from None
+            raise ParseError("not valid UTF-8", line) from None
         if text.startswith("\ufeff"):
             text = text[1:]
         # CRLF and lone CR files are read as the tools that consume them would: line by line.

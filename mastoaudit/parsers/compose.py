@@ -17,13 +17,11 @@ from typing import Any
 
 import yaml
 
-from .. import templating
+from .. import templating, yamlsafe
 from ..addresses import reach
 from ..facts import FactSet
 from ..model import Location
-from .base import ConfigFact, FileProvider, ParseError, SourceFile
-
-MAX_NODES = 200_000  # alias bombs: values are shared, but a hostile file is still bounded
+from .base import ConfigFact, FileProvider, ParseError, SourceFile, vocabulary
 
 # --- YAML with locations --------------------------------------------------------------------------
 
@@ -53,27 +51,17 @@ class YSeq(list):
 
 
 _RESET = object()  # Compose's `!reset`: the key is removed, also from what a merge brought in
-
-
-class _Loader(yaml.SafeLoader):
-    """Resolves plain scalars as YAML 1.2's core schema does (Compose reads YAML 1.2)."""
-
-
-_Loader.yaml_implicit_resolvers = {}
-for _tag, _rx, _first in [
-    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
-    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
-    ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", list("-+0123456789")),
-    ("tag:yaml.org,2002:float",
-     r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
-     list("-+.0123456789")),
-    ("tag:yaml.org,2002:merge", r"^<<$", ["<"]),
-]:
-    _Loader.add_implicit_resolver(_tag, re.compile(_rx), list(_first))
+COMPOSE_TAGS = ("!reset", "!override")  # Compose's own tags; any other is refused (mastoaudit.yamlsafe)
 
 
 def _scalar(node: yaml.ScalarNode) -> Any:
-    value, tag = node.value, node.tag
+    try:
+        return _typed(node.value, node.tag)
+    except (ValueError, OverflowError):  # more digits than Python reads (4,300): not a real setting
+        raise ParseError("a number too long to read", node.start_mark.line + 1) from None
+
+
+def _typed(value: str, tag: str) -> Any:
     if tag.endswith(":bool"):
         return value.lower() == "true"
     if tag.endswith(":null"):
@@ -86,15 +74,16 @@ def _scalar(node: yaml.ScalarNode) -> Any:
         return int(value)
     if tag.endswith(":float"):
         return float(value.replace("Inf", "inf").replace("INF", "inf").replace("NaN", "nan").replace("NAN", "nan"))
-    return value  # str, and unknown tags (!override, custom) read as their text
+    return value  # str, and Compose's !override (yamlsafe refused any other tag)
 
 
 class _Builder:
+    """Nodes to values. Aliases are shared values (yamlsafe bounded how far they expand), and the
+    depth is bounded too, so the recursion here is."""
+
     def __init__(self, path: str) -> None:
         self.path = path
         self.done: dict[int, Any] = {}
-        self.busy: set[int] = set()
-        self.count = 0
 
     def loc(self, node: yaml.Node) -> Location:
         return Location(self.path, node.start_mark.line + 1)
@@ -103,28 +92,19 @@ class _Builder:
         key = id(node)
         if key in self.done:
             return self.done[key]  # an alias: the anchored value, shared
-        if key in self.busy:
-            raise ParseError("an alias refers to a node that contains it (recursive anchor)", node.start_mark.line + 1)
-        self.count += 1
-        if self.count > MAX_NODES:
-            raise ParseError(f"more than {MAX_NODES} YAML nodes (alias expansion)", node.start_mark.line + 1)
         if node.tag == "!reset":
             return _RESET
-        self.busy.add(key)
-        try:
-            if isinstance(node, yaml.MappingNode):
-                value: Any = self._mapping(node)
-            elif isinstance(node, yaml.SequenceNode):
-                value = YSeq(self.loc(node))
-                for item in node.value:
-                    built = self.build(item)
-                    if built is not _RESET:
-                        value.append(built)
-                        value.locs.append(self.loc(item))
-            else:
-                value = _scalar(node)
-        finally:
-            self.busy.discard(key)
+        if isinstance(node, yaml.MappingNode):
+            value: Any = self._mapping(node)
+        elif isinstance(node, yaml.SequenceNode):
+            value = YSeq(self.loc(node))
+            for item in node.value:
+                built = self.build(item)
+                if built is not _RESET:
+                    value.append(built)
+                    value.locs.append(self.loc(item))
+        else:
+            value = _scalar(node)
         self.done[key] = value
         return value
 
@@ -145,7 +125,7 @@ class _Builder:
                 raise ParseError("a mapping key must be a plain value", self.loc(key_node).line)
             key = str(_scalar(key_node))
             if key in result or key in reset:
-                raise ParseError(f"duplicate key {key!r}", self.loc(key_node).line)
+                raise ParseError("a key given twice in one mapping", self.loc(key_node).line)
             value = self.build(value_node)
             if value is _RESET:
                 reset.add(key)
@@ -162,14 +142,10 @@ class _Builder:
 
 def load_located(source: SourceFile) -> Any:
     """The document as plain values in YMap/YSeq containers that know their lines."""
-    text = source.text
     try:
-        node = yaml.compose(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise ParseError(f"invalid YAML: {exc.problem or exc.context}", mark.line + 1 if mark else None) from None
-    except yaml.YAMLError as exc:
-        raise ParseError(f"invalid YAML: {exc}", None) from None
+        node = yamlsafe.compose(source.text, COMPOSE_TAGS, core_schema=True)
+    except yamlsafe.YamlError as exc:
+        raise ParseError(exc.problem, exc.line) from None
     if node is None:
         return None
     return _Builder(source.path).build(node)
@@ -390,10 +366,13 @@ def _split_short_port(raw: str) -> tuple[str | None, str | None, str]:
     return parts[0] or None, parts[1] or None, parts[2]
 
 
+_PORT_SPEC = re.compile(r"\d{1,5}(?:-\d{1,5})?")  # 5432, 8000-8010
+
+
 def _entries(value: Any, where: Location, what: str) -> Iterator[tuple[Any, Location]]:
     """The entries of a list-valued key, each with its own line where the YAML says."""
     if not isinstance(value, list):
-        raise ParseError(f"{what} must be a list", where.line)
+        raise ParseError(f"{vocabulary(what, ('ports', 'volumes'), quote=False)} must be a list", where.line)
     for index, item in enumerate(value):
         yield item, value.at(index) if isinstance(value, YSeq) else where
 
@@ -414,15 +393,17 @@ def _ports(value: Any, where: Location) -> list[PortPublish]:
             found.append(PortPublish(raw, host_ip, published, target, protocol, loc))
             continue
         if isinstance(item, bool) or item is None or isinstance(item, float):
-            raise ParseError(f"bad port entry {_text(item)!r}", loc.line)
+            raise ParseError("a port entry Compose cannot read", loc.line)
         raw = _text(item).strip()
         spec, _, protocol = raw.partition("/")
         try:
             host_ip, host_port, container = _split_short_port(spec)
         except ValueError:
-            raise ParseError(f"bad port entry {raw!r}", loc.line) from None
-        if not container:
-            raise ParseError(f"bad port entry {raw!r}", loc.line)
+            raise ParseError("a port entry Compose cannot read", loc.line) from None
+        if not _PORT_SPEC.fullmatch(container) and not templating.is_templated(raw, "compose"):
+            raise ParseError("a port entry Compose cannot read", loc.line)
+        if host_port and not _PORT_SPEC.fullmatch(host_port) and not templating.is_templated(raw, "compose"):
+            raise ParseError("a port entry Compose cannot read", loc.line)
         found.append(PortPublish(raw, host_ip, host_port, container, protocol or "tcp", loc))
     return found
 
@@ -485,7 +466,7 @@ def _service(name: str, body: Any, where: Location) -> ComposeService:
     if body is None:
         body = YMap(where)
     if not isinstance(body, YMap):
-        raise ParseError(f"service {name!r} must be a mapping", where.line)
+        raise ParseError("a service must be a mapping", where.line)
     svc = ComposeService(name, where, body)
     if "image" in body:
         svc.image = _text(body["image"]) or None
@@ -516,7 +497,7 @@ def _check_top(doc: Any, source: SourceFile) -> YMap:
         raise ParseError("a compose file must be a mapping at the top", 1)
     for key in ("services", "networks"):
         if doc.get(key) is not None and not isinstance(doc[key], YMap):
-            raise ParseError(f"{key} must be a mapping", doc.at(key).line)
+            raise ParseError(f"{vocabulary(key, ('services', 'networks'))} must be a mapping", doc.at(key).line)
     return doc
 
 
@@ -530,9 +511,9 @@ def _extended(services: YMap, name: str, seen: tuple[str, ...] = ()) -> Any:
     if isinstance(spec, dict) and spec.get("file"):
         return body  # another file: not followed (what it adds is not seen)
     if not isinstance(base_name, str) or base_name not in services:
-        raise ParseError(f"service {name!r} extends an unknown service {base_name!r}", body.at("extends").line)
+        raise ParseError("a service extends a service that is not in the file", body.at("extends").line)
     if base_name in seen or len(seen) > 16:
-        raise ParseError(f"service {name!r}: circular extends", body.at("extends").line)
+        raise ParseError("a service extends itself (circular extends)", body.at("extends").line)
     return _merge(_extended(services, base_name, (*seen, name)), body)
 
 

@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from .. import templating
+from .. import templating, yamlsafe
 from ..model import Location
 from .base import ConfigFact, ParseError, SourceFile
 
 MAX_DEPTH = 32
 _SECRET_KEY = re.compile(r"password|passphrase|secret", re.IGNORECASE)
-MAX_NODES = 100_000  # aliases can repeat a subtree without end: stop well before that hurts
 
 
 @dataclass(frozen=True)
@@ -73,44 +72,36 @@ def _scalar(node: yaml.Node) -> str:
     raise ParseError("a list may hold only plain values here", node.start_mark.line + 1)
 
 
-def _flatten(node: yaml.Node, prefix: str, source: SourceFile, out: dict[str, EsSetting], depth: int,
-             seen: list[int]) -> None:
+def _flatten(node: yaml.Node, prefix: str, source: SourceFile, out: dict[str, EsSetting], depth: int) -> None:
+    # yamlsafe bounded how far aliases expand and how deep they nest.
     if depth > MAX_DEPTH:
         raise ParseError("nested too deeply", node.start_mark.line + 1)
-    seen[0] += len(node.value)
-    if seen[0] > MAX_NODES:
-        raise ParseError(f"more than {MAX_NODES} settings (aliases expanding without end?)", node.start_mark.line + 1)
     for key_node, value_node in node.value:
         if not isinstance(key_node, yaml.ScalarNode):
             raise ParseError("a setting name must be plain text", key_node.start_mark.line + 1)
         key = prefix + key_node.value
         line = key_node.start_mark.line + 1
         if isinstance(value_node, yaml.MappingNode):
-            _flatten(value_node, key + ".", source, out, depth + 1, seen)
+            _flatten(value_node, key + ".", source, out, depth + 1)
             continue
         if isinstance(value_node, yaml.SequenceNode):
             value: str | tuple[str, ...] = tuple(_scalar(item) for item in value_node.value)
         else:
             value = _scalar(value_node)
         if key in out:
-            raise ParseError(f"{key} is set twice (first at line {out[key].location.line})", line)
+            raise ParseError(f"a setting is set twice (first at line {out[key].location.line})", line)
         out[key] = EsSetting(key, value, source.at(line))
 
 
 def parse_elasticsearch_yml(source: SourceFile) -> ElasticsearchConf:
     conf = ElasticsearchConf(source.path)
     try:
-        root = yaml.compose(source.text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        if exc.context_mark is not None and (mark is None or mark.index >= len(source.text.rstrip())):
-            mark = exc.context_mark  # "unexpected end of file": point at what was left open instead
-        raise ParseError(f"invalid YAML: {exc.problem or exc}", mark.line + 1 if mark else None) from None
-    except yaml.YAMLError as exc:
-        raise ParseError(f"invalid YAML: {exc}", None) from None
+        root = yamlsafe.compose(source.text)
+    except yamlsafe.YamlError as exc:
+        raise ParseError(exc.problem, exc.line) from None
     if root is None:
         return conf
     if not isinstance(root, yaml.MappingNode):
         raise ParseError("the file must be a mapping of settings", root.start_mark.line + 1)
-    _flatten(root, "", source, conf.settings, 0, [0])
+    _flatten(root, "", source, conf.settings, 0)
     return conf

@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from .. import templating
 from ..addresses import is_loopback
-from .base import ConfigFact, ParseError, SourceFile
+from .base import ConfigFact, ParseError, SourceFile, vocabulary
 
 _KEY = re.compile(r"[A-Za-z0-9_.]+")
 _SEPARATOR = re.compile(r"\s*=\s*|:\s+")
@@ -63,6 +63,18 @@ SECRET_KEYS = frozenset({
 SECRET_PREFIXES = ("ACTIVE_RECORD_ENCRYPTION_",)
 SECRET_SUFFIXES = ("_PASSWORD", "_PASS", "_SECRET", "_KEY", "_TOKEN", "_SALT", "_SECRET_KEY")
 PUBLIC_KEYS = frozenset({"VAPID_PUBLIC_KEY", "HCAPTCHA_SITE_KEY", "SAML_CERT"})
+# Variables a parse error may name (an upper-case word on a line of its own may as well be a
+# wrapped secret: only Mastodon's own names are repeated).
+KNOWN_KEYS = SECRET_KEYS | PUBLIC_KEYS | frozenset({
+    "LOCAL_DOMAIN", "WEB_DOMAIN", "ALTERNATE_DOMAINS", "RAILS_ENV", "NODE_ENV", "DB_HOST", "DB_PORT", "DB_NAME",
+    "DB_USER", "DATABASE_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_URL", "REDIS_NAMESPACE", "ES_ENABLED", "ES_HOST",
+    "ES_PORT", "ES_USER", "ES_PRESET", "S3_ENABLED", "S3_BUCKET", "S3_REGION", "S3_ENDPOINT", "S3_ALIAS_HOST",
+    "S3_PERMISSION", "SMTP_SERVER", "SMTP_PORT", "SMTP_LOGIN", "SMTP_FROM_ADDRESS", "SMTP_AUTH_METHOD",
+    "SMTP_OPENSSL_VERIFY_MODE", "SMTP_ENABLE_STARTTLS", "SMTP_TLS", "SMTP_SSL", "SINGLE_USER_MODE", "AUTHORIZED_FETCH",
+    "LIMITED_FEDERATION_MODE", "TRUSTED_PROXY_IP", "ALLOWED_PRIVATE_ADDRESSES", "STREAMING_API_BASE_URL",
+    "RAILS_SERVE_STATIC_FILES", "RAILS_LOG_LEVEL", "WEB_CONCURRENCY", "MAX_THREADS", "PREPARED_STATEMENTS",
+    "CACHE_REDIS_URL", "SIDEKIQ_REDIS_URL", "IP_RETENTION_PERIOD", "SESSION_RETENTION_PERIOD", "DEFAULT_LOCALE",
+})
 # Values that mean "nothing here" rather than a secret (a flag that happens to end in _KEY).
 _NOT_SECRET_VALUES = frozenset({"true", "false", "yes", "no", "none", "nil", "null", "0", "1"})
 
@@ -154,9 +166,11 @@ def parse_mastodon_env(source: SourceFile) -> MastodonEnv:
             if exported and (not rest.strip() or rest.lstrip().startswith("#")):
                 # `export KEY` exports a key set earlier; dotenv refuses one that is not set.
                 if key not in env.variables:
-                    raise ParseError(f"export of {_name(key)}, which is not set above", number)
+                    raise ParseError(f"export of {vocabulary(key, KNOWN_KEYS, 'a variable')}, which is not set above",
+                                     number)
                 continue
-            raise ParseError(f"expected KEY=VALUE: no '=' after {_name(key)} (a value wrapped onto its own line?)",
+            raise ParseError("expected KEY=VALUE: no '=' after "
+                             f"{vocabulary(key, KNOWN_KEYS, 'the first word')} (a value wrapped onto its own line?)",
                              number)
         raw = rest[separator.end():]
         written, quote, index = _read_value(raw, lines, index, number)
@@ -179,8 +193,9 @@ def _read_value(raw: str, lines: list[str], index: int, number: int) -> tuple[st
         if end is not None:
             break
         if index >= len(lines):
-            kind = "double" if quote == '"' else "single"
-            raise ParseError(f"the {kind} quote opened here is never closed", number)
+            if quote == '"':
+                raise ParseError("the double quote opened here is never closed", number)
+            raise ParseError("the single quote opened here is never closed", number)
         start = len(text) + 1
         text += "\n" + lines[index]
         index += 1
@@ -228,12 +243,6 @@ def _is_templated(written: str, quote: str) -> bool:
     # Unquoted and double-quoted values: what dotenv would expand (an unescaped $ before a name, a
     # brace or a parenthesis). Single-quoted values are literal to dotenv, but not to another tool.
     return templating.is_templated(written, "dotenv-literal" if quote == "'" else "dotenv")
-
-
-def _name(key: str) -> str:
-    # Error messages never quote a broken line: it may be half of a secret wrapped onto a line of
-    # its own, which nothing would know to scrub. A name that looks like a variable is shown.
-    return key if re.fullmatch(r"[A-Z][A-Z0-9_]{0,63}", key) else "the first word"
 
 
 # --- judging values (shared by the checks) --------------------------------------------------------

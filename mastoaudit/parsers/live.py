@@ -45,10 +45,6 @@ def _lines(text: str) -> Iterator[tuple[int, list[str], str]]:
             yield number, line.split(), line
 
 
-def _unexpected(what: str, line: str, number: int) -> ParseError:
-    return ParseError(f"unexpected {what} output: {line[:80]!r}", number)
-
-
 @dataclass
 class ListeningSockets(HostOutput):
     sockets: list[Socket]
@@ -62,7 +58,7 @@ def parse_listening(host: str, text: str) -> ListeningSockets:
     sockets = []
     for number, parts, line in _lines(text):
         if len(parts) < 5 or parts[0] not in ("tcp", "udp"):
-            raise _unexpected("ss", line, number)
+            raise ParseError("unexpected ss output", number)
         try:
             address, port = split_host_port(parts[4])
         except ValueError:
@@ -96,7 +92,7 @@ def parse_processes(host: str, text: str) -> Processes:
     for number, _, line in _lines(text):
         parts = line.split(None, 3)
         if len(parts) < 3 or not parts[1].isdigit():
-            raise _unexpected("ps", line, number)
+            raise ParseError("unexpected ps output (command lines can hold passwords: not repeated)", number)
         found.append(Process(parts[0], int(parts[1]), parts[2], parts[3] if len(parts) > 3 else parts[2]))
     return Processes(host, found)
 

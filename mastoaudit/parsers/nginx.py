@@ -18,19 +18,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import crossplane
-from crossplane.analyzer import analyze, enter_block_ctx
-from crossplane.errors import NgxParserBaseException, NgxParserDirectiveError
+from crossplane.analyzer import DIRECTIVES, analyze, enter_block_ctx
+from crossplane.errors import (
+    NgxParserBaseException,
+    NgxParserDirectiveContextError,
+    NgxParserDirectiveError,
+    NgxParserDirectiveUnknownError,
+)
 
 from .. import templating
 from ..addresses import is_loopback, parse_ip, split_host_port
 from ..facts import FactSet
 from ..model import Location, Status
-from .base import ConfigFact, FileProvider, ParseError, SourceFile
+from .base import ConfigFact, FileProvider, ParseError, SourceFile, vocabulary
 
 KIND = "nginx"
 MAX_INCLUDE_DEPTH = 10
 MAX_FILES_PER_ROOT = 500
 MAX_BLOCK_DEPTH = 64
+# What one root may expand to through includes (the same snippet in 6,000 server blocks is 6,000):
+# files that include each other through a glob grow exponentially; past these, an input error.
+MAX_EXPANSIONS = 20_000
+MAX_DIRECTIVES_PER_ROOT = 500_000
 # Directories whose files nginx reads through an include from the directory above (the prefix).
 _SITE_DIRS = {"sites-enabled", "sites-available", "conf.d", "snippets", "vhosts.d", "sites", "http.d"}
 # Levels whose settings a location inherits (if / limit_except blocks are conditional: not followed).
@@ -38,6 +47,12 @@ _LEVELS = {"main", "http", "server", "location"}
 # Files under /etc/nginx that are not configuration (auth_basic password files, keys): never parsed.
 _NOT_CONFIG = re.compile(r"htpasswd|htdigest|passw(or)?d|\.(pem|key|crt|der|p12|pfx)$", re.I)
 _SECRET_HEADERS = {"authorization", "proxy-authorization", "x-api-key", "cookie", "x-auth-token"}
+# Words an error may repeat: nginx's directive names, and the lexer's own messages. Any other
+# token (a password on a line of its own, say) is described, never quoted.
+DIRECTIVE_NAMES = frozenset(DIRECTIVES)
+_LEX_ERRORS = frozenset({'unexpected "}"', 'unexpected end of file, expecting "}"'})
+
+
 # --- the tree ------------------------------------------------------------------------------------
 
 
@@ -412,8 +427,9 @@ def _tokens(text: str, scratch: Path) -> list[tuple[str, int, bool]]:
     scratch.write_text(text, encoding="utf-8")
     try:
         return list(crossplane.lex(str(scratch)))
-    except NgxParserBaseException as exc:
-        raise ParseError(exc.strerror, exc.lineno) from None
+    except NgxParserBaseException as exc:  # the lexer's own fixed messages (brace balance)
+        raise ParseError(f"{vocabulary(exc.strerror, _LEX_ERRORS, 'a syntax error', quote=False)}",
+                         exc.lineno) from None
 
 
 def _build(tokens: list[tuple[str, int, bool]]) -> list[_Raw]:
@@ -432,11 +448,12 @@ def _build(tokens: list[tuple[str, int, bool]]) -> list[_Raw]:
             if token.startswith("#") and not quoted:
                 continue
             if token in ("{", ";") and not quoted:
-                raise ParseError(f'unexpected "{token}"', line)
+                raise ParseError(f"unexpected {vocabulary(token, ('{', ';'))}", line)
             stmt = _Raw(token, [], line, ";")
             while True:
                 if pos >= len(tokens):
-                    raise ParseError(f'unexpected end of file: {_named(token)} is not terminated by ";"', line)
+                    raise ParseError(f'unexpected end of file: {vocabulary(token, DIRECTIVE_NAMES, "a directive")} '
+                                     'is not terminated by ";"', line)
                 arg, _, aquoted = tokens[pos]
                 pos += 1
                 if arg in ("{", ";", "}") and not aquoted:
@@ -444,7 +461,7 @@ def _build(tokens: list[tuple[str, int, bool]]) -> list[_Raw]:
                 if not (arg.startswith("#") and not aquoted):
                     stmt.args.append(arg)
             if arg == "}":
-                raise ParseError(f'{_named(token)} is not terminated by ";"', line)
+                raise ParseError(f'{vocabulary(token, DIRECTIVE_NAMES, "a directive")} is not terminated by ";"', line)
             stmt.term = arg
             if stmt.name == "if":
                 _strip_if_parens(stmt.args)
@@ -456,11 +473,6 @@ def _build(tokens: list[tuple[str, int, bool]]) -> list[_Raw]:
         return out
 
     return block(0)
-
-
-def _named(token: str) -> str:
-    """A directive's name for a message; anything else (a password line, say) is not repeated."""
-    return f'"{token}"' if re.fullmatch(r"[a-z_][a-z0-9_]{0,40}", token) else "a directive"
 
 
 def _strip_if_parens(args: list[str]) -> None:
@@ -493,6 +505,8 @@ class _Builder:
     parsed: dict[str, list[_Raw] | ParseError] = field(default_factory=dict)
     reported: set[tuple[str, int | None, str]] = field(default_factory=set)
     counter: int = 0
+    expansions: int = 0  # includes followed for the root being built
+    directives: int = 0  # directives attached to it
 
     def problem(self, message: str, where: Location, status: Status = Status.ERROR) -> None:
         key = (where.file, where.line, message)
@@ -585,12 +599,15 @@ class _Builder:
                     analyze(path, {"directive": s.name, "args": s.args, "line": s.line}, s.term, ctx,
                             check_ctx=True, check_args=True)
                 except NgxParserDirectiveError as exc:
-                    self.problem(f"{path}:{s.line}: {exc.strerror} (nginx would refuse this config); "
+                    self.problem(f"{path}:{s.line}: {_refusal(exc, s.name)} (nginx would refuse this config); "
                                  "the directive is not audited", Location(path, s.line), Status.WARN)
                     continue
             if s.name == "include" and s.args and s.block is None:
                 self._include(s, path, ctx, parent, prefix, stack, seen)
                 continue
+            self.directives += 1
+            if self.directives > MAX_DIRECTIVES_PER_ROOT:
+                raise _TooLarge(f"more than {MAX_DIRECTIVES_PER_ROOT} directives once includes are followed", s.line)
             node = Directive(s.name, list(s.args), path, s.line, [] if s.block is not None else None, parent)
             parent.block.append(node)
             if s.block is not None:
@@ -611,10 +628,13 @@ class _Builder:
                              "the settings in it are not audited", where, Status.WARN)
             return
         for hit in hits:
+            self.expansions += 1
+            if self.expansions > MAX_EXPANSIONS:
+                raise _TooLarge(f"includes expand to more than {MAX_EXPANSIONS} files (files that include each other "
+                                "through a glob?)", s.line)
             if hit in stack:
                 marker.unresolved = True
-                self.problem(f"include loop: {' -> '.join([*stack[stack.index(hit):], hit])}; not followed",
-                             where, Status.WARN)
+                self.problem(f"include loop: {hit} is already being read; not followed", where, Status.WARN)
                 continue
             if len(stack) >= MAX_INCLUDE_DEPTH or len(seen) >= MAX_FILES_PER_ROOT:
                 marker.unresolved = True
@@ -632,6 +652,24 @@ class _Builder:
 
 class _Unreadable(Exception):
     pass
+
+
+class _TooLarge(Exception):
+    """A root that expands past the bounds: not audited, an input error at its file."""
+
+    def __init__(self, message: str, line: int | None) -> None:
+        super().__init__(message)
+        self.message, self.line = message, line
+
+
+def _refusal(exc: NgxParserDirectiveError, name: str) -> str:
+    """What crossplane's analyzer found, in words that repeat no argument and no unknown name."""
+    if isinstance(exc, NgxParserDirectiveUnknownError):
+        return "an unknown directive"
+    known = vocabulary(name, DIRECTIVE_NAMES, "a directive")
+    if isinstance(exc, NgxParserDirectiveContextError):
+        return f"{known} is not allowed here"
+    return f"{known} has arguments nginx does not accept"
 
 
 def _is_main(path: str, raw: list[_Raw] | ParseError | OSError) -> bool:
@@ -714,9 +752,13 @@ def _add_root(b: _Builder, path: str, main: bool) -> None:
     name, ctx = ("main", ()) if main else _root_context(raw)
     root = Directive(name, [], path, None, [])
     seen: list[str] = [path]
+    b.expansions = b.directives = 0
     try:
         b.expand(path, ctx, root, _prefix(path, main), (path,), seen)
     except _Unreadable:
+        return
+    except _TooLarge as exc:
+        b.problem(f"cannot audit {path}: {exc.message}", Location(path, None), Status.ERROR)
         return
     except RecursionError:
         b.problem(f"cannot parse {path}: nested too deeply", Location(path))

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from .. import templating
 from ..facts import FactSet
 from ..model import Location, Status
-from .base import ConfigFact, FileProvider, ParseError, SourceFile
+from .base import ConfigFact, FileProvider, IncludeBudget, IncludeLimit, ParseError, SourceFile, vocabulary
 
 MAX_INCLUDE_DEPTH = 10  # the server's own limit (CONF_FILE_MAX_DEPTH)
 
@@ -130,13 +130,13 @@ def _conf_lines(source: SourceFile):
             continue
         match = _NAME_RX.match(text)
         if not match:
-            raise ParseError(f"syntax error: expected a parameter name, found {text[:20]!r}", number)
+            raise ParseError("syntax error: a line that does not start with a parameter name", number)
         name = match[0].lower()
         rest = text[match.end():].lstrip()
         if rest.startswith("="):
             rest = rest[1:].lstrip()
         if not rest or rest.startswith("#"):
-            raise ParseError(f"{name} has no value", number)
+            raise ParseError("a parameter without a value (a value wrapped onto its own line?)", number)
         if rest.startswith("'"):
             value, end = _unquote(rest, 0, number)
             quoted = True
@@ -148,7 +148,7 @@ def _conf_lines(source: SourceFile):
             if templating.is_templated(rest, "config"):  # `x = {{ var }}`: keep the template, it is judged as such
                 value, quoted = rest.split(" #", 1)[0].strip(), False
             else:
-                raise ParseError(f"syntax error after the value of {name}: {tail[:20]!r}", number)
+                raise ParseError("syntax error after a value (a second word, or an unquoted blank?)", number)
         yield number, name, value, quoted
 
 
@@ -183,6 +183,7 @@ class _Reader:
         self.includes: list[IncludeRef] = []
         self.files: list[str] = []
         self.stack: list[str] = []  # the chain of files being read, to catch a file including itself
+        self.budget = IncludeBudget()
 
     def problem(self, message: str, where: Location, status: Status = Status.WARN) -> None:
         if self.facts is not None:
@@ -191,12 +192,13 @@ class _Reader:
     def include(self, source: SourceFile, number: int, directive: str, target: str, depth: int) -> None:
         where = Location(source.path, number)
         if not target:
-            raise ParseError(f"{directive} needs a file name", number)
+            raise ParseError(f"{vocabulary(directive, INCLUDE_DIRECTIVES)} needs a file name", number)
         if self.provider is None or templating.is_templated(target, "config"):
             self.includes.append(IncludeRef(directive, target, where, found=False))
             return
         if depth >= MAX_INCLUDE_DEPTH:
-            raise ParseError(f"{directive} nested too deeply", number)
+            raise IncludeLimit(f"{vocabulary(directive, INCLUDE_DIRECTIVES)} nested more than {MAX_INCLUDE_DEPTH} deep "
+                               "(files that include each other?)", number)
         if directive == "include_dir":
             hits = [h for h in find_in_tree(self.provider, source.path, target, "*.conf")
                     if not h.rsplit("/", 1)[-1].startswith(".")]
@@ -211,12 +213,16 @@ class _Reader:
                 self.problem(f"{target} (included at {where}) is not in the audited tree: its settings were not "
                              "audited", where)
         for hit in hits:
-            if hit in self.stack:
-                raise ParseError(f"{directive} {target}: the file includes itself", number)
+            if hit in self.stack:  # the server refuses the whole configuration (nesting depth exceeded)
+                raise IncludeLimit(f"{vocabulary(directive, INCLUDE_DIRECTIVES)}: the file includes itself", number)
             try:
-                self.read(SourceFile(hit, self.provider.read(hit)), depth + 1)
+                data = self.provider.read(hit)
+                self.budget.spend(number, len(data))
+                self.read(SourceFile(hit, data), depth + 1)
             except (OSError, ValueError) as exc:
                 self.problem(f"cannot read {hit} (included at {where}): {exc}", where, Status.ERROR)
+            except IncludeLimit:
+                raise  # the whole configuration is refused, not this one include
             except ParseError as exc:
                 self.problem(f"cannot parse {hit} (included at {where}): {exc.message}",
                              Location(hit, exc.line), Status.ERROR)
@@ -329,6 +335,8 @@ def build_postgresql_conf(sources: list[SourceFile], provider: FileProvider, fac
 
 # --- pg_hba.conf ------------------------------------------------------------------------------
 
+INCLUDE_DIRECTIVES = ("include", "include_if_exists", "include_dir")
+_SINGLE_FIELDS = ("connection type", "address", "authentication method", "IP mask")
 CONNECTION_TYPES = ("local", "host", "hostssl", "hostnossl", "hostgssenc", "hostnogssenc")
 METHODS = ("trust", "reject", "scram-sha-256", "md5", "password", "gss", "sspi", "ident", "peer", "pam",
            "ldap", "radius", "cert", "bsd")
@@ -443,16 +451,16 @@ def _mask_bits(mask: str, number: int) -> int:
         packed = int(ipaddress.ip_address(mask))
         width = 32 if ":" not in mask else 128
     except ValueError:
-        raise ParseError(f"invalid IP mask {mask!r}", number) from None
+        raise ParseError("invalid IP mask", number) from None
     bits = bin(packed)[2:].zfill(width)
     if "01" in bits:
-        raise ParseError(f"invalid IP mask {mask!r} (not contiguous)", number)
+        raise ParseError("invalid IP mask (not contiguous)", number)
     return bits.count("1")
 
 
 def _single(fieldset: list[str], what: str, number: int) -> str:
     if len(fieldset) != 1:
-        raise ParseError(f"{what} cannot be a list", number)
+        raise ParseError(f"the {vocabulary(what, _SINGLE_FIELDS, 'field', quote=False)} cannot be a list", number)
     return fieldset[0]
 
 
@@ -460,7 +468,7 @@ def _hba_rule(fields: list[list[str]], where: Location) -> HbaRule:
     number = where.line
     conn_type = _single(fields[0], "connection type", number).lower()
     if conn_type not in CONNECTION_TYPES:
-        raise ParseError(f"invalid connection type {conn_type!r}", number)
+        raise ParseError("invalid connection type", number)
     need = 4 if conn_type == "local" else 5
     if len(fields) < need:
         raise ParseError("end of line before the authentication method", number)
@@ -475,13 +483,13 @@ def _hba_rule(fields: list[list[str]], where: Location) -> HbaRule:
         raise ParseError("end of line before the authentication method", number)
     method = _single(rest.pop(0), "authentication method", number).lower()
     if method not in METHODS and not templating.is_templated(method, "config"):
-        raise ParseError(f"invalid authentication method {method!r}", number)
+        raise ParseError("invalid authentication method", number)
     options: dict[str, str] = {}
     for option in rest:
         for item in option:
             name, eq, value = item.partition("=")
             if not eq:
-                raise ParseError(f"authentication option not in name=value form: {item!r}", number)
+                raise ParseError("an authentication option not in name=value form", number)
             options[name] = value.strip('"')
     refs = tuple(i for i in databases + users if i.startswith("@"))
     return HbaRule(conn_type, databases, users, address, network, method, options, where, refs)
@@ -494,8 +502,9 @@ def _network(address: str, rest: list[list[str]], number: int) -> tuple[IpNetwor
             return ipaddress.ip_network(address, strict=False), address
         ip = ipaddress.ip_address(address)
     except ValueError:
-        if re.fullmatch(r"[\d.:/a-fA-F]+", address) and any(c.isdigit() for c in address.split("/")[0][:1]):
-            raise ParseError(f"invalid IP address {address!r}", number) from None
+        numeric = re.fullmatch(r"[\d.:/a-fA-F]+", address) and any(c.isdigit() for c in address.split("/")[0][:1])
+        if numeric or "/" in address:  # a CIDR that is not one: host names have no '/'
+            raise ParseError("invalid IP address", number) from None
         return None, address  # a host name, or a .domain suffix
     if not rest:
         raise ParseError("end of line before the authentication method", number)
@@ -525,7 +534,7 @@ class _HbaReader(_Reader):
             first = fields[0][0].lower()
             if first in ("include", "include_if_exists", "include_dir"):
                 if len(fields) != 2 or len(fields[1]) != 1:
-                    raise ParseError(f"{first} takes one file name", start)
+                    raise ParseError(f"{vocabulary(first, INCLUDE_DIRECTIVES)} takes one file name", start)
                 self.include(source, start, first, fields[1][0].strip('"'), depth)
                 continue
             self.hba.rules.append(_hba_rule(fields, Location(source.path, start)))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from .. import templating
 from ..facts import FactSet
 from ..model import Location, Status
-from .base import ConfigFact, FileProvider, ParseError, SourceFile
+from .base import ConfigFact, FileProvider, IncludeBudget, IncludeLimit, ParseError, SourceFile
 from .postgres import IncludeRef, find_in_tree
 
 MAX_INCLUDE_DEPTH = 8
@@ -194,7 +194,7 @@ def _apply(state: AclState, rules: list[str], where: Location) -> None:
                                           "sanitize-payload", "skip-sanitize-payload"):
             continue  # key and channel patterns: not what the checks judge
         elif not templating.is_templated(rule, "config"):
-            raise ParseError(f"unknown ACL rule {rule!r}", where.line)
+            raise ParseError("an unknown ACL rule (a password needs '>' before it)", where.line)
 
 
 @dataclass(frozen=True)
@@ -266,6 +266,7 @@ def _rename(conf: RedisConf, directive: RedisDirective) -> None:
 class _Reader:
     def __init__(self, conf: RedisConf, provider: FileProvider | None, facts: FactSet | None) -> None:
         self.conf, self.provider, self.facts = conf, provider, facts
+        self.budget = IncludeBudget()
 
     def problem(self, message: str, where: Location, status: Status = Status.WARN) -> None:
         if self.facts is not None:
@@ -280,7 +281,7 @@ class _Reader:
             args = split_args(line, number)
             where = Location(source.path, number)
             if len(args) < 2:
-                raise ParseError(f"{args[0]} needs an argument", number)
+                raise ParseError("a directive without an argument (a value wrapped onto its own line?)", number)
             directive = RedisDirective(args[0].lower(), tuple(args[1:]), where)
             if directive.name == "include":
                 self.include(source, directive, depth)
@@ -294,7 +295,7 @@ class _Reader:
     def user(self, directive: RedisDirective) -> None:
         name = directive.args[0]
         if name in self.conf.users:
-            raise ParseError(f"ACL user {name!r} is defined twice", directive.location.line)
+            raise ParseError("an ACL user defined twice", directive.location.line)
         rules = _merge_selectors(list(directive.args[1:]), directive.location)
         _apply(AclState(), rules, directive.location)  # reject unknown rules now, at their line
         self.conf.users[name] = AclUser(name, tuple(rules), directive.location)
@@ -305,7 +306,8 @@ class _Reader:
             self.conf.includes.append(IncludeRef("include", target, where, found=False))
             return
         if depth >= MAX_INCLUDE_DEPTH:
-            raise ParseError("include nested too deeply", where.line)
+            raise IncludeLimit(f"includes nested more than {MAX_INCLUDE_DEPTH} deep (files that include each other?)",
+                               where.line)
         hits = find_in_tree(self.provider, source.path, target, glob=True)
         self.conf.includes.append(IncludeRef("include", target, where, tuple(hits), bool(hits)))
         if not hits:
@@ -313,9 +315,13 @@ class _Reader:
                          "audited", where)
         for hit in hits:
             try:
-                self.read(SourceFile(hit, self.provider.read(hit)), depth + 1)
+                data = self.provider.read(hit)
+                self.budget.spend(where.line, len(data))
+                self.read(SourceFile(hit, data), depth + 1)
             except (OSError, ValueError) as exc:
                 self.problem(f"cannot read {hit} (included at {where}): {exc}", where, Status.ERROR)
+            except IncludeLimit:
+                raise  # the whole configuration is refused, not this one include
             except ParseError as exc:
                 self.problem(f"cannot parse {hit} (included at {where}): {exc.message}", Location(hit, exc.line),
                              Status.ERROR)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from ..facts import FactSet
 from ..model import Location
-from .base import ConfigFact, FileProvider, ParseError, SourceFile
+from .base import ConfigFact, FileProvider, IncludeBudget, IncludeLimit, ParseError, SourceFile
 
 MAX_INCLUDE_DEPTH = 8
 
@@ -45,7 +45,7 @@ def _lines(source: SourceFile):
 
 
 def _read_into(config: SshdConfig, source: SourceFile, provider: FileProvider | None, facts: FactSet | None,
-               depth: int, in_match: list[bool]) -> None:
+               depth: int, in_match: list[bool], budget: IncludeBudget) -> None:
     for number, keyword, value in _lines(source):
         where = Location(source.path, number)
         if keyword == "match":
@@ -54,11 +54,12 @@ def _read_into(config: SshdConfig, source: SourceFile, provider: FileProvider | 
             continue
         if keyword == "include" and provider is not None:
             if depth >= MAX_INCLUDE_DEPTH:
-                raise ParseError("Include nested too deeply", number)
+                raise IncludeLimit(f"Include nested more than {MAX_INCLUDE_DEPTH} deep "
+                                   "(files that include each other?)", number)
             try:
                 patterns = shlex.split(value)
-            except ValueError as exc:
-                raise ParseError(f"bad Include value: {exc}", number) from None
+            except ValueError:
+                raise ParseError("an Include value sshd cannot split (unbalanced quotes?)", number) from None
             for pattern in patterns:
                 rel = pattern.lstrip("/")
                 base = source.path.rsplit("/", 1)[0] if "/" in source.path else None
@@ -67,7 +68,8 @@ def _read_into(config: SshdConfig, source: SourceFile, provider: FileProvider | 
                 for hit in hits:
                     try:
                         included = SourceFile(hit, provider.read(hit))
-                        _read_into(config, included, provider, facts, depth + 1, in_match)
+                        budget.spend(number, len(included.data))
+                        _read_into(config, included, provider, facts, depth + 1, in_match, budget)
                     except (OSError, ValueError) as exc:
                         if facts is not None:
                             facts.problem("sshd_config", f"cannot read included {hit}: {exc}", where)
@@ -75,14 +77,14 @@ def _read_into(config: SshdConfig, source: SourceFile, provider: FileProvider | 
         if in_match[0]:
             continue  # settings under Match apply conditionally; the global value is what we judge
         if not value:
-            raise ParseError(f"{keyword} has no value", number)
+            raise ParseError("a keyword without a value", number)
         config.settings.setdefault(keyword, SshdSetting(keyword, value, where))
 
 
 def parse_sshd_config(source: SourceFile, provider: FileProvider | None = None,
                       facts: FactSet | None = None) -> SshdConfig:
     config = SshdConfig(source.path)
-    _read_into(config, source, provider, facts, 0, [False])
+    _read_into(config, source, provider, facts, 0, [False], IncludeBudget())
     return config
 
 

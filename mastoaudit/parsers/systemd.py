@@ -157,7 +157,7 @@ def read_into(unit: SystemdUnit, source: SourceFile) -> None:
         where = Location(source.path, number)
         if text.startswith("["):
             if not text.endswith("]") or len(text) < 3 or "]" in text[1:-1]:
-                raise ParseError(f"invalid section header {text[:40]!r}", number)
+                raise ParseError("invalid section header", number)
             section = text[1:-1]
             sections.setdefault(section, where)
             continue

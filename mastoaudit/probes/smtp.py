@@ -22,8 +22,10 @@ from ..facts.smtp import RelayTest, SmtpEndpoint, TlsInfo
 from ..model import Status
 from ..net.relays import smtp_relays
 from ..net.runner import ProbeContext, ProbeFact, ProbeProblem, probe
+from ..net.sockets import NotPermitted, TcpGate
 from ..net.target import ScanTarget
 from ..net.text import excerpt
+from ..textsafe import safe_text
 
 PORTS = ((25, "starttls"), (587, "starttls"), (465, "implicit"))
 EHLO_NAME = "mastoaudit.invalid"
@@ -69,7 +71,7 @@ def parse_reply(raw_lines: list[bytes]) -> Reply:
         last = i == len(raw_lines) - 1
         if (line[3:4] == "-") == last:
             raise SmtpProtocolError(f"bad continuation in reply: {excerpt(raw)}")
-        texts.append("".join(c if c.isprintable() else "?" for c in line[4:]))
+        texts.append(safe_text(line[4:]))
     assert code is not None
     return Reply(code, tuple(texts))
 
@@ -77,9 +79,10 @@ def parse_reply(raw_lines: list[bytes]) -> Reply:
 class Session:
     """One SMTP dialogue over a socket, bounded in time and size."""
 
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
+    def __init__(self, sock: socket.socket, deadline: float, gate: TcpGate) -> None:
         self.sock = sock
         self.deadline = deadline
+        self.gate = gate  # the socket's gate: TLS keeps its deadline
         self.buffer = b""
         self.transcript: list[str] = []
 
@@ -136,7 +139,7 @@ class Session:
         if self.buffer:  # RFC 3207 §5: data after the 220 would be injected before TLS
             raise SmtpProtocolError("the server sent data after its STARTTLS reply (command injection risk)")
         self.sock.settimeout(max(0.1, self.deadline - time.monotonic()))
-        self.sock = context.wrap_socket(self.sock, server_hostname=server_hostname)
+        self.sock = self.gate.tls(self.sock, context, server_hostname)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -166,13 +169,16 @@ def has_capability(caps: list[str], name: str) -> bool:
 
 # --- the dialogue -------------------------------------------------------------------------------------
 
-def _connect(ep: SmtpEndpoint, timeout: float) -> socket.socket | None:
+def _connect(ep: SmtpEndpoint, gate: TcpGate, timeout: float, budget: float) -> socket.socket | None:
     if timeout <= 0:
         ep.error = ep.error or "no time left for another connection"
         return None
     try:
-        sock = socket.create_connection((ep.address, ep.port), timeout=timeout)
+        sock = gate.connect(ep.address, ep.port, timeout, name=ep.host, budget=budget)
     except ConnectionRefusedError:
+        return None
+    except NotPermitted as exc:  # an MX on a private address nobody named: never contacted
+        ep.error = f"not probed: {exc.strerror}"
         return None
     except OSError as exc:  # reported only when no port of the relay answers
         ep.error = f"cannot connect to port {ep.port}: {exc.strerror or exc}"
@@ -203,17 +209,18 @@ def _greet(session: Session, ep: SmtpEndpoint) -> list[str] | None:
     return capabilities(ehlo)
 
 
-def _open_session(ep: SmtpEndpoint, target: ScanTarget, verify: bool, deadline: float,
+def _open_session(ep: SmtpEndpoint, target: ScanTarget, gate: TcpGate, verify: bool, deadline: float,
                   tls: bool = True) -> tuple[Session | None, list[str]]:
     """Connect, greet and (unless tls=False) secure the session: STARTTLS when offered, or implicit TLS.
 
     Returns the session (None when it could not be set up) and the capabilities in force; ep.tls
     records the handshake. A certificate that does not verify raises SSLCertVerificationError."""
     now = time.monotonic()
-    sock = _connect(ep, min(target.timeout, deadline - now))
+    ends = min(now + 4 * target.timeout, deadline)
+    sock = _connect(ep, gate, min(target.timeout, deadline - now), ends - now)
     if sock is None:
         return None, []
-    session = Session(sock, min(now + 4 * target.timeout, deadline))
+    session = Session(sock, ends, gate)
     try:
         if ep.mode == "implicit":
             _handshake(session, ep, target, verify)
@@ -262,7 +269,7 @@ def _handshake(session: Session, ep: SmtpEndpoint, target: ScanTarget, verify: b
     except ssl.SSLCertVerificationError as exc:
         info.verified = False
         # OpenSSL's own words (with the name we asked for): printable, bounded, not repr-quoted
-        info.verify_error = "".join(c if c.isprintable() else "?" for c in (exc.verify_message or str(exc)))[:200]
+        info.verify_error = safe_text(exc.verify_message or str(exc))[:200]
         raise
     except (OSError, ssl.SSLError) as exc:
         info.error = f"TLS handshake failed: {excerpt(str(exc))}"
@@ -296,17 +303,19 @@ def _relay_test(session: Session, ep: SmtpEndpoint) -> None:
     session.command("RSET")
 
 
-def probe_endpoint(ep: SmtpEndpoint, target: ScanTarget) -> SmtpEndpoint:
+def probe_endpoint(ep: SmtpEndpoint, target: ScanTarget, gate: TcpGate | None = None) -> SmtpEndpoint:
+    """Probe one relay port through `gate` (by default one with the target's address policy)."""
+    gate = gate or TcpGate(target.address_policy())
     # At most three sessions (verified TLS, unverified TLS, clear), all within one deadline.
     deadline = time.monotonic() + 6 * target.timeout
     try:
-        session, caps = _open_session(ep, target, True, deadline)
+        session, caps = _open_session(ep, target, gate, True, deadline)
     except ssl.SSLCertVerificationError:
         # The certificate does not verify: noted; go on over TLS without verification so the
         # protocol, AUTH and relay behaviour after TLS are still seen.
-        session, caps = _open_session(ep, target, False, deadline)
+        session, caps = _open_session(ep, target, gate, False, deadline)
     if session is None and ep.open and ep.mode == "starttls" and ep.tls and not ep.tls.established:
-        session, caps = _open_session(ep, target, False, deadline, tls=False)  # TLS broken: relay test in clear
+        session, caps = _open_session(ep, target, gate, False, deadline, tls=False)  # TLS broken: relay test in clear
     if session is None:
         return ep
     try:
@@ -342,7 +351,7 @@ def smtp(target: ScanTarget, ctx: ProbeContext) -> Iterable[ProbeFact | ProbePro
     endpoints += [SmtpEndpoint(r.name, r.address, r.port, "starttls", source) for r in relays
                   if r.port is not None and r.port not in dict(PORTS)]
     with ThreadPoolExecutor(max_workers=min(12, len(endpoints)), thread_name_prefix="smtp") as pool:
-        done = list(pool.map(lambda ep: probe_endpoint(ep, target), endpoints))
+        done = list(pool.map(lambda ep: probe_endpoint(ep, target, ctx.http.gate), endpoints))
     for relay in dict.fromkeys(relays):
         mine = [ep for ep in done if ep.host == relay.name and ep.address == relay.address]
         if not any(ep.open for ep in mine) and relay.on_app_host is None:  # the app host's own: closed is right

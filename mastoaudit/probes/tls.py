@@ -18,7 +18,6 @@ adapter's functions only.
 from __future__ import annotations
 
 import contextlib
-import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +27,7 @@ from ..facts.tls import POSTGRES_STARTTLS, SMTP_STARTTLS, SMTPS, TlsEndpoint, Tl
 from ..model import Status
 from ..net.relays import smtp_relays
 from ..net.runner import ProbeContext, ProbeFact, ProbeProblem, probe
+from ..net.sockets import TcpGate
 from ..net.target import ScanTarget
 from ..net.text import excerpt
 from .tls_endpoints import Candidate, postgres_candidates, smtp_candidates, web_candidates
@@ -78,9 +78,9 @@ def smtp_extensions(ehlo_lines: list[str]) -> tuple[str, ...]:
     return tuple(words)
 
 
-def smtp_probe(address: str, port: int, timeout: float) -> tuple[str, tuple[str, ...]]:
+def smtp_probe(gate: TcpGate, address: str, port: int, timeout: float) -> tuple[str, tuple[str, ...]]:
     """Greeting and EHLO in clear: (greeting excerpt, EHLO keywords)."""
-    with socket.create_connection((address, port), timeout=timeout) as sock:
+    with gate.connect(address, port, timeout) as sock:
         sock.settimeout(timeout)
         stream = sock.makefile("rb")
         code, greeting = read_smtp_reply(stream)
@@ -109,8 +109,8 @@ def interpret_ssl_response(data: bytes) -> bool:
     raise ExchangeError(f"not a PostgreSQL answer to SSLRequest: {excerpt(data)}")
 
 
-def postgres_probe(address: str, port: int, timeout: float) -> bool:
-    with socket.create_connection((address, port), timeout=timeout) as sock:
+def postgres_probe(gate: TcpGate, address: str, port: int, timeout: float) -> bool:
+    with gate.connect(address, port, timeout) as sock:
         sock.settimeout(timeout)
         sock.sendall(SSL_REQUEST)
         data = sock.recv(1)
@@ -121,9 +121,9 @@ def postgres_probe(address: str, port: int, timeout: float) -> bool:
         return interpret_ssl_response(data)
 
 
-def tcp_open(address: str, port: int, timeout: float) -> bool:
+def tcp_open(gate: TcpGate, address: str, port: int, timeout: float) -> bool:
     try:
-        with socket.create_connection((address, port), timeout=timeout):
+        with gate.connect(address, port, timeout):
             return True
     except OSError:
         return False
@@ -132,16 +132,16 @@ def tcp_open(address: str, port: int, timeout: float) -> bool:
 # --- the probe ------------------------------------------------------------------------------------------------
 
 
-def _pre_check(c: Candidate, timeout: float) -> TlsEndpoint | ProbeProblem | None:
+def _pre_check(gate: TcpGate, c: Candidate, timeout: float) -> TlsEndpoint | ProbeProblem | None:
     """None: go on with sslyze. A TlsEndpoint: the service answers but offers no TLS."""
     try:
         if c.kind == SMTP_STARTTLS:
-            _, extensions = smtp_probe(c.address, c.port, timeout)
+            _, extensions = smtp_probe(gate, c.address, c.port, timeout)
             if "STARTTLS" not in extensions:
                 return TlsEndpoint(c.host, c.port, c.address, c.kind, c.sni, c.where, tls_offered=False,
                                    refusal=f"EHLO lists {', '.join(extensions) or 'nothing'} (no STARTTLS)",
                                    smtp_extensions=extensions)
-        elif c.kind == POSTGRES_STARTTLS and not postgres_probe(c.address, c.port, timeout):
+        elif c.kind == POSTGRES_STARTTLS and not postgres_probe(gate, c.address, c.port, timeout):
             return TlsEndpoint(c.host, c.port, c.address, c.kind, c.sni, c.where, tls_offered=False,
                                refusal="PostgreSQL answered N to SSLRequest (no TLS)")
     except ExchangeError as exc:
@@ -165,13 +165,18 @@ def tls_probe(target: ScanTarget, ctx: ProbeContext) -> Iterator[ProbeFact | Pro
     postgres = postgres_candidates(target)
     candidates += postgres
     yield from problems
+    # sslyze connects to the addresses handed to it: the scan's policy judges them first.
+    gate = ctx.http.gate
+    for c in [c for c in candidates if gate.refusal(c.address, c.host) is not None]:
+        candidates.remove(c)
+        notes.append(f"{c.where} not probed: {gate.refusal(c.address, c.host)}")
 
     quick = min(target.timeout, 3.0)
     with ThreadPoolExecutor(max_workers=16) as pool:
-        open_flags = list(pool.map(lambda c: tcp_open(c.address, c.port, quick), candidates))
+        open_flags = list(pool.map(lambda c: tcp_open(gate, c.address, c.port, quick), candidates))
         reachable = [c for c, ok in zip(candidates, open_flags, strict=True) if ok]
         closed = [c for c, ok in zip(candidates, open_flags, strict=True) if not ok]
-        pre = list(pool.map(lambda c: _pre_check(c, target.timeout), reachable))
+        pre = list(pool.map(lambda c: _pre_check(gate, c, target.timeout), reachable))
     for c in closed:
         if c.required:
             yield ProbeProblem("tls_endpoint", f"{c.where} does not answer (TCP connect to {c.address} failed)",

@@ -10,17 +10,27 @@ FORMATS = ("terminal", "json", "html", "sarif", "junit")
 EXTENSIONS = {"terminal": "txt", "json": "json", "html": "html", "sarif": "sarif", "junit": "xml"}
 
 
-def renderer(fmt: str) -> Callable[[RunResult], str]:
+def _module(fmt: str):
     if fmt == "terminal":
-        from .terminal import render
+        from . import terminal as module
     elif fmt == "json":
-        from .json_report import render
+        from . import json_report as module
     elif fmt == "html":
-        from .html import render
+        from . import html as module
     elif fmt == "sarif":
-        from .sarif import render
+        from . import sarif as module
     elif fmt == "junit":
-        from .junit import render
+        from . import junit as module
     else:
         raise ValueError(f"unknown format {fmt!r} (one of: {', '.join(FORMATS)})")
-    return render
+    return module
+
+
+def renderer(fmt: str) -> Callable[[RunResult], str]:
+    """The format's text from a run."""
+    return _module(fmt).render
+
+
+def document_renderer(fmt: str) -> Callable[[dict], str]:
+    """The format's text from a run document (a run's, a merge's, or a report read back)."""
+    return _module(fmt).render_document

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
 from ..engine import RunResult
 from ..model import COMPONENTS, Status
+from ..textsafe import safe_document, safe_text
 
-SCHEMA_VERSION = "1.0"
-SCHEMA_ID = "https://mastoaudit.invalid/schema/report-1.0.json"
+SCHEMA_VERSION = "1.1"
+SCHEMA_ID = "https://mastoaudit.invalid/schema/report-1.1.json"
 
 _STATUS_ORDER = {Status.ERROR: 0, Status.FAIL: 1, Status.WARN: 2, Status.SKIP: 3, Status.PASS: 4}
 
@@ -19,7 +25,9 @@ def sorted_findings(result: RunResult):
     )
 
 
-def build_document(result: RunResult) -> dict:
+def build_document(result: RunResult, findings: bool = True) -> dict:
+    """The run as plain data. `findings=False` leaves the findings out (an empty list), for a
+    writer that encodes them one at a time."""
     catalogue = result.registry.catalogue
     return {
         "$schema": SCHEMA_ID,
@@ -38,9 +46,10 @@ def build_document(result: RunResult) -> dict:
             "by_status": result.counts_by_status(),
             "failed_by_severity": result.failed_by_severity(),
             "checks_run": len(result.checks),
+            "waived": 0,  # compliance.py applies the waivers to the document
         },
         "checks": [meta.to_dict() for meta in result.checks],
-        "findings": [f.to_dict() for f in sorted_findings(result)],
+        "findings": [f.to_dict() for f in sorted_findings(result)] if findings else [],
         "threats": catalogue.coverage(result.checks, result.findings),
         # Every component with its description, in a fixed order, for the views grouped by component.
         "components": [{"id": c, "description": catalogue.components.get(c, "")} for c in COMPONENTS],
@@ -48,34 +57,66 @@ def build_document(result: RunResult) -> dict:
     }
 
 
-# Characters a report must not carry raw: C0/C1 controls (but tab, newline, carriage return), the
-# code points XML 1.0 forbids, lone surrogates, and the bidirectional overrides that can make
-# evidence read differently from what it is. Config values are hostile; reporters show these as
-# visible escapes (\x1b, \u202e) instead.
-_UNSAFE = {c for c in range(0x20) if c not in (0x09, 0x0A, 0x0D)} | set(range(0x7F, 0xA0)) | {
-    0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069, 0xFFFE, 0xFFFF}
-
-
 def visible_text(text: str) -> str:
-    """`text` with unsafe characters replaced by a visible escape; the rest left as it is."""
-    if all(ord(ch) not in _UNSAFE and not 0xD800 <= ord(ch) <= 0xDFFF for ch in text):
-        return text
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if code in _UNSAFE or 0xD800 <= code <= 0xDFFF:
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-        else:
-            out.append(ch)
-    return "".join(out)
+    """`text` with unsafe characters replaced by a visible escape (see mastoaudit.textsafe)."""
+    return safe_text(text, multiline=True)
 
 
 def visible(value):
-    """A document (or any part of it) with `visible_text` applied to every string in it."""
-    if isinstance(value, str):
-        return visible_text(value)
-    if isinstance(value, dict):
-        return {visible(k): visible(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [visible(v) for v in value]
-    return value
+    """A document (or any part of it) with every string made safe to show (mastoaudit.textsafe)."""
+    return safe_document(value)
+
+
+# --- what people read of a huge run ------------------------------------------------------------------
+# A config with thousands of server blocks yields thousands of findings of one check. Every finding is
+# counted and kept in the JSON report; the formats people read list at most this many of each check,
+# target and status, then one line that says how many more there are.
+DISPLAY_LIMITS = {"terminal": 10, "html": 50, "junit": 50, "sarif": 1000}
+# One finding's text can grow with the input too (a subject naming every server block): the
+# formats people read show this much of a field, then say how much more the JSON report has.
+MAX_SHOWN_CHARS = 2000
+_SHOWN_FIELDS = ("message", "subject", "observed", "expected")
+
+
+def clip(text: str | None, limit: int = MAX_SHOWN_CHARS) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters in the JSON report)"
+
+
+def for_display(finding: dict) -> dict:
+    """A finding dict with its long text fields clipped (`clip`), for the formats people read."""
+    if all(not isinstance(finding.get(k), str) or len(finding[k]) <= MAX_SHOWN_CHARS for k in _SHOWN_FIELDS):
+        return finding
+    return {**finding, **{k: clip(finding[k]) for k in _SHOWN_FIELDS if isinstance(finding.get(k), str)}}
+
+
+@dataclass(frozen=True)
+class Omitted:
+    """Stands after the last listed finding of a group that had more: `count` more like `like`."""
+
+    like: Any  # the group's last listed finding (a Finding or a document dict): its check, target, status
+    count: int
+
+
+def finding_group(f: Any) -> tuple[str, str, str]:
+    """The group a finding is listed (and capped) in: its check, target and status."""
+    if isinstance(f, dict):
+        return f["check_id"], f["target"], f["status"]
+    return f.check_id, f.target, f.status.value
+
+
+def capped(items: Iterable[Any], limit: int,
+           key: Callable[[Any], Hashable] = finding_group) -> Iterator[Any]:
+    """`items` in their order, at most `limit` of each group (`key`); after the last one listed of
+    a group that had more, an `Omitted` for the rest. Memory: one counter per group."""
+    items = list(items)
+    totals = Counter(key(i) for i in items)
+    seen: Counter = Counter()
+    for item in items:
+        group = key(item)
+        seen[group] += 1
+        if seen[group] <= limit:
+            yield item
+            if seen[group] == limit and totals[group] > limit:
+                yield Omitted(item, totals[group] - limit)

@@ -4,7 +4,9 @@ One <testsuite> per component; one <testcase> per check and target (classname = 
 name = check id, with " [target]" added when the run had several targets). A check yields one
 finding per subject, so a testcase folds them: any error -> <error>, else any fail -> <failure>,
 else all skipped -> <skipped>; warnings pass with a note in <system-out>. Input problems
-(`input.<kind>`) are testcases too, so an unreadable file shows up as an error.
+(`input.<kind>`) are testcases too, so an unreadable file shows up as an error. Waived findings
+do not fail a testcase: one whose failures are all waived is skipped, with the waiver's reason.
+With a baseline, each finding's evidence says whether it is new, unchanged or updated.
 
 The XML is built with ElementTree (which escapes); characters XML 1.0 cannot hold are replaced
 by visible escapes first (`visible`).
@@ -15,7 +17,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from ..engine import RunResult
-from .document import build_document, visible
+from .document import DISPLAY_LIMITS, build_document, for_display, visible
 
 
 def _where(f: dict) -> str:
@@ -30,7 +32,16 @@ def _evidence(f: dict) -> str:
     for key in ("subject", "observed", "expected"):
         if f[key] is not None:
             lines.append(f"  {key}: {f[key]}")
+    if f.get("baseline"):
+        lines.append(f"  baseline: {f['baseline']['state']}")
+    if f.get("waiver"):
+        lines.append(f"  {_waived(f['waiver'])}")
     return "\n".join(lines)
+
+
+def _waived(waiver: dict) -> str:
+    until = f"until {waiver['expires']}" if waiver["expires"] else "with no expiry date"
+    return f"waived {until} by {waiver['owner']}: {waiver['reason']} ({waiver['source']})"
 
 
 def _fix(check: dict | None) -> str:
@@ -43,40 +54,68 @@ def _fix(check: dict | None) -> str:
     return text
 
 
-def _testcase(suite: ET.Element, name: str, component: str, group: list[dict], check: dict | None) -> str:
+class _Case:
+    """One testcase's findings: how many of each (shown) status, and the first few of each to show;
+    a failure or warning a waiver accepts counts as "waived"."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.shown: dict[str, list[dict]] = {}
+
+    def add(self, f: dict) -> None:
+        status = "waived" if f.get("waiver") else f["status"]
+        self.counts[status] = self.counts.get(status, 0) + 1
+        kept = self.shown.setdefault(status, [])
+        if len(kept) < DISPLAY_LIMITS["junit"]:
+            kept.append(for_display(f))
+
+    def evidence(self, *statuses: str) -> str:
+        """Each shown finding's evidence, then how many more there are (all in the JSON report)."""
+        lines, more = [], 0
+        for status in statuses:
+            lines += [_evidence(f) for f in self.shown.get(status, ())]
+            more += self.counts.get(status, 0) - len(self.shown.get(status, ()))
+        return "\n".join(lines) + (f"\n... and {more} more (all in the JSON report)" if more else "")
+
+
+def _testcase(suite: ET.Element, name: str, component: str, group: _Case, check: dict | None) -> str:
     """Append one testcase; return its outcome: error, failure, skipped or passed."""
     case = ET.SubElement(suite, "testcase", {"classname": component, "name": name, "time": "0"})
-    by_status: dict[str, list[dict]] = {}
-    for f in group:
-        by_status.setdefault(f["status"], []).append(f)
+    counts, shown = group.counts, group.shown
     outcome = "passed"
     for status, tag in (("error", "error"), ("fail", "failure")):
-        hits = by_status.get(status)
-        if hits:
-            message = hits[0]["message"] if len(hits) == 1 else f"{len(hits)} {status}s: {hits[0]['message']}; ..."
-            element = ET.SubElement(case, tag, {"message": message, "type": f"{status}:{hits[0]['severity']}"})
-            element.text = "\n".join(_evidence(f) for f in hits) + (_fix(check) if status == "fail" else "")
+        if counts.get(status):
+            first, n = shown[status][0], counts[status]
+            message = first["message"] if n == 1 else f"{n} {status}s: {first['message']}; ..."
+            element = ET.SubElement(case, tag, {"message": message, "type": f"{status}:{first['severity']}"})
+            element.text = group.evidence(status) + (_fix(check) if status == "fail" else "")
             outcome = "error" if tag == "error" else "failure"
             break
     else:
-        if all(f["status"] == "skip" for f in group):
-            ET.SubElement(case, "skipped", {"message": group[0]["message"]})
+        if "waived" in counts and set(counts) <= {"skip", "waived"}:
+            ET.SubElement(case, "skipped", {"message": _waived(shown["waived"][0]["waiver"])})
             outcome = "skipped"
-    notes = [f for f in group if f["status"] == "warn"]
-    if notes:
+        elif set(counts) == {"skip"}:
+            ET.SubElement(case, "skipped", {"message": shown["skip"][0]["message"]})
+            outcome = "skipped"
+    if counts.get("warn") or counts.get("waived"):
         ET.SubElement(case, "system-out").text = (
-            "\n".join(_evidence(f) for f in notes) + (_fix(check) if outcome == "passed" else ""))
+            group.evidence("warn", "waived") + (_fix(check) if outcome == "passed" else ""))
     return outcome
 
 
 def build_junit(doc: dict) -> ET.Element:
-    doc = visible(doc)
+    """Each finding is made safe on its own and kept only while it is among the first few of its
+    testcase: a run of 6,000 server blocks does not copy the whole document."""
+    findings = doc["findings"]
+    doc = visible({key: value for key, value in doc.items() if key != "findings"})
     checks = {c["id"]: c for c in doc["checks"]}
     several = len(doc["run"]["targets"]) > 1
     # (component, check id, target) -> findings, in the document's order (worst first)
-    cases: dict[tuple[str, str, str], list[dict]] = {}
-    for f in doc["findings"]:
-        cases.setdefault((f["component"], f["check_id"], f["target"]), []).append(f)
+    cases: dict[tuple[str, str, str], _Case] = {}
+    for f in findings:
+        f = visible(f)
+        cases.setdefault((f["component"], f["check_id"], f["target"]), _Case()).add(f)
     order = [c["id"] for c in doc["components"]]
     root = ET.Element("testsuites", {"name": "mastoaudit", "time": f"{doc['run']['duration_s']:.3f}"})
     totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
@@ -106,6 +145,10 @@ def build_junit(doc: dict) -> ET.Element:
 
 
 def render(result: RunResult) -> str:
-    root = build_junit(build_document(result))
+    return render_document(build_document(result))
+
+
+def render_document(doc: dict) -> str:
+    root = build_junit(doc)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

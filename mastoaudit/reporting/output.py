@@ -1,31 +1,52 @@
-"""Where reports go: `-o PATH` is a file for one format, a folder for several; reports/ by default."""
+"""Where reports go: `-o PATH` is a file for one format, a folder for several; reports/ by default.
+
+Every format is drawn from one document, built once: a run's, a merge's or a diff's (each passes
+its own `render(fmt, doc, colour)`).
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from ..engine import RunResult
-from . import EXTENSIONS, renderer
-from .terminal import render as render_terminal
+from . import EXTENSIONS, document_renderer
 
 DEFAULT_FORMATS = ["terminal", "html", "json"]
 DEFAULT_DIR = Path("reports")
 
+Render = Callable[[str, dict, bool], str]
 
-def write_reports(result: RunResult, formats: list[str] | None, out: str | None, stem: str,
-                  stdout: TextIO | None = None) -> list[Path]:
+
+def render_run(fmt: str, doc: dict, colour: bool = False, show_passed: bool = False) -> str:
+    if fmt == "terminal":
+        from .terminal import render_document
+
+        return render_document(doc, colour=colour, show_passed=show_passed)
+    return document_renderer(fmt)(doc)
+
+
+def write_reports(doc: dict, formats: list[str] | None, out: str | None, stem: str,
+                  stdout: TextIO | None = None, render: Render | None = None,
+                  show_passed: bool = False) -> list[Path]:
     stdout = stdout or sys.stdout
+    streams = render is None  # a run's own JSON is written finding by finding (huge runs)
+    if render is None:
+        def render(fmt: str, document: dict, colour: bool) -> str:
+            return render_run(fmt, document, colour, show_passed)
     formats = list(dict.fromkeys(formats or DEFAULT_FORMATS))
     files = [f for f in formats if f != "terminal"]
     written: list[Path] = []
     if "terminal" in formats and not (out and not files):
-        stdout.write(render_terminal(result, colour=stdout.isatty()))
+        colour = stdout.isatty()
+        # The report escaped every value itself; its own colours go to the stream underneath
+        # (textsafe.SafeWriter would escape them).
+        (getattr(stdout, "raw", stdout) if colour else stdout).write(render("terminal", doc, colour))
     if out == "-":
         if len(formats) != 1:
             raise ValueError("-o - (standard output) takes exactly one --format")
-        stdout.write(renderer(formats[0])(result))
+        stdout.write(render(formats[0], doc, False))
         return written
     targets: dict[str, Path] = {}
     if out is None:
@@ -41,7 +62,12 @@ def write_reports(result: RunResult, formats: list[str] | None, out: str | None,
                 targets[fmt] = path / f"{stem}.{EXTENSIONS[fmt]}"
     for fmt, path in targets.items():
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = render_terminal(result) if fmt == "terminal" else renderer(fmt)(result)
-        path.write_text(text, encoding="utf-8")
+        with path.open("w", encoding="utf-8") as fh:
+            if streams and fmt == "json":
+                from .json_report import write_document
+
+                write_document(doc, fh)
+            else:
+                fh.write(render(fmt, doc, False))
         written.append(path)
     return written

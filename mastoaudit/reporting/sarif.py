@@ -12,6 +12,16 @@ Levels: a failure at critical or high severity is `error`, at medium or low `war
 `security-severity` (the CVSS-like score GitHub ranks alerts by, a string): critical 9.5,
 high 8.0, medium 5.5, low 3.0. Info rules carry none, so GitHub files them by
 `problem.severity` ("recommendation") instead of as a security alert of score 0.
+
+Compliance over time:
+- a waived finding is still a result, with a `suppressions` entry (kind `external`, status
+  `accepted`, the waiver's reason, owner and expiry as justification): code scanning shows it as
+  dismissed instead of open;
+- with a baseline (`--baseline`, or `diff`), each result carries `baselineState` (new, unchanged,
+  updated), and the baseline's results that are gone come back as results with `baselineState`
+  `absent`, `kind` `pass` and `level` `none` (they are no longer problems);
+- findings about the waivers themselves (expired, stale, never expiring) are configuration
+  problems, not results: `invocations[0].toolConfigurationNotifications`.
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ from pathlib import PureWindowsPath
 from urllib.parse import quote
 
 from ..engine import RunResult
-from .document import build_document, visible
+from .document import DISPLAY_LIMITS, build_document, for_display, visible
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 SRCROOT = "%SRCROOT%"
@@ -38,6 +48,7 @@ PROBLEM_SEVERITY = {"critical": "error", "high": "error", "medium": "warning", "
                     "info": "recommendation"}
 _REMOTE = re.compile(r"^(?P<host>[^/\\:]{2,}|\[[0-9A-Fa-f:.]+\]):(?P<path>/.*)$")
 _WINDOWS_ABS = re.compile(r"^[A-Za-z]:[\\/]")
+_ESCAPED = re.compile(r"\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8})")
 
 
 def level(severity: str, status: str) -> str:
@@ -117,7 +128,9 @@ def artifact_location(file: str) -> dict:
         return {"uri": quote(remote["path"].lstrip("/"), safe="/"), "uriBaseId": TARGETROOT}
     if _WINDOWS_ABS.match(file):
         return {"uri": PureWindowsPath(file).as_uri()}
-    path = file.replace("\\", "/")
+    # Backslashes are a Windows path's separators, unless the name holds textsafe's escapes of
+    # bytes that were not UTF-8 (\xff): those stay part of the name (percent-encoded).
+    path = file if _ESCAPED.search(file) else file.replace("\\", "/")
     if path.startswith("/"):
         return {"uri": "file://" + quote(path, safe="/")}
     while path.startswith("./"):
@@ -144,6 +157,37 @@ def _message(finding: dict) -> str:
 
 
 def _result(finding: dict, index: int) -> dict:
+    result = _plain_result(finding, index)
+    baseline = finding.get("baseline")
+    if baseline:
+        result["baselineState"] = baseline["state"]
+    waiver = finding.get("waiver")
+    if waiver:
+        until = f"expires {waiver['expires']}" if waiver["expires"] else "no expiry date"
+        result["suppressions"] = [{
+            "kind": "external",
+            "status": "accepted",
+            "justification": f"{waiver['reason']} (owner {waiver['owner']}, {until}; {waiver['source']})",
+            "properties": {"mastoaudit/waiver": waiver},
+        }]
+    return result
+
+
+def _absent(finding: dict, index: int) -> dict:
+    """A result of the baseline that is gone: reported as absent, no longer a problem."""
+    return {**_plain_result(finding, index), "kind": "pass", "level": "none", "baselineState": "absent"}
+
+
+def _config_notification(finding: dict) -> dict:
+    return {
+        "level": "error" if finding["status"] == "fail" else "warning",
+        "message": {"text": f"{finding['check_id']}: {_message(finding)}"},
+        "descriptor": {"id": finding["check_id"]},
+        "locations": _locations(finding),
+    }
+
+
+def _plain_result(finding: dict, index: int) -> dict:
     return {
         "ruleId": finding["check_id"],
         "ruleIndex": index,
@@ -186,18 +230,38 @@ def _utc(text: str, plus_seconds: float = 0.0) -> str | None:
 
 
 def build_sarif(doc: dict) -> dict:
+    """The log of a document. Each finding is made safe (`visible`) on its own, and kept only while
+    its rule has room: code scanning keeps a bounded number of results per rule, and a run of
+    6,000 server blocks does not copy the whole document; what is left out is counted."""
+    findings = doc["findings"]
+    doc = visible({key: value for key, value in doc.items() if key != "findings"})
     threats = doc["threats"]
     taxa = {t["id"]: i for i, t in enumerate(threats)}
     rules = {c["id"]: i for i, c in enumerate(doc["checks"])}
-    results, notifications = [], []
-    for f in doc["findings"]:
-        if f["status"] == "error" or f["check_id"] not in rules:
-            if f["status"] in ("error", "warn", "fail"):
-                notifications.append(_notification(f, rules))
-        elif f["status"] in ("fail", "warn"):
-            results.append(_result(f, rules[f["check_id"]]))
+    results, notifications, configuration = [], [], []
+    per_rule: dict[str, int] = {}
+    omitted: dict[str, int] = {}
+    for f in findings:
+        if f["check_id"].startswith("waiver."):
+            configuration.append(_config_notification(visible(for_display(f))))
+        elif f["status"] not in ("error", "warn", "fail"):
+            continue
+        elif f["status"] == "error" or f["check_id"] not in rules:
+            notifications.append(_notification(visible(for_display(f)), rules))
+        else:
+            per_rule[f["check_id"]] = per_rule.get(f["check_id"], 0) + 1
+            if per_rule[f["check_id"]] > DISPLAY_LIMITS["sarif"]:
+                omitted[f["check_id"]] = omitted.get(f["check_id"], 0) + 1
+                continue
+            results.append(_result(visible(for_display(f)), rules[f["check_id"]]))
     run = doc["run"]
+    baseline = run.get("baseline")
+    for f in baseline["absent"] if baseline else ():
+        if f["check_id"] in rules and f["status"] in ("fail", "warn"):
+            results.append(_absent(f, rules[f["check_id"]]))
     invocation: dict = {"executionSuccessful": bool(run["complete"]), "toolExecutionNotifications": notifications}
+    if configuration:
+        invocation["toolConfigurationNotifications"] = configuration
     start = _utc(run["started_at"])
     if start:
         invocation["startTimeUtc"] = start
@@ -227,11 +291,16 @@ def build_sarif(doc: dict) -> dict:
                 "mastoaudit/complete": run["complete"],
                 "mastoaudit/targets": [t["name"] for t in run["targets"]],
                 "mastoaudit/summary": doc["summary"],
+                "mastoaudit/omitted-results": omitted,
             },
         }],
     }
 
 
 def render(result: RunResult) -> str:
+    return render_document(build_document(result))
+
+
+def render_document(doc: dict) -> str:
     # Control and bidi characters from configs become visible escapes, as in every human-facing format.
-    return json.dumps(build_sarif(visible(build_document(result))), indent=2) + "\n"
+    return json.dumps(build_sarif(doc), indent=2) + "\n"

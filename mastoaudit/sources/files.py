@@ -16,14 +16,25 @@ from ..parsers.base import FileProvider
 
 
 def parse_sources(sources: dict[str, list[SourceFile]], provider: FileProvider, facts: FactSet) -> None:
-    """Parse classified sources (kind name -> files) into `facts`; bad input becomes a problem."""
+    """Parse classified sources (kind name -> files) into `facts`; bad input becomes a problem.
+
+    A parser that fails in a way it did not foresee is a bug; the run still finishes, with an
+    error finding that names the file and the exception's type, never its text (which could
+    quote the file)."""
     for kind_name, files in sources.items():
         kind = KINDS[kind_name]
         module = importlib.import_module(f"mastoaudit.parsers.{kind.module}")
         build = getattr(module, f"build_{kind_name}", None)
         if build is not None:
             # Kinds whose files refer to each other (nginx includes) are parsed as a group.
-            build(files, provider, facts)
+            try:
+                build(files, provider, facts)
+            except RecursionError:
+                facts.problem(kind_name, f"cannot parse the {kind_name} files: nested too deeply",
+                              Location(files[0].path))
+            except Exception as exc:  # a parser bug: reported, never a traceback that ends the run
+                facts.problem(kind_name, f"cannot parse the {kind_name} files: the parser failed "
+                              f"({type(exc).__name__}); please report this", Location(files[0].path))
             continue
         parse = getattr(module, f"parse_{kind_name}")
         for source in files:
@@ -33,6 +44,9 @@ def parse_sources(sources: dict[str, list[SourceFile]], provider: FileProvider, 
                 facts.problem(kind_name, f"cannot parse {source.path}: {exc.message}", Location(source.path, exc.line))
             except RecursionError:
                 facts.problem(kind_name, f"cannot parse {source.path}: nested too deeply", Location(source.path))
+            except Exception as exc:  # as above
+                facts.problem(kind_name, f"cannot parse {source.path}: the parser failed ({type(exc).__name__}); "
+                              "please report this", Location(source.path))
 
 
 def group_by_kind(classified: list[tuple[Kind, SourceFile]]) -> dict[str, list[SourceFile]]:

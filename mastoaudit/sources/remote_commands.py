@@ -144,3 +144,36 @@ def bundle(items: list[tuple[str, str, dict[str, object]]], timeout: float) -> s
 
 def needs_root(command_ids: list[str]) -> bool:
     return any(table()[c].needs_root for c in command_ids)
+
+
+# --- the parameters of the federation command (issue 9): Mastodon's database, read with psql ---------
+# (the command itself is declared with the mastodon_db kind in mastoaudit/kinds.py)
+
+_DATABASE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$")
+_PEER_DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?(:[0-9]{1,5})?$")
+MAX_QUERY_DOMAINS = 20_000
+
+
+def _database(value: object) -> str:
+    if not isinstance(value, str) or not _DATABASE.match(value):
+        raise CommandRefused(f"database name refused: {value!r}")
+    return shlex.quote(value)
+
+
+def _domains(value: object) -> str:
+    """'-v domains=...' for psql: an array literal of validated names, or nothing at all."""
+    if not isinstance(value, list | tuple) or len(value) > MAX_QUERY_DOMAINS:
+        raise CommandRefused("domains must be a list of at most 20,000 names")
+    for item in value:
+        if not isinstance(item, str) or not _PEER_DOMAIN.match(item):
+            raise CommandRefused(f"domain refused: {item!r}")
+    return f"-v domains={shlex.quote('{' + ','.join(value) + '}')}" if value else ""
+
+
+def _timeout_ms(value: object) -> str:
+    if not isinstance(value, int) or isinstance(value, bool) or not 100 <= value <= 3_600_000:
+        raise CommandRefused(f"statement timeout refused: {value!r}")
+    return str(value)
+
+
+_VALIDATORS.update({"database": _database, "domains": _domains, "timeout_ms": _timeout_ms})

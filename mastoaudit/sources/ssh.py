@@ -193,7 +193,7 @@ def build_facts(inventory: Inventory, host: Host, results: dict[str, dict], fail
         return facts
     fetched: Fetched = []
     for fact in LIVE_FACTS:
-        result = results.get(fact.id)
+        result = results.get(fact.id) if fact.planned_by == "audit" else None
         if result is not None:
             _collect(fact, host, result, facts, fetched)
     parse_sources(group_by_kind(fetched), MemoryFiles({s.path: s.data for _, s in fetched}), facts)
@@ -207,22 +207,27 @@ class SshCollection:
     """One audit's SSH work: `start()` launches the worker at once (it spends half a second
     importing pyinfra, time the caller can use to load its checks), `finish()` gathers the facts."""
 
-    def __init__(self, inventory: Inventory, command_log: str | None = None) -> None:
+    def __init__(self, inventory: Inventory, command_log: str | None = None, hosts: list | None = None,
+                 planner: Callable[[Inventory, Host], list[Planned]] | None = None) -> None:
         self.inventory = inventory
+        # The hosts to audit (--limit, --shard); the whole inventory still names the jump hosts.
+        self.hosts = inventory.hosts if hosts is None else hosts
         self.command_log = command_log
+        self.planner = planner or plan  # which commands each host gets (the federation reads plan their own)
         self.proc: subprocess.Popen | None = None
         self.started = 0.0
 
     def start(self) -> SshCollection:
         job: dict = {"hosts": [], "command_log": self.command_log}
-        for host in self.inventory.hosts:
+        for host in self.hosts:
             ssh = host.ssh
             job["hosts"].append({
                 "name": host.name, "address": host.address, "port": ssh.port, "user": ssh.user, "key": ssh.key,
                 "known_hosts": ssh.known_hosts, "tofu": ssh.trust_on_first_use, "sudo": ssh.sudo,
                 "jump": _jump(self.inventory, ssh.jump), "connect_timeout": ssh.connect_timeout,
                 "command_timeout": ssh.command_timeout, "host_timeout": ssh.host_timeout,
-                "commands": [{"key": p.key, "id": p.id, "params": p.params} for p in plan(self.inventory, host)],
+                "commands": [{"key": p.key, "id": p.id, "params": p.params}
+                             for p in self.planner(self.inventory, host)],
             })
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.started = time.monotonic()
@@ -235,9 +240,14 @@ class SshCollection:
 
     def finish(self, progress: ProgressFn | None = None) -> list[FactSet]:
         """Audit every host concurrently; an unreachable host ends as an error, never an abort."""
+        results, failures = self.gather(progress)
+        return [build_facts(self.inventory, h, results[h.name], failures.get(h.name)) for h in self.hosts]
+
+    def gather(self, progress: ProgressFn | None = None) -> tuple[dict[str, dict[str, dict]], dict[str, str]]:
+        """The worker's raw results per host and command key, and the hosts that failed (why)."""
         proc = self.proc
         assert proc is not None and proc.stdout is not None and proc.stderr is not None
-        hosts = self.inventory.hosts
+        hosts = self.hosts
         limit = max(h.ssh.host_timeout + h.ssh.connect_timeout for h in hosts) + 15
         results: dict[str, dict[str, dict]] = {h.name: {} for h in hosts}
         failures: dict[str, str] = {}
@@ -275,7 +285,7 @@ class SshCollection:
             for name in results:
                 if name not in done:
                     failures.setdefault(name, f"SSH worker stopped ({tail[0][:200]}) after {elapsed:.0f} s")
-        return [build_facts(self.inventory, h, results[h.name], failures.get(h.name)) for h in hosts]
+        return results, failures
 
 
 def collect_hosts(inventory: Inventory, progress: ProgressFn | None = None,

@@ -11,6 +11,7 @@ import pytest
 
 from mastoaudit.model import Status
 from mastoaudit.net.dns import Answer
+from mastoaudit.net.http import HttpClient
 from mastoaudit.net.relays import Relay, mx_hosts, parse_mx, parse_relay, smtp_relays
 from mastoaudit.net.runner import ProbeContext, ProbeFact
 from mastoaudit.net.target import ScanTarget
@@ -116,7 +117,7 @@ def test_the_tls_and_smtp_probes_probe_the_same_relay():
 
     threading.Thread(target=serve, daemon=True).start()
     t = target(addresses=("127.0.0.1",), smtp_hosts=(f"localhost:{port}",), timeout=2.0)
-    ctx = ProbeContext(FakeDns(), None)  # the smtp probe needs no HTTP client
+    ctx = ProbeContext(FakeDns(), HttpClient(t, FakeDns()))  # its gate: the target's own address is allowed
     found = [i.fact for i in smtp.smtp(t, ctx) if isinstance(i, ProbeFact)]
     assert [(ep.host, ep.address, ep.port) for ep in found] == [("example.social", "127.0.0.1", port)]
     [candidate] = tls_endpoints.smtp_candidates(smtp_relays(t, FakeDns()))

@@ -1,0 +1,105 @@
+"""`--db DSN`: the fixed queries run with psycopg 3, read-only, each within a time limit.
+
+Every query runs in a transaction of its own, begun READ ONLY, with `statement_timeout` set for
+that transaction only (`set_config(..., true)`, which also holds behind pgbouncer's transaction
+pooling), and with its values passed as parameters. One failing query (a role without SELECT on a
+table) is reported by name; the others still answer.
+
+The DSN's password never leaves this module: reports name the database as `describe_dsn()` writes
+it, and every error message has the password scrubbed before it is shown. Prefer a DSN without a
+password (libpq reads PGPASSWORD or ~/.pgpass), so it does not sit in the process list either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .queries import QUERIES, DatabaseFacts, QueryFailed, collect, psycopg_sql
+
+DEFAULT_TIMEOUT_S = 30.0
+CONNECT_TIMEOUT_S = 10
+
+
+class DatabaseUnreachable(Exception):
+    """The database could not be reached or refused the login (message scrubbed of secrets)."""
+
+
+def _conninfo(dsn: str) -> dict:
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        return conninfo_to_dict(dsn)
+    except Exception as exc:  # psycopg raises ProgrammingError for a malformed DSN
+        raise DatabaseUnreachable(f"not a PostgreSQL connection string ({_scrub_text(str(exc), dsn)})") from None
+
+
+def _scrub_text(text: str, dsn: str, password: str | None = None) -> str:
+    out = text.replace(dsn, describe_dsn_loose(dsn))
+    if password:
+        out = out.replace(password, "***")
+    return out
+
+
+def describe_dsn_loose(dsn: str) -> str:
+    try:
+        return describe_dsn(dsn)
+    except DatabaseUnreachable:
+        return "the given DSN"
+
+
+def describe_dsn(dsn: str) -> str:
+    """'postgresql://user@host:port/dbname', never the password."""
+    info = _conninfo(dsn)
+    user = info.get("user") or ""
+    host = info.get("host") or "localhost"
+    port = info.get("port") or "5432"
+    name = info.get("dbname") or user or "postgres"
+    if "," in host or host.startswith("/"):
+        where = f"{host}" if host.startswith("/") else host
+        return f"postgresql://{user + '@' if user else ''}[{where}]:{port}/{name}"
+    return f"postgresql://{user + '@' if user else ''}{host}:{port}/{name}"
+
+
+def password_of(dsn: str) -> str | None:
+    try:
+        return _conninfo(dsn).get("password") or None
+    except DatabaseUnreachable:
+        return None
+
+
+def read_database(dsn: str, domains: Iterable[str] = (), names: Iterable[str] | None = None,
+                  timeout_s: float = DEFAULT_TIMEOUT_S) -> DatabaseFacts:
+    """Run the queries (all, or `names`) and read their rows into facts. DatabaseUnreachable when
+    no connection could be made; a failing query becomes an error in the facts."""
+    import psycopg
+
+    source = describe_dsn(dsn)
+    password = password_of(dsn)
+    domain_list = sorted(set(domains))
+    wanted = [q for q in QUERIES if (names is None or q.name in names) and (domain_list or not q.needs_domains)]
+    try:
+        conn = psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S, autocommit=False,
+                               application_name="mastoaudit")
+    except psycopg.Error as exc:
+        message = _scrub_text(str(exc).strip(), dsn, password) or type(exc).__name__
+        raise DatabaseUnreachable(f"{source}: {message}") from None
+    results: dict[str, list[tuple] | QueryFailed] = {}
+    timeout_ms = str(max(1, int(timeout_s * 1000)))
+    try:
+        conn.read_only = True
+        for query in wanted:
+            try:
+                with conn.transaction():
+                    cur = conn.execute("SELECT set_config('statement_timeout', %s, true)", (timeout_ms,))
+                    cur.execute(psycopg_sql(query), {"domains": domain_list})
+                    results[query.name] = [tuple(row[1:]) for row in cur.fetchall()]
+            except psycopg.errors.QueryCanceled:
+                results[query.name] = QueryFailed(query.name, f"took longer than the {timeout_s:g} s statement timeout")
+            except psycopg.Error as exc:
+                text = (exc.diag.message_primary or str(exc)).strip() if hasattr(exc, "diag") else str(exc)
+                results[query.name] = QueryFailed(query.name, _scrub_text(text, dsn, password))
+                if conn.closed:
+                    break
+    finally:
+        conn.close()
+    return collect(source, results, expected=[q.name for q in wanted])
