@@ -652,3 +652,41 @@ def postgres_roles(facts: FactSet) -> Iterator[Outcome]:
                 yield passed(f"role {name} is not privileged", at=where, subject=name,
                              observed="createdb" if role.get("createdb") else "no special powers",
                              expected="NOSUPERUSER")
+
+
+@check(
+    id="postgresql.password-hashes",
+    title="Every PostgreSQL role's password is stored as SCRAM-SHA-256, not MD5",
+    component="postgresql",
+    severity="high",
+    threats=["T-DB-WEAK-CREDENTIALS"],
+    needs=[kinds.POSTGRES_PASSWORD_HASHES],
+    rationale="""password_encryption only decides how the next password is stored: a role whose
+        password was set while it said md5 (or before PostgreSQL 14, or restored from such a dump)
+        keeps an MD5 hash after the setting is fixed. An MD5 hash is the role name and password
+        run once through MD5: whoever copies it (a backup, a replica, pg_authid) can log in with
+        it under `md5` authentication, and guesses against it cost next to nothing. SCRAM-SHA-256
+        hashes are salted and iterated, and are not enough to log in. PostgreSQL 18 deprecates
+        MD5 passwords.""",
+    remediation=Remediation(
+        "With password_encryption = scram-sha-256, set each listed role's password again (the same "
+        "one will do: it is stored anew as SCRAM), then make pg_hba.conf ask for scram-sha-256.",
+        "ALTER ROLE mastodon PASSWORD '...';  -- or \\password mastodon in psql",
+    ),
+    references=[DOCS + "auth-password.html", DOCS + "runtime-config-connection.html#GUC-PASSWORD-ENCRYPTION"],
+    tags=["live", "auth"],
+)
+def password_hashes(facts: FactSet) -> Iterator[Outcome]:
+    for stored in facts.all(kinds.POSTGRES_PASSWORD_HASHES):
+        where = stored.at()
+        for role, method in sorted(stored.methods.items()):
+            if method == "md5":
+                yield failed(f"role {role}'s password is stored as an MD5 hash: a copy of it logs in", at=where,
+                             subject=role, observed="md5", expected="scram-sha-256")
+            elif method == "scram-sha-256":
+                yield passed(f"role {role}'s password is stored as SCRAM-SHA-256", at=where, subject=role,
+                             observed=method, expected="scram-sha-256")
+            elif method == "other":
+                yield warned(f"role {role}'s password is stored neither as SCRAM nor as MD5",
+                             at=where, subject=role, observed="neither SCRAM nor MD5", expected="scram-sha-256")
+            # "none": no password to hash (peer or cert login); postgresql.roles judges that

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
         FirewallRules,
         ListeningSockets,
         Packages,
+        PasswordHashes,
         PostgresLive,
         Processes,
         RedisLive,
@@ -379,6 +380,18 @@ POSTGRES_LIVE: FactKind[PostgresLive] = live(
         ("socket_dir", "port"), needs_root=True),
     parse="mastoaudit.parsers.live:parse_postgres_live", roles={"db"}, params=_postgres, problem="postgresql_conf",
     label="PostgreSQL", where="psql", failure="PostgreSQL could not be asked")
+POSTGRES_PASSWORD_HASHES: FactKind[PasswordHashes] = live(
+    "postgres_password_hashes", "mastoaudit.parsers.live:PasswordHashes", "postgresql",
+    "how each PostgreSQL role that can log in stores its password (the method, never the hash)",
+    command=RemoteCommand(
+        "postgres-password-hashes",
+        "how each login role's password is stored: the method's name only, the hash stays in the database",
+        _PSQL + " -c \"SELECT 'hash', rolname, CASE WHEN rolpassword IS NULL THEN 'none'"
+        " WHEN rolpassword LIKE 'SCRAM-SHA-256%' THEN 'scram-sha-256' WHEN rolpassword LIKE 'md5%' THEN 'md5'"
+        " ELSE 'other' END FROM pg_authid WHERE rolcanlogin ORDER BY rolname\" 2>&1",
+        ("socket_dir", "port"), needs_root=True),
+    parse="mastoaudit.parsers.live:parse_password_hashes", roles={"db"}, params=_postgres,
+    label="PostgreSQL", where="psql pg_authid", failure="PostgreSQL could not be asked")
 REDIS_LIVE: FactKind[RedisLive] = live(
     "redis_live", "mastoaudit.parsers.live:RedisLive", "redis", "Redis's running settings and ACL users",
     command=RemoteCommand(

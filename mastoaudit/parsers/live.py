@@ -177,6 +177,31 @@ def parse_postgres_live(host: str, text: str) -> PostgresLive:
     return PostgresLive(host, settings, roles)
 
 
+HASH_METHODS = ("scram-sha-256", "md5", "none", "other")
+
+
+@dataclass
+class PasswordHashes(HostOutput):
+    """How each PostgreSQL role that can log in stores its password: the method's name only (the
+    query names it in the database; no hash leaves the host)."""
+
+    methods: dict[str, str]  # role name -> one of HASH_METHODS
+    SHOWN_AS: ClassVar[str] = "pg_authid"
+
+
+def parse_password_hashes(host: str, text: str) -> PasswordHashes:
+    """psql's unaligned rows `hash|ROLE|METHOD` (postgres-password-hashes); any other line is
+    psql's own error, repeated as the reason."""
+    methods: dict[str, str] = {}
+    for number, _, line in _lines(text):
+        tag, _, rest = line.partition("|")
+        role, _, method = rest.rpartition("|")
+        if tag != "hash" or not role or method not in HASH_METHODS:
+            raise ParseError(f"psql: {line[:200]}", number)
+        methods[role] = method
+    return PasswordHashes(host, methods)
+
+
 @dataclass
 class RedisLive(HostOutput):
     auth_required: bool

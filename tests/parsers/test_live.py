@@ -17,6 +17,7 @@ from mastoaudit.parsers.live import (
     parse_listening,
     parse_mastodon_version,
     parse_packages,
+    parse_password_hashes,
     parse_postgres_live,
     parse_processes,
     parse_redis_cli,
@@ -89,6 +90,20 @@ def test_postgres_settings_and_roles():
         parse_postgres_live("h", recorded("postgres-state-down.txt"))
 
 
+def test_postgres_password_hashes_name_the_method_only():
+    assert parse_password_hashes("h", recorded("postgres-password-hashes-weak.txt")).methods == {
+        "mastodon": "md5", "postgres": "none"}
+    hardened = parse_password_hashes("h", recorded("postgres-password-hashes-hardened.txt"))
+    assert hardened.methods == {"mastodon": "scram-sha-256", "postgres": "none"}
+    assert str(hardened.at()) == "h:pg_authid"
+    assert parse_password_hashes("h", "hash|odd|name|other\n").methods == {"odd|name": "other"}
+    with pytest.raises(ParseError, match="psql: error: connection to server"):
+        parse_password_hashes("h", recorded("postgres-state-down.txt"))
+    with pytest.raises(ParseError) as err:  # a hash itself is never an answer this parser accepts
+        parse_password_hashes("h", "hash|mastodon|md5\nhash|other|md5a3556571e93b0d20722ba62be61e8c2d\n")
+    assert err.value.line == 2
+
+
 def test_redis_answers():
     weak = parse_redis_cli("h", recorded("redis-config-weak.txt"))
     assert not weak.auth_required and weak.config["bind"] == "0.0.0.0" and weak.config["protected-mode"] == "no"
@@ -121,6 +136,7 @@ def _results(profile: str) -> dict[str, dict]:
              "listening": f"listening-{profile}.txt", "processes": f"processes-{profile}.txt",
              "packages": "packages.txt", "firewall": f"firewall-{profile}.txt",
              "nginx-dump": f"nginx-dump-{profile}.txt", "postgres-state": f"postgres-state-{profile}.txt",
+             "postgres-password-hashes": f"postgres-password-hashes-{profile}.txt",
              "redis-config": f"redis-config-{profile}.txt"}
     return {key: {"ok": True, "rc": 0, "stdout_b64": base64.b64encode((LIVE / name).read_bytes()).decode()}
             for key, name in names.items()}
@@ -134,8 +150,8 @@ def test_a_host_s_facts_from_recorded_outputs(profile):
     facts = build_facts(INVENTORY, _host(profile), _results(profile), None)
     assert not facts.problems, facts.problems
     for kind in (kinds.LISTENING, kinds.PROCESSES, kinds.PACKAGES, kinds.FIREWALL, kinds.POSTGRES_LIVE,
-                 kinds.REDIS_LIVE, kinds.SSHD_CONFIG, kinds.NGINX, kinds.FILE_STAT, kinds.MASTODON_VERSION,
-                 kinds.APT_CONFIG, kinds.SYSTEMD_UNIT, kinds.HOST_INFO):
+                 kinds.POSTGRES_PASSWORD_HASHES, kinds.REDIS_LIVE, kinds.SSHD_CONFIG, kinds.NGINX, kinds.FILE_STAT,
+                 kinds.MASTODON_VERSION, kinds.APT_CONFIG, kinds.SYSTEMD_UNIT, kinds.HOST_INFO):
         assert facts.has(kind), kind.name
     assert facts.first(kinds.FILE_STAT).path == "/etc/apt/apt.conf.d/20auto-upgrades"
     assert facts.first(kinds.MASTODON_VERSION).version == {"weak": "4.1.2", "hardened": "4.5.11"}[profile]
@@ -148,6 +164,8 @@ def test_command_failures_become_input_findings():
     results["listening"] = {"error": "timed out after 10 s"}
     results["postgres-state"] = {"ok": False, "rc": 2, "stdout_b64": base64.b64encode(
         (LIVE / "postgres-state-down.txt").read_bytes()).decode()}
+    results["postgres-password-hashes"] = {"ok": False, "rc": 2, "stdout_b64": base64.b64encode(
+        (LIVE / "postgres-state-down.txt").read_bytes()).decode()}
     results["redis-config"] = {"ok": False, "rc": 3, "stdout_b64": base64.b64encode(
         (LIVE / "redis-config-down.txt").read_bytes()).decode()}
     results["processes"] = {"ok": True, "rc": 0, "stdout_b64": base64.b64encode(b"junk\n").decode()}
@@ -155,6 +173,8 @@ def test_command_failures_become_input_findings():
     found = {(p.kind, str(p.location)): p.message for p in facts.problems}
     assert found["ssh", "lab-weak:listening"] == "listening: timed out after 10 s"
     assert found["postgresql_conf", "lab-weak:psql"].startswith("PostgreSQL could not be asked: psql: error")
+    assert found["postgres_password_hashes", "lab-weak:psql pg_authid"].startswith(
+        "PostgreSQL could not be asked: psql: error")
     assert found["redis", "lab-weak:redis-cli"].startswith("Redis: redis-cli: Could not connect to Redis")
     assert found["ssh", "lab-weak:processes:1"].startswith("processes: unexpected ps output")
     assert not facts.has(kinds.LISTENING) and facts.has(kinds.PACKAGES)
@@ -171,6 +191,7 @@ def test_plan_by_role():
     db = {p.id: p.params for p in plan(INVENTORY, _host("weak", roles=("db",)))}
     assert {"files", "files-root", "nginx-dump", "listening"} <= web and "postgres-state" not in web
     assert "nginx-dump" not in db and db["postgres-state"] == {"socket_dir": "/var/run/postgresql", "port": 5432}
+    assert db["postgres-password-hashes"] == db["postgres-state"] and "postgres-password-hashes" not in web
     assert "/srv/lab/hosts/weak/etc/postgresql/*/main/pg_hba.conf" in db["files-root"]["paths"]
     bare = {p.id for p in plan(INVENTORY, _host("weak", roles=("mail",)))}
     assert "files-root" not in bare  # nothing only root may read on a mail host
