@@ -55,7 +55,7 @@ def _where(f: dict) -> str:
 
 def test_every_tls_check_is_proven_failing_somewhere():
     assert sorted([*EXPECT, *NOT_PLANTED]) == TLS_CHECKS
-    unit_tests = (REPO / "tests/test_tls_probe.py").read_text()
+    unit_tests = (REPO / "tests/probes/test_tls.py").read_text()
     for check_id, names in NOT_PLANTED.items():
         for name in names.split(", "):
             assert f"def {name}(" in unit_tests, (check_id, name)

@@ -31,7 +31,7 @@ from mastoaudit.parsers.postgres import (
 from mastoaudit.parsers.redis import parse_redis_conf, split_args
 from mastoaudit.sources.local import collect_tree
 
-from .conftest import DEMO, FIXTURES
+from ..conftest import DEMO, FIXTURES
 
 DATA = FIXTURES / "datastores"
 

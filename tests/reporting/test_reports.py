@@ -28,7 +28,7 @@ from mastoaudit.reporting import html as html_report
 from mastoaudit.reporting import json_report, junit, sarif
 from mastoaudit.reporting.document import SCHEMA_ID, visible_text
 
-from .conftest import DEMO, FIXTURES, ROOT, lint
+from ..conftest import DEMO, FIXTURES, ROOT, lint
 
 REPORTS = FIXTURES / "reports"
 HOSTILE_SCRIPT = "<script>window.__pwned=1</script>"

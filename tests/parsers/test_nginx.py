@@ -26,7 +26,7 @@ from mastoaudit.parsers.nginx import (
 )
 from mastoaudit.sources.local import LocalTree, collect_tree
 
-from .conftest import FIXTURES
+from ..conftest import FIXTURES
 
 NGINX_FIXTURES = FIXTURES / "nginx"
 

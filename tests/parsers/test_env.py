@@ -25,7 +25,7 @@ from mastoaudit.parsers.env import (
 )
 from mastoaudit.sources.local import collect_tree
 
-from .conftest import DEMO, FIXTURES, lint, results_for
+from ..conftest import DEMO, FIXTURES, lint, results_for
 
 ENV_FIXTURES = FIXTURES / "env"
 DEMO_ENVS = sorted(DEMO.glob("*/home/mastodon/live/.env.production"))

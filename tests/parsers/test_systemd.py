@@ -10,7 +10,7 @@ from mastoaudit.parsers import ParseError, SourceFile
 from mastoaudit.parsers.systemd import parse_systemd_unit
 from mastoaudit.sources.local import collect_tree
 
-from .conftest import FIXTURES
+from ..conftest import FIXTURES
 
 
 def unit(text: str | bytes, name: str = "mastodon-web.service"):

@@ -33,7 +33,7 @@ import pytest
 
 from tests import netlab
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SITE, DNS = "11.0.0.10", "11.0.0.53"
 FORBIDDEN_N = ("10.7.0.5", "100.64.0.5", "169.254.169.254")
 FORBIDDEN_S = ("127.0.0.1", "127.0.0.2")

@@ -13,7 +13,7 @@ from mastoaudit_checks.nginx import cipher_verdict, csp_blocks_scripts, csp_scri
 
 from mastoaudit.model import Finding, Status
 
-from .conftest import DEMO, FIXTURES, lint
+from ..conftest import DEMO, FIXTURES, lint
 
 NGINX = "/usr/sbin/nginx"
 

@@ -49,7 +49,7 @@ from mastoaudit.probes import tls, tls_endpoints, tls_sslyze
 from mastoaudit.probes.tls import ExchangeError, interpret_ssl_response, read_smtp_reply, smtp_extensions
 from mastoaudit.probes.tls_sslyze import hostname_matches, summarize_certificate
 
-from .conftest import check_fn
+from ..conftest import check_fn
 
 NOW = dt.datetime.now(dt.UTC)
 

@@ -15,7 +15,7 @@ import pytest
 
 from mastoaudit.reporting import html as html_report
 
-from .conftest import FIXTURES, lint
+from ..conftest import FIXTURES, lint
 
 pytestmark = pytest.mark.browser
 

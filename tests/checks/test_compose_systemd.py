@@ -16,7 +16,7 @@ from mastoaudit.parsers import SourceFile
 from mastoaudit.parsers.compose import parse_compose
 from mastoaudit.sources.local import collect_tree
 
-from .conftest import DEMO, FIXTURES, lint, results_for
+from ..conftest import DEMO, FIXTURES, lint, results_for
 
 COMPOSE_TAGS = ["tag:docker"]
 SYSTEMD_TAGS = ["tag:systemd"]

@@ -16,7 +16,7 @@ from mastoaudit.reporting import renderer
 from mastoaudit.selection import Selection
 from mastoaudit.sources.local import collect_tree
 
-from .conftest import DEMO, FIXTURES, lint
+from ..conftest import DEMO, FIXTURES, lint
 
 ENV_FIXTURES = FIXTURES / "env"
 

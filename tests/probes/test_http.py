@@ -20,7 +20,7 @@ from mastoaudit.net.target import ScanTarget
 from mastoaudit.probes import http_headers as hh
 from mastoaudit.probes import mastodon_api as ma
 from tests.conftest import check_fn
-from tests.test_csp import MASTODON, MASTODON_41
+from tests.net.test_csp import MASTODON, MASTODON_41
 
 WEB = "example.social"
 BASE = (("x-frame-options", "DENY"), ("x-content-type-options", "nosniff"), ("referrer-policy", "same-origin"),

@@ -26,7 +26,7 @@ from lab import mastodon_db, pgcluster, seed000
 from mastoaudit.federation.database import DatabaseUnreachable, describe_dsn, read_database
 from mastoaudit.federation.queries import QUERIES
 
-from .conftest import ROOT
+from ..conftest import ROOT
 
 pytestmark = pytest.mark.skipif(pgcluster.can_run() is not None, reason=pgcluster.can_run() or "")
 

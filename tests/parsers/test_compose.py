@@ -8,7 +8,7 @@ from mastoaudit.facts import FactSet
 from mastoaudit.parsers import ParseError, SourceFile
 from mastoaudit.parsers.compose import build_compose, parse_compose
 
-from .conftest import FIXTURES
+from ..conftest import FIXTURES
 
 
 def parse(text: str | bytes, path: str = "srv/docker-compose.yml"):

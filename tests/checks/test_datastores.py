@@ -14,7 +14,7 @@ from mastoaudit.parsers.elasticsearch import parse_elasticsearch_yml
 from mastoaudit.parsers.postgres import parse_pg_hba, parse_postgresql_conf
 from mastoaudit.parsers.redis import parse_redis_conf
 
-from .conftest import DEMO, lint, results_for
+from ..conftest import DEMO, lint, results_for
 
 PARSERS = {
     "postgresql_conf": (parse_postgresql_conf, "etc/postgresql/15/main/postgresql.conf"),

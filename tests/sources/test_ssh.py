@@ -18,8 +18,8 @@ from mastoaudit.model import Status
 from mastoaudit.sources import remote_commands
 from mastoaudit.sources.ssh import plan
 
-from . import sshhost
-from .conftest import DEMO, ROOT
+from .. import sshhost
+from ..conftest import DEMO, ROOT
 
 pytestmark = pytest.mark.skipif(sshhost.can_run() is not None, reason=sshhost.can_run() or "")
 
@@ -195,7 +195,7 @@ def test_no_secret_from_env_production_leaves_the_host(audit):
 
 def test_static_checks_run_unchanged_on_fetched_files(audit, registry):
     """The same checks judge the demo tree read from disk and read over SSH alike."""
-    from .conftest import lint
+    from ..conftest import lint
 
     local = lint(registry, DEMO / "weak")
     fetched_kinds = {"mastodon_env", "postgresql_conf", "pg_hba", "redis_conf", "elasticsearch_yml"}

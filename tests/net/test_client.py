@@ -470,7 +470,7 @@ def test_no_module_opens_a_connection_around_the_client():
     allowed = {"net/client.py", "net/sockets.py", "net/dns.py", "sources/ssh.py", "sources/ssh_worker.py"}
     primitives = {"create_connection", "open_connection", "urlopen", "HTTPConnection",
                   "HTTPSConnection", "SMTP", "SMTP_SSL", "wrap_socket", "socket"}
-    package = Path(__file__).resolve().parent.parent / "mastoaudit"
+    package = Path(__file__).resolve().parents[2] / "mastoaudit"
     found = []
     for path in package.rglob("*.py"):
         where = path.relative_to(package).as_posix()
