@@ -33,16 +33,23 @@ class UsageError(Exception):
     pass
 
 
-def _add_run_options(p: argparse.ArgumentParser, shard: bool = False) -> None:
-    g = p.add_argument_group("reports and exit code")
+def _add_report_options(g, *, formats: str = "(default: terminal, html and json)", output: str = " (default: reports/)",
+                        fail_on: str = "a failed finding is at or above this severity",
+                        show_passed: bool = True) -> None:
+    """--format, -o and --fail-on (and --show-passed) of every command that writes reports."""
     g.add_argument("--format", "-f", dest="formats", action="append", choices=FORMATS,
-                   help="output format, repeatable (default: terminal, html and json)")
+                   help=f"output format, repeatable {formats}")
     g.add_argument("-o", "--output", dest="output", metavar="PATH",
-                   help="a file for one format, a folder for several, - for standard output (default: reports/)")
-    g.add_argument("--fail-on", default="low", metavar="SEVERITY",
-                   help="exit 1 when a failed finding is at or above this severity: "
-                        "info, low, medium, high, critical, or never (default: low)")
-    g.add_argument("--show-passed", action="store_true", help="list passed results on the terminal too")
+                   help=f"a file for one format, a folder for several, - for standard output{output}")
+    g.add_argument("--fail-on", default="low", metavar="SEVERITY", help=f"exit 1 when {fail_on} (default: low)")
+    if show_passed:
+        g.add_argument("--show-passed", action="store_true", help="list passed results on the terminal too")
+
+
+def _add_run_options(p: argparse.ArgumentParser, shard: bool = False) -> None:
+    _add_report_options(p.add_argument_group("reports and exit code"),
+                        fail_on="a failed finding is at or above this severity: "
+                                "info, low, medium, high, critical, or never")
     s = p.add_argument_group("which checks")
     s.add_argument("--select", action="append", metavar="SELECTOR", help=f"run only these checks: {SELECTOR_HELP}")
     s.add_argument("--exclude", action="append", metavar="SELECTOR", help="skip these checks (same forms)")
@@ -137,26 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
     diff = sub.add_parser("diff", help="what changed between two JSON reports (compliance runs)")
     diff.add_argument("before", type=Path, metavar="OLD.json")
     diff.add_argument("after", type=Path, metavar="NEW.json")
-    diff.add_argument("--format", "-f", dest="formats", action="append", choices=FORMATS,
-                      help="output format, repeatable (default: terminal); sarif is NEW with baselineState")
-    diff.add_argument("-o", "--output", dest="output", metavar="PATH",
-                      help="a file for one format, a folder for several, - for standard output")
-    diff.add_argument("--fail-on", default="low", metavar="SEVERITY",
-                      help="exit 1 when a NEW failed finding (or one that got worse) is at or above this severity "
-                           "(default: low)")
+    _add_report_options(diff, formats="(default: terminal); sarif is NEW with baselineState", output="",
+                        fail_on="a NEW failed finding (or one that got worse) is at or above this severity",
+                        show_passed=False)
 
     merge = sub.add_parser("merge", help="join the reports of a split run (--shard I/N) into one report")
     merge.add_argument("reports", nargs="+", type=Path, metavar="REPORT.json", help="the shards' JSON reports")
     merge.add_argument("--shards", type=int, metavar="N",
                        help="how many shards the run was split in (default: as the reports say)")
-    mg = merge.add_argument_group("reports and exit code (as if the shards were one run)")
-    mg.add_argument("--format", "-f", dest="formats", action="append", choices=FORMATS,
-                    help="output format, repeatable (default: terminal, html and json)")
-    mg.add_argument("-o", "--output", dest="output", metavar="PATH",
-                    help="a file for one format, a folder for several, - for standard output (default: reports/)")
-    mg.add_argument("--fail-on", default="low", metavar="SEVERITY",
-                    help="exit 1 when a failed finding is at or above this severity (default: low)")
-    mg.add_argument("--show-passed", action="store_true", help="list passed results on the terminal too")
+    _add_report_options(merge.add_argument_group("reports and exit code (as if the shards were one run)"))
     mc = merge.add_argument_group("compliance over time")
     mc.add_argument("--baseline", type=Path, metavar="PREVIOUS.json",
                     help="compare the merged run with an earlier report (the shards' own baselines are replaced)")

@@ -21,7 +21,16 @@ from dataclasses import dataclass, field
 from .. import templating
 from ..facts import FactSet
 from ..model import Location, Status
-from .base import ConfigFact, FileProvider, IncludeBudget, IncludeLimit, ParseError, SourceFile, vocabulary
+from .base import (
+    ConfigFact,
+    FileProvider,
+    IncludeBudget,
+    IncludeLimit,
+    ParseError,
+    SourceFile,
+    read_include,
+    vocabulary,
+)
 
 MAX_INCLUDE_DEPTH = 10  # the server's own limit (CONF_FILE_MAX_DEPTH)
 
@@ -215,17 +224,7 @@ class _Reader:
         for hit in hits:
             if hit in self.stack:  # the server refuses the whole configuration (nesting depth exceeded)
                 raise IncludeLimit(f"{vocabulary(directive, INCLUDE_DIRECTIVES)}: the file includes itself", number)
-            try:
-                data = self.provider.read(hit)
-                self.budget.spend(number, len(data))
-                self.read(SourceFile(hit, data), depth + 1)
-            except (OSError, ValueError) as exc:
-                self.problem(f"cannot read {hit} (included at {where}): {exc}", where, Status.ERROR)
-            except IncludeLimit:
-                raise  # the whole configuration is refused, not this one include
-            except ParseError as exc:
-                self.problem(f"cannot parse {hit} (included at {where}): {exc.message}",
-                             Location(hit, exc.line), Status.ERROR)
+            read_include(self, hit, where, depth)
 
     def read(self, source: SourceFile, depth: int = 0) -> None:
         self.files.append(source.path)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from .. import templating
 from ..facts import FactSet
 from ..model import Location, Status
-from .base import ConfigFact, FileProvider, IncludeBudget, IncludeLimit, ParseError, SourceFile
+from .base import ConfigFact, FileProvider, IncludeBudget, IncludeLimit, ParseError, SourceFile, read_include
 from .postgres import IncludeRef, find_in_tree
 
 MAX_INCLUDE_DEPTH = 8
@@ -314,17 +314,7 @@ class _Reader:
             self.problem(f"{target} (included at {where}) is not in the audited tree: its directives were not "
                          "audited", where)
         for hit in hits:
-            try:
-                data = self.provider.read(hit)
-                self.budget.spend(where.line, len(data))
-                self.read(SourceFile(hit, data), depth + 1)
-            except (OSError, ValueError) as exc:
-                self.problem(f"cannot read {hit} (included at {where}): {exc}", where, Status.ERROR)
-            except IncludeLimit:
-                raise  # the whole configuration is refused, not this one include
-            except ParseError as exc:
-                self.problem(f"cannot parse {hit} (included at {where}): {exc.message}", Location(hit, exc.line),
-                             Status.ERROR)
+            read_include(self, hit, where, depth)
 
     def aclfile(self, source: SourceFile) -> None:
         directive = self.conf.get("aclfile")
