@@ -24,6 +24,7 @@ from .reporting.document import build_document
 from .reporting.output import write_reports
 from .selection import SELECTOR_HELP, Selection
 from .sources.local import InputError, collect_tree
+from .targets import ScanOptions, TargetError, audit_network, scan_target, select_probes, with_addresses
 from .textsafe import SafeWriter
 from .verdict import exit_code
 
@@ -32,16 +33,23 @@ class UsageError(Exception):
     pass
 
 
-def _add_run_options(p: argparse.ArgumentParser, shard: bool = False) -> None:
-    g = p.add_argument_group("reports and exit code")
+def _add_report_options(g, *, formats: str = "(default: terminal, html and json)", output: str = " (default: reports/)",
+                        fail_on: str = "a failed finding is at or above this severity",
+                        show_passed: bool = True) -> None:
+    """--format, -o and --fail-on (and --show-passed) of every command that writes reports."""
     g.add_argument("--format", "-f", dest="formats", action="append", choices=FORMATS,
-                   help="output format, repeatable (default: terminal, html and json)")
+                   help=f"output format, repeatable {formats}")
     g.add_argument("-o", "--output", dest="output", metavar="PATH",
-                   help="a file for one format, a folder for several, - for standard output (default: reports/)")
-    g.add_argument("--fail-on", default="low", metavar="SEVERITY",
-                   help="exit 1 when a failed finding is at or above this severity: "
-                        "info, low, medium, high, critical, or never (default: low)")
-    g.add_argument("--show-passed", action="store_true", help="list passed results on the terminal too")
+                   help=f"a file for one format, a folder for several, - for standard output{output}")
+    g.add_argument("--fail-on", default="low", metavar="SEVERITY", help=f"exit 1 when {fail_on} (default: low)")
+    if show_passed:
+        g.add_argument("--show-passed", action="store_true", help="list passed results on the terminal too")
+
+
+def _add_run_options(p: argparse.ArgumentParser, shard: bool = False) -> None:
+    _add_report_options(p.add_argument_group("reports and exit code"),
+                        fail_on="a failed finding is at or above this severity: "
+                                "info, low, medium, high, critical, or never")
     s = p.add_argument_group("which checks")
     s.add_argument("--select", action="append", metavar="SELECTOR", help=f"run only these checks: {SELECTOR_HELP}")
     s.add_argument("--exclude", action="append", metavar="SELECTOR", help="skip these checks (same forms)")
@@ -83,73 +91,16 @@ def _add_network_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--probe", action="append", metavar="NAME", help="run only these probes (see checks list)")
 
 
-def _scan_target(args: argparse.Namespace, name: str, local_domain: str, web_domain: str):
-    import ipaddress
-
-    from .net.target import SENSITIVE_PORTS, S3Settings, ScanTarget, parse_resolver
-
-    def address(text: str, what: str) -> str:
-        try:
-            return str(ipaddress.ip_address(text))
-        except ValueError:
-            raise UsageError(f"{what}: not an IP address: {text!r}") from None
-
-    hosts = {}
-    for item in args.resolve:
-        host, sep, ip = item.partition("=")
-        if not sep or not host:
-            raise UsageError(f"--resolve {item!r}: expected NAME=IP")
-        hosts[host.lower()] = address(ip, "--resolve")
-    resolver = None
-    if args.resolver:
-        try:
-            resolver = parse_resolver(args.resolver)
-        except ValueError as exc:
-            raise UsageError(f"--resolver {args.resolver!r}: expected IP or IP:PORT ({exc})") from None
-    ports = list(SENSITIVE_PORTS)
-    if args.ports:
-        for item in args.ports.split(","):
-            if not item.strip().isdigit() or not 0 < int(item) < 65536:
-                raise UsageError(f"--ports: not a port number: {item!r}")
-            ports.append(int(item))
-    if args.ca_bundle and not Path(args.ca_bundle).is_file():
-        raise UsageError(f"--ca-bundle {args.ca_bundle}: no such file")
-    s3 = None
-    if args.s3_endpoint or args.s3_bucket:
-        if not (args.s3_endpoint and args.s3_bucket):
-            raise UsageError("--s3-endpoint and --s3-bucket go together")
-        s3 = S3Settings(args.s3_endpoint, args.s3_bucket, args.s3_region, args.s3_permission, args.media_host,
-                        args.s3_public_object, args.s3_signed)
-    if not 0 < args.timeout <= 60:
-        raise UsageError("--timeout: between 0 and 60 seconds")
-    from .addresses import AddressPolicy
-
-    try:
-        AddressPolicy.allowing(args.allow_private)
-    except ValueError as exc:
-        raise UsageError(f"--allow-private: {exc}") from None
-    return ScanTarget(
-        name=name, local_domain=local_domain, web_domain=web_domain,
-        addresses=tuple(address(a, "--address") for a in args.address), hosts=hosts, resolver=resolver,
-        ca_bundle=args.ca_bundle, ports=tuple(dict.fromkeys(ports)), smtp_hosts=tuple(args.smtp_host),
-        mail_domains=tuple(dict.fromkeys([*args.mail_domain, local_domain])),
-        dkim_selectors=tuple(args.dkim_selector) or ScanTarget.__dataclass_fields__["dkim_selectors"].default,
-        media_host=args.media_host, s3=s3, tls_profile=args.tls_profile, timeout=args.timeout,
-        allow_private=tuple(args.allow_private),
+def _scan_options(args: argparse.Namespace) -> ScanOptions:
+    return ScanOptions(
+        domain=args.domain, web_domain=args.web_domain, addresses=args.address, resolve=args.resolve,
+        resolver=args.resolver, ca_bundle=args.ca_bundle, ports=args.ports, smtp_hosts=args.smtp_host,
+        mail_domains=args.mail_domain, dkim_selectors=args.dkim_selector, media_host=args.media_host,
+        s3_endpoint=args.s3_endpoint, s3_bucket=args.s3_bucket, s3_region=args.s3_region,
+        s3_permission=args.s3_permission, s3_public_object=args.s3_public_object, s3_signed=args.s3_signed,
+        tls_profile=args.tls_profile, timeout=args.timeout, probes=args.probe or (),
+        allow_private=args.allow_private,
     )
-
-
-def _probes(args: argparse.Namespace):
-    from .net.runner import all_probes
-
-    probes = all_probes()
-    if args.probe:
-        names = {p.name for p in probes}
-        unknown = [n for n in args.probe if n not in names]
-        if unknown:
-            raise UsageError(f"--probe: unknown {', '.join(unknown)} (one of: {', '.join(sorted(names))})")
-        probes = [p for p in probes if p.name in args.probe]
-    return probes
 
 
 def _add_check_sources(g) -> None:
@@ -193,26 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
     diff = sub.add_parser("diff", help="what changed between two JSON reports (compliance runs)")
     diff.add_argument("before", type=Path, metavar="OLD.json")
     diff.add_argument("after", type=Path, metavar="NEW.json")
-    diff.add_argument("--format", "-f", dest="formats", action="append", choices=FORMATS,
-                      help="output format, repeatable (default: terminal); sarif is NEW with baselineState")
-    diff.add_argument("-o", "--output", dest="output", metavar="PATH",
-                      help="a file for one format, a folder for several, - for standard output")
-    diff.add_argument("--fail-on", default="low", metavar="SEVERITY",
-                      help="exit 1 when a NEW failed finding (or one that got worse) is at or above this severity "
-                           "(default: low)")
+    _add_report_options(diff, formats="(default: terminal); sarif is NEW with baselineState", output="",
+                        fail_on="a NEW failed finding (or one that got worse) is at or above this severity",
+                        show_passed=False)
 
     merge = sub.add_parser("merge", help="join the reports of a split run (--shard I/N) into one report")
     merge.add_argument("reports", nargs="+", type=Path, metavar="REPORT.json", help="the shards' JSON reports")
     merge.add_argument("--shards", type=int, metavar="N",
                        help="how many shards the run was split in (default: as the reports say)")
-    mg = merge.add_argument_group("reports and exit code (as if the shards were one run)")
-    mg.add_argument("--format", "-f", dest="formats", action="append", choices=FORMATS,
-                    help="output format, repeatable (default: terminal, html and json)")
-    mg.add_argument("-o", "--output", dest="output", metavar="PATH",
-                    help="a file for one format, a folder for several, - for standard output (default: reports/)")
-    mg.add_argument("--fail-on", default="low", metavar="SEVERITY",
-                    help="exit 1 when a failed finding is at or above this severity (default: low)")
-    mg.add_argument("--show-passed", action="store_true", help="list passed results on the terminal too")
+    _add_report_options(merge.add_argument_group("reports and exit code (as if the shards were one run)"))
     mc = merge.add_argument_group("compliance over time")
     mc.add_argument("--baseline", type=Path, metavar="PREVIOUS.json",
                     help="compare the merged run with an earlier report (the shards' own baselines are replaced)")
@@ -418,68 +358,41 @@ def cmd_audit(args: argparse.Namespace) -> int:
         print(f"auditing {len(mine)} host(s){part} of {inventory.web_domain} over SSH", file=sys.stderr)
     targets = collection.finish(progress)
     if not args.no_network and inventory.network.enabled:
-        _audit_network(inventory, chosen, targets, progress)
+        try:
+            network = audit_network(inventory, targets, chosen)
+        except TargetError as exc:
+            raise UsageError(str(exc)) from None
+        if network is not None:
+            from .sources.network import collect_network
+
+            home, target = network
+            progress(home.target, "probing from the network")
+            collect_network(target, facts=home)
+            progress(home.target, "network probes done")
     result = run("audit", registry, selection, targets, args.began)
     return _finish(args, result, "mastoaudit-audit")
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from .net.dns import Resolver
     from .sources.network import collect_network
 
     _fail_on(args.fail_on)
     selection = _selection(args)
-    domain = args.domain.strip().rstrip(".").lower()
-    if not domain or " " in domain or "/" in domain:
-        raise UsageError(f"not a domain: {args.domain!r}")
-    target = _scan_target(args, domain, domain, (args.web_domain or domain).lower())
-    probes = _probes(args)
-    _prepare(args, "scan", [domain])
+    options = _scan_options(args)
+    try:
+        target = scan_target(options)
+        probes = select_probes(options.probes)
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
+    _prepare(args, "scan", [target.name])
     registry = _registry(args)
-    if not target.addresses:
-        found = Resolver(target).addresses(target.web_domain)
-        if not found:
-            raise UsageError(f"{target.web_domain} does not resolve (use --address or --resolver)")
-        target = replace(target, addresses=tuple(found[:4]))
+    try:
+        target = with_addresses(target)
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
     facts = collect_network(target, probes=probes)
     result = run("scan", registry, selection, [facts], args.began)
     return _finish(args, result, "mastoaudit-scan")
-
-
-def _audit_network(inventory, hosts: list, targets: list, progress) -> None:
-    """The network half of an audit: probe the instance from here, as an outsider would, with what
-    the web host's .env.production says (S3 bucket, SMTP relay, secure mode) as expectations.
-    Its facts join the first web host's, so its findings are reported there (in a split run, by the
-    shard that audits that host). `hosts`: the audited hosts of the whole run."""
-    from .net.target import ScanTarget, parse_resolver
-    from .sources.network import collect_network, with_env
-
-    web_hosts = [h for h in hosts if "web" in h.roles]
-    facts_by_name = {f.target: f for f in targets}
-    if not web_hosts or web_hosts[0].name not in facts_by_name:
-        return
-    home = facts_by_name[web_hosts[0].name]
-    net = inventory.network
-    try:
-        resolver = parse_resolver(net.resolver) if net.resolver else None
-    except ValueError as exc:
-        raise UsageError(f"{inventory.source}: network.resolver: {exc}") from None
-    defaults = ScanTarget.__dataclass_fields__["dkim_selectors"].default
-    target = ScanTarget(
-        name=home.target, local_domain=inventory.local_domain, web_domain=inventory.web_domain,
-        addresses=tuple(h.address for h in web_hosts), hosts=dict(net.resolve), resolver=resolver,
-        ca_bundle=net.ca_bundle, scan_addresses=tuple(h.address for h in hosts),
-        ports=tuple(dict.fromkeys([*ScanTarget.__dataclass_fields__["ports"].default, *net.ports])),
-        mail_domains=(inventory.local_domain,), dkim_selectors=net.dkim_selectors or defaults,
-        tls_profile=net.tls_profile, timeout=net.timeout,
-    )
-    env = next((f.first("mastodon_env") for f in targets if f.has("mastodon_env")), None)
-    target = with_env(target, env)
-    progress(home.target, "probing from the network")
-    collect_network(target, facts=home)
-    progress(home.target, "network probes done")
 
 
 def cmd_diff(args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """Servers for the outbound client's tests: hostile HTTP(S) servers (trickle, slowloris headers, huge
 and gzip-bombed bodies, redirect loops and redirects to forbidden addresses), listeners that only
-record who connected, and a test CA. Used in-process by tests/test_net_client.py and, inside a
-network namespace, as `python -m tests.netlab serve CONFIG.json` by tests/test_net_namespace.py.
+record who connected, and a test CA. Used in-process by tests/net/test_client.py and, inside a
+network namespace, as `python -m tests.netlab serve CONFIG.json` by tests/net/test_namespace.py.
 """
 
 from __future__ import annotations

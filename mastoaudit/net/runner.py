@@ -21,6 +21,7 @@ from queue import Empty, Queue
 from typing import Any
 
 from ..facts import FactSet
+from ..kinds import UnknownKind
 from ..model import Location, Status
 from .dns import Resolver
 from .http import HttpClient
@@ -141,7 +142,10 @@ def _run(target: ScanTarget, facts: FactSet, probes: list[Probe], max_workers: i
         durations[name] = round(took, 3)
         for item in items:
             if isinstance(item, ProbeFact):
-                facts.add(item.kind, item.fact)
+                try:
+                    facts.add(item.kind, item.fact)
+                except (UnknownKind, TypeError) as exc:  # a probe's bug: reported, the scan goes on
+                    facts.problem("network", f"probe {name}: {exc}", Location(f"{target.name}:{name}"))
             else:
                 facts.problem(item.kind, item.message, Location(item.where or f"{target.name}:{name}"), item.status)
         start_more()

@@ -76,23 +76,5 @@ class ScanTarget:
 
 def parse_resolver(text: str) -> tuple[str, int]:
     """'IP' or 'IP:PORT' (IPv6: '[IP]:PORT' or a bare IPv6 address) -> (ip, port); ValueError."""
-    text = text.strip()
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest.lstrip(":") or "53"
-    elif text.count(":") == 1:
-        host, _, port = text.partition(":")
-    else:
-        host, port = text, "53"
-    ip = str(ipaddress.ip_address(host))
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"not a port: {port!r}")
-    return ip, int(port)
-
-
-def is_public(address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    return ip.is_global and not ip.is_multicast
+    host, port = split_host_port(text, 53)
+    return str(ipaddress.ip_address(host)), port or 53

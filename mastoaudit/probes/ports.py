@@ -20,13 +20,15 @@ import struct
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from ..addresses import is_public
+from ..facts.ports import PortResult, PortScan
 from ..net.runner import ProbeContext, ProbeFact, ProbeProblem, probe
 from ..net.sockets import TcpGate
-from ..net.target import ScanTarget, is_public
-from ..net.text import excerpt
+from ..net.target import ScanTarget
+from ..net.text import clean, excerpt
 
 READ_LIMIT = 4096  # bytes read from any one answer (HTTP: HTTP_LIMIT)
 HTTP_LIMIT = 8192
@@ -43,48 +45,6 @@ PG_ROLES = (("mastodon", "mastodon_production"), ("postgres", "postgres"))
 PG_AUTH_METHODS = {3: "password (cleartext)", 5: "password (MD5)", 10: "password (SASL)", 7: "GSSAPI", 9: "SSPI",
                    2: "Kerberos V5", 6: "SCM credentials"}
 SSL_REQUEST = struct.pack("!II", 8, 80877103)
-
-
-
-
-def clean(text: str, limit: int = 100) -> str:
-    """A network-supplied string made safe to show: bounded, control characters escaped."""
-    return excerpt(text[:limit], limit * 2)  # the one sanitizer (mastoaudit.textsafe)
-
-
-def where(address: str, port: int) -> str:
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
-@dataclass
-class PortResult:
-    """One address:port as the auditor saw it (the fact kind "port")."""
-
-    address: str
-    port: int
-    state: str  # open, closed, filtered, unreachable
-    reason: str = ""
-    in_scope: bool = True  # an address of the web domain (target.addresses) rather than an extra one
-    public: bool = False
-    service: str | None = None  # postgresql, redis, elasticsearch, opensearch, memcached, prometheus, ...
-    label: str = ""  # what the report calls it: "Redis 7.0.15", "PostgreSQL", ...
-    banner: str = ""  # escaped excerpt of the first answer
-    tls: bool | None = None  # the service spoke TLS (or PostgreSQL offered it)
-    details: dict[str, Any] = field(default_factory=dict)  # per service: auth findings, versions
-    unparseable: list[str] = field(default_factory=list)  # answers that could not be understood
-
-    @property
-    def where(self) -> str:
-        return where(self.address, self.port)
-
-
-@dataclass(frozen=True)
-class PortScan:
-    """The scan as a whole (the fact kind "port_scan"): which ports of which addresses."""
-
-    addresses: tuple[str, ...]
-    ports: tuple[int, ...]
-    in_scope: tuple[str, ...]
 
 
 # --- sockets ------------------------------------------------------------------------------------

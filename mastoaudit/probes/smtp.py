@@ -16,14 +16,16 @@ import ssl
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from ..facts.smtp import RelayTest, SmtpEndpoint, TlsInfo
 from ..model import Status
+from ..net.relays import smtp_relays
 from ..net.runner import ProbeContext, ProbeFact, ProbeProblem, probe
 from ..net.sockets import NotPermitted, TcpGate
 from ..net.target import ScanTarget
+from ..net.text import excerpt
 from ..textsafe import safe_text
-from .mail_dns import excerpt, relay_hosts
 
 PORTS = ((25, "starttls"), (587, "starttls"), (465, "implicit"))
 EHLO_NAME = "mastoaudit.invalid"
@@ -163,53 +165,6 @@ def has_capability(caps: list[str], name: str) -> bool:
 
 
 # --- what one endpoint showed -------------------------------------------------------------------------
-
-@dataclass
-class TlsInfo:
-    established: bool = False
-    verified: bool | None = None
-    verify_error: str | None = None
-    protocol: str | None = None
-    cipher: str | None = None
-    error: str | None = None
-
-
-@dataclass
-class RelayTest:
-    mail_from: str | None = None  # the reply, as text
-    rcpt: str | None = None
-    open: bool | None = None  # None: could not tell
-    note: str = ""
-    over_tls: bool = False
-
-
-@dataclass
-class SmtpEndpoint:
-    host: str
-    address: str
-    port: int
-    mode: str  # "starttls" or "implicit"
-    source: str = ""  # "SMTP relay" or "MX"
-    open: bool = False
-    error: str | None = None
-    banner: str | None = None
-    ehlo: list[str] = field(default_factory=list)  # before TLS (plain ports)
-    starttls_offered: bool | None = None
-    tls: TlsInfo | None = None
-    ehlo_tls: list[str] = field(default_factory=list)  # after STARTTLS, or on implicit TLS
-    auth_clear: list[str] = field(default_factory=list)  # AUTH mechanisms offered without TLS
-    vrfy: str | None = None
-    vrfy_enabled: bool | None = None
-    relay: RelayTest | None = None
-    transcript: list[str] = field(default_factory=list)
-
-    @property
-    def location(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    @property
-    def shown(self) -> str:
-        return self.location if self.host == self.address else f"{self.location} ({self.address})"
 
 
 # --- the dialogue -------------------------------------------------------------------------------------
@@ -381,11 +336,15 @@ def probe_endpoint(ep: SmtpEndpoint, target: ScanTarget, gate: TcpGate | None = 
 
 @probe("smtp", timeout=40, description="the SMTP relay: STARTTLS, certificate, AUTH in clear, VRFY, open relay")
 def smtp(target: ScanTarget, ctx: ProbeContext) -> Iterable[ProbeFact | ProbeProblem]:
-    relays, source = relay_hosts(target, ctx)
+    plan = smtp_relays(target, ctx.resolver)  # which relays: decided once, for every probe
+    for message, where, status in plan.problems:
+        yield ProbeProblem("smtp_endpoint", message, where=where, status=status)
+    relays, source = plan.relays, plan.source
     if not relays:
-        yield ProbeProblem("smtp_endpoint", f"no SMTP relay to probe: no --smtp-host and no MX host of "
-                           f"{', '.join(target.mail_domains) or target.local_domain} resolves",
-                           where=target.local_domain, status=Status.WARN)
+        if source == "MX":
+            yield ProbeProblem("smtp_endpoint", f"no SMTP relay to probe: no --smtp-host and no MX host of "
+                               f"{', '.join(target.mail_domains) or target.local_domain} resolves",
+                               where=target.local_domain, status=Status.WARN)
         return
     endpoints = [SmtpEndpoint(r.name, r.address, port, mode, source) for r in relays for port, mode in PORTS
                  if r.port in (None, port)]
@@ -393,13 +352,13 @@ def smtp(target: ScanTarget, ctx: ProbeContext) -> Iterable[ProbeFact | ProbePro
                   if r.port is not None and r.port not in dict(PORTS)]
     with ThreadPoolExecutor(max_workers=min(12, len(endpoints)), thread_name_prefix="smtp") as pool:
         done = list(pool.map(lambda ep: probe_endpoint(ep, target, ctx.http.gate), endpoints))
-    for host, address in dict.fromkeys((r.name, r.address) for r in relays):
-        mine = [ep for ep in done if ep.host == host and ep.address == address]
-        if not any(ep.open for ep in mine):
+    for relay in dict.fromkeys(relays):
+        mine = [ep for ep in done if ep.host == relay.name and ep.address == relay.address]
+        if not any(ep.open for ep in mine) and relay.on_app_host is None:  # the app host's own: closed is right
             errors = "; ".join(ep.error for ep in mine if ep.error) or "connection refused"
             ports = ", ".join(str(ep.port) for ep in mine)
-            yield ProbeProblem("smtp_endpoint", f"no SMTP port ({ports}) answers on {host} ({address}): {errors}",
-                               where=f"{host}:{mine[0].port if mine else 25}", status=Status.WARN)
+            yield ProbeProblem("smtp_endpoint", f"no SMTP port ({ports}) answers on {relay.name} ({relay.address}): "
+                               f"{errors}", where=f"{relay.name}:{mine[0].port if mine else 25}", status=Status.WARN)
     for ep in done:
         if ep.open:
             yield ProbeFact("smtp_endpoint", ep)

@@ -13,6 +13,8 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from ..fixplan import checks_by_id
+
 FIXABLE_STATUS = ("fail", "warn")
 ENV_FILE = ".env.production"
 
@@ -184,9 +186,7 @@ class _Host:
 
 
 def build(document: dict) -> Plan:
-    listed = document.get("checks")
-    checks = {c["id"]: c for c in listed if isinstance(c, dict) and isinstance(c.get("id"), str)} \
-        if isinstance(listed, list) else {}
+    checks = checks_by_id(document)
     by_target: dict[str, list[dict]] = defaultdict(list)
     for f in _findings(document):
         by_target[f["target"]].append(f)

@@ -48,7 +48,7 @@ PROBLEM_SEVERITY = {"critical": "error", "high": "error", "medium": "warning", "
                     "info": "recommendation"}
 _REMOTE = re.compile(r"^(?P<host>[^/\\:]{2,}|\[[0-9A-Fa-f:.]+\]):(?P<path>/.*)$")
 _WINDOWS_ABS = re.compile(r"^[A-Za-z]:[\\/]")
-_PEER = re.compile(r"^peer (?P<domain>[A-Za-z0-9.-]+(?::\d{1,5})?)$")  # checks/federation_db.py's peer locations
+_PEER = re.compile(r"^peer (?P<domain>[A-Za-z0-9.-]+(?::\d{1,5})?)$")  # checks/federation.py's peer locations
 _URI = re.compile(r"^(?:https?|postgresql|postgres)://[^\s]+$")
 _ESCAPED = re.compile(r"\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8})")
 
