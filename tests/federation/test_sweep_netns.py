@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ import time
 import pytest
 
 from lab.peers import HOSTILE, PeerServer, ServedPeer
-from tests.net.test_namespace import PROBLEM, _wait_ready, in_ns, sh
+from tests.net.test_namespace import PROBLEM, make_namespaces, remove_namespaces, serve_in, start_knot, wait_for_knot
 
 from ..conftest import ROOT
 
@@ -53,15 +52,6 @@ cgnat    A     100.64.0.5
 meta     A     169.254.169.254
 lo       A     127.0.0.1
 """
-KNOT = """server:
-    listen: {dns}@53
-    rundir: {d}
-database:
-    storage: {d}
-zone:
-  - domain: peers.test
-    file: {d}/peers.test.zone
-"""
 
 
 @pytest.fixture(scope="module")
@@ -72,19 +62,7 @@ def world(tmp_path_factory):
     procs: list[subprocess.Popen] = []
     server = None
     try:
-        sh("ip", "netns", "add", s_ns)
-        sh("ip", "netns", "add", n_ns)
-        sh("ip", "link", "add", f"ws{tag}", "type", "veth", "peer", "name", f"wn{tag}")
-        sh("ip", "link", "set", f"ws{tag}", "netns", s_ns)
-        sh("ip", "link", "set", f"wn{tag}", "netns", n_ns)
-        for ns, dev, addr in ((s_ns, f"ws{tag}", "10.201.0.2/24"), (n_ns, f"wn{tag}", "10.201.0.1/24")):
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-            sh("ip", "-n", ns, "addr", "add", addr, "dev", dev)
-            sh("ip", "-n", ns, "link", "set", dev, "up")
-        sh("ip", "-n", s_ns, "route", "add", "default", "via", "10.201.0.1")
-        for addr in (SITE, DNS, *FORBIDDEN_N):
-            sh("ip", "-n", n_ns, "addr", "add", f"{addr}/32", "dev", f"wn{tag}")
-
+        make_namespaces("ma-s", tag, 201, (SITE, DNS, *FORBIDDEN_N))
         served = [ServedPeer(name, shape, version, f"admin@{name}") for name, (shape, version) in GOOD.items()]
         served += [ServedPeer(f"{kind}.peers.test", kind) for kind in HOSTILE]
         server = PeerServer(served, SITE, d / "nginx", netns=n_ns, targets={
@@ -94,32 +72,16 @@ def world(tmp_path_factory):
         zone = ZONE_HEAD.format(dns=DNS) + "".join(f"{p.domain.removesuffix('.peers.test')} A {SITE}\n"
                                                     for p in served)
         zone += "".join(f"{name.removesuffix('.peers.test')} A {addr}\n" for name, addr in OWN_NAME.items())
-        (d / "knot").mkdir()
-        (d / "knot" / "peers.test.zone").write_text(zone)
-        (d / "knot" / "knot.conf").write_text(KNOT.format(dns=DNS, d=d / "knot"))
-        procs.append(in_ns(n_ns, shutil.which("knotd") or "/usr/sbin/knotd", "-c", str(d / "knot" / "knot.conf"),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(start_knot(n_ns, d / "knot", DNS, "peers.test", zone))
         n_log, s_log = d / "network-side.jsonl", d / "sweeper-side.jsonl"
         (d / "n.json").write_text(json.dumps({"log": str(n_log), "listeners": [[a, p] for a in FORBIDDEN_N
                                                                                for p in (80, 443)]}))
         (d / "s.json").write_text(json.dumps({"log": str(s_log), "listeners": [[a, p] for a in FORBIDDEN_S
                                                                                for p in (80, 443)]}))
         for ns, config in ((n_ns, d / "n.json"), (s_ns, d / "s.json")):
-            proc = in_ns(ns, sys.executable, "-m", "tests.netlab", "serve", str(config),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            procs.append(proc)
-            _wait_ready(proc, f"the listeners in {ns}")
+            procs.append(serve_in(ns, config, f"the listeners in {ns}"))
         server.start()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:  # Knot answers
-            dig = subprocess.run(["ip", "netns", "exec", s_ns, sys.executable, "-c",
-                                  f"import dns.resolver as r; x=r.Resolver(configure=False); x.nameservers=['{DNS}'];"
-                                  "print(x.resolve('meta.peers.test','A')[0])"], capture_output=True, text=True)
-            if "169.254.169.254" in dig.stdout:
-                break
-            time.sleep(0.2)
-        else:
-            raise RuntimeError(f"Knot did not answer in the namespace: {dig.stderr[-500:]}")
+        wait_for_knot(s_ns, DNS, "meta.peers.test", "169.254.169.254")
         yield {"s": s_ns, "n": n_ns, "dir": d, "logs": (n_log, s_log), "server": server,
                "names": {p.domain for p in served}}
     finally:
@@ -128,8 +90,7 @@ def world(tmp_path_factory):
         for proc in procs:
             proc.kill()
             proc.wait(timeout=10)
-        for ns in (s_ns, n_ns):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        remove_namespaces(s_ns, n_ns)
 
 
 def _connections(world) -> list[dict]:
