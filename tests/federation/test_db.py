@@ -174,7 +174,8 @@ def test_seed_000_prints_the_seed_numbers_and_blocks_exactly_63(cluster, seed):
     assert done.returncode == 1, done.stderr  # vulnerable peers still federated are failures
     text = done.stdout
     assert "pixelfed: 96 (33 on 0.12.5, 46 on 0.12.4, 9 on 0.12.3, 4 on 0.12.1, 3 on 0.11.13, 1 on 0.11.9)" in text
-    assert "(CVE-2025-30741): 63 federated peers" in text
+    assert "(CVE-2025-30741): 63 federated peers (46 on 0.12.4, 17 older); 33 pixelfed peers on a fixed version" \
+        in text
     assert ("threads.net: 2033 accounts here follow 919 of its accounts; 26 of its accounts follow 22 here "
             "(dashboard: 6014 and 27 follow rows)") in text
     assert "pixelfed.social: 1073 accounts here follow 956 of its accounts; 864 of its accounts follow 651 here" in text
@@ -192,7 +193,9 @@ def test_seed_000_prints_the_seed_numbers_and_blocks_exactly_63(cluster, seed):
     threads = next(i for i in section["impact"] if i["domain"] == "threads.net")
     assert threads["domain_alone"]["dashboard_follows"] == 6014 and threads["domain_alone"]["dashboard_followers"] == 27
     assert sum(1 for f in report["findings"] if f["check_id"] == "federation.vulnerable-peers"
-               and f["status"] == "fail") == 63
+               and f["status"] == "fail" and "CVE-2025-30741" in f["message"]) == 63
+    assert [f["subject"] for f in report["findings"] if f["check_id"] == "federation.vulnerable-peers"
+            and f["status"] == "fail" and "CVE-2025-30741" not in f["message"]] == ["lemmy-old.example"]
     assert "@hachyderm.example" not in json.dumps(report)  # no email address anywhere
     assert PASSWORD not in done.stdout + done.stderr + json.dumps(report)
     never = _impact(cluster, ["threads.net", "--fail-on", "never", "-f", "json", "-o", str(out / "n.json")])
