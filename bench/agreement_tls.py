@@ -34,13 +34,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mastoaudit_checks import tls_net  # noqa: E402
 
 from mastoaudit.facts import FactSet  # noqa: E402
+from mastoaudit.facts.tls import PROTOCOLS, TlsEndpoint, cipher_weaknesses  # noqa: E402
 from mastoaudit.model import Status  # noqa: E402
 from mastoaudit.net.runner import all_probes, run_probes  # noqa: E402
 from mastoaudit.net.target import ScanTarget  # noqa: E402
-from mastoaudit.probes.tls import PROTOCOLS, TlsEndpoint, cipher_weaknesses, load_profile  # noqa: E402
+from mastoaudit.probes.tls_sslyze import load_profile  # noqa: E402
+from mastoaudit.registry import default_registry  # noqa: E402
 
 PROTOCOL_NAMES = [ours for _, ours, _ in PROTOCOLS]
 TESTSSL_PROTOCOLS = {"SSLv2": "SSL 2.0", "SSLv3": "SSL 3.0", "TLS1": "TLS 1.0", "TLS1_1": "TLS 1.1",
@@ -65,6 +66,12 @@ TESTSSL_EXTRA = {
     "BEAST": "CBC with TLS 1.0: mastoaudit reports TLS 1.0 (tls.protocols) and the CBC suites (tls.ciphers)",
 }
 _FINE = ("not vulnerable", "no finding", "supported", "no protocol below", "not offered")
+
+
+def check_fn(check_id: str):
+    """A built-in check's function by id."""
+    return default_registry(plugins=False).get(check_id).run
+
 
 
 def lab(*args: str) -> str:
@@ -96,7 +103,7 @@ def mastoaudit_verdicts(env: dict) -> tuple[dict, float, float]:
     only.add("tls_endpoint", e)
     profile = e.profile
     dep = e.certificates[0]
-    trust = next(iter(tls_net.certificate_trusted(only)))
+    trust = next(iter(check_fn("tls.certificate-trusted")(only)))
     verdicts = {
         "protocols": ", ".join(e.protocols),
         **{f"cipher suites {p}": sorted(c.name for c in e.ciphers if c.protocol == p) for p in PROTOCOL_NAMES[2:]},

@@ -1,4 +1,5 @@
-"""nginx: the front door of a Mastodon instance (TLS, HSTS, redirects, headers, the proxy to the app).
+"""nginx: the front door of a Mastodon instance (TLS, HSTS, redirects, headers, the proxy to the app),
+as its configuration says (files, or nginx -T on a live host) and as browsers see it (the network).
 
 What Mastodon's own documentation sets up is the baseline and never fails: large request bodies,
 the app (Rails) setting its own HSTS and Content-Security-Policy on the responses nginx proxies to
@@ -7,15 +8,20 @@ it, publicly readable media. A check judges what nginx itself puts on the wire.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
+from mastoaudit import kinds, templating
+from mastoaudit.addresses import reach, split_host_port
 from mastoaudit.checkdef import Remediation, check, failed, passed, skipped, warned
 from mastoaudit.facts import FactSet
+from mastoaudit.facts.http import ONE_YEAR, SIX_MONTHS, HttpSite, Observation, nosniff, parse_hsts, redirect_verdict
+from mastoaudit.judgments.http import urls
 from mastoaudit.model import Location, Outcome, Status
-from mastoaudit.parsers.nginx import Directive, NginxConfig, Server, is_templated, split_hostport
+from mastoaudit.net import csp
+from mastoaudit.net.csp import escape
+from mastoaudit.parsers.nginx import Directive, NginxConfig, Server
 
 NGINX_DOC = "https://nginx.org/en/docs/"
 MASTODON_INSTALL = "https://docs.joinmastodon.org/admin/install/"
@@ -30,8 +36,6 @@ WEAK_CIPHER_PARTS = {"RC4", "DES", "3DES", "CBC3", "NULL", "ENULL", "ANULL", "EX
 _STORAGE_HINT = re.compile(r"s3|bucket|storage|wasabi|backblaze|b2|r2\.|minio|spaces|objects|media|files|cdn", re.I)
 
 
-def _configs(facts: FactSet) -> list[NginxConfig]:
-    return facts.all("nginx")
 
 
 # --- what serves a request -----------------------------------------------------------------------
@@ -109,6 +113,14 @@ def _mastodon_servers(conf: NginxConfig) -> list[Server]:
     return [s for s in conf.servers() if is_mastodon_server(conf, s)]
 
 
+def _content_servers(facts: FactSet) -> Iterator[tuple[NginxConfig, Server]]:
+    """Mastodon's servers that serve content (not only a redirect), in each configuration."""
+    for conf in facts.all(kinds.NGINX):
+        for server in _mastodon_servers(conf):
+            if _serves_content(conf, server):
+                yield conf, server
+
+
 def _serves_content(conf: NginxConfig, server: Server) -> bool:
     """False for a server that only redirects or refuses (the ACME challenge path aside)."""
     s = server.directive
@@ -167,7 +179,7 @@ def _subject(servers: list[Server]) -> str:
 
 
 def _templated(d: Directive | None) -> bool:
-    return d is not None and any(is_templated(a) for a in d.args)
+    return d is not None and any(templating.is_templated(a, "nginx") for a in d.args)
 
 
 def _unseen_note(conf: NginxConfig, node: Directive) -> str:
@@ -181,10 +193,10 @@ def _unseen_note(conf: NginxConfig, node: Directive) -> str:
 @check(
     id="nginx.tls-protocols",
     title="HTTPS accepts only TLS 1.2 and TLS 1.3",
-    component="tls",
+    component="nginx",
     severity="high",
     threats=["T-TRANSPORT-MITM"],
-    needs=["nginx"],
+    needs=[kinds.NGINX],
     rationale="""TLS 1.0 and 1.1 (and SSLv3) have known downgrade and cipher weaknesses and are
         deprecated (RFC 8996). Mozilla's intermediate profile, which Mastodon's sample follows,
         allows TLS 1.2 and 1.3 only. Debian's stock nginx.conf still lists TLSv1 and TLSv1.1 in the
@@ -198,7 +210,7 @@ def _unseen_note(conf: NginxConfig, node: Directive) -> str:
     tags=["tls", "mozilla-intermediate"],
 )
 def tls_protocols(facts: FactSet) -> Iterator[Outcome]:
-    for conf in _configs(facts):
+    for conf in facts.all(kinds.NGINX):
         for d, servers in _grouped(conf, _tls_servers(conf), "ssl_protocols"):
             subject = _subject(servers)
             note = _unseen_for(conf, d, servers)
@@ -253,10 +265,10 @@ def cipher_verdict(spec: str) -> tuple[str, str]:
 @check(
     id="nginx.tls-ciphers",
     title="HTTPS offers no weak cipher suites",
-    component="tls",
+    component="nginx",
     severity="high",
     threats=["T-TRANSPORT-MITM"],
-    needs=["nginx"],
+    needs=[kinds.NGINX],
     rationale="""RC4, 3DES, NULL, EXPORT, MD5 and anonymous suites are broken or offer no
         authentication; @SECLEVEL=0 tells OpenSSL to allow all of them again together with short
         keys. Mastodon's sample uses HIGH:!MEDIUM:!LOW:!aNULL:!NULL:!SHA; Mozilla's intermediate
@@ -271,7 +283,7 @@ def cipher_verdict(spec: str) -> tuple[str, str]:
     tags=["tls", "mozilla-intermediate"],
 )
 def tls_ciphers(facts: FactSet) -> Iterator[Outcome]:
-    for conf in _configs(facts):
+    for conf in facts.all(kinds.NGINX):
         for d, servers in _grouped(conf, _tls_servers(conf), "ssl_ciphers"):
             subject = _subject(servers)
             if d is None:
@@ -292,10 +304,10 @@ def tls_ciphers(facts: FactSet) -> Iterator[Outcome]:
 @check(
     id="nginx.tls-prefer-server-ciphers",
     title="The server, not the client, picks the cipher when the list is not all strong",
-    component="tls",
+    component="nginx",
     severity="low",
     threats=["T-TRANSPORT-MITM"],
-    needs=["nginx"],
+    needs=[kinds.NGINX],
     rationale="""With ssl_prefer_server_ciphers off the client chooses among the offered suites. That is
         what Mozilla's intermediate profile does, because its list holds strong suites only; with a
         broader or weaker list a client (or a man in the middle steering the handshake) can pick
@@ -306,7 +318,7 @@ def tls_ciphers(facts: FactSet) -> Iterator[Outcome]:
     tags=["tls"],
 )
 def tls_prefer_server_ciphers(facts: FactSet) -> Iterator[Outcome]:
-    for conf in _configs(facts):
+    for conf in facts.all(kinds.NGINX):
         for d, servers in _grouped(conf, _tls_servers(conf), "ssl_prefer_server_ciphers"):
             subject = _subject(servers)
             on = d is not None and d.arg.lower() == "on"
@@ -337,10 +349,10 @@ def tls_prefer_server_ciphers(facts: FactSet) -> Iterator[Outcome]:
 @check(
     id="nginx.tls-session-tickets",
     title="TLS session tickets are off",
-    component="tls",
+    component="nginx",
     severity="low",
     threats=["T-TRANSPORT-MITM"],
-    needs=["nginx"],
+    needs=[kinds.NGINX],
     rationale="""nginx encrypts session tickets with a key that lives as long as the worker process and
         is never rotated, which undoes forward secrecy: whoever obtains the key can decrypt recorded
         sessions. Mastodon's sample and Mozilla's profiles set ssl_session_tickets off (session
@@ -351,7 +363,7 @@ def tls_prefer_server_ciphers(facts: FactSet) -> Iterator[Outcome]:
     tags=["tls", "mozilla-intermediate"],
 )
 def tls_session_tickets(facts: FactSet) -> Iterator[Outcome]:
-    for conf in _configs(facts):
+    for conf in facts.all(kinds.NGINX):
         for d, servers in _grouped(conf, _tls_servers(conf), "ssl_session_tickets"):
             subject = _subject(servers)
             if d is not None and d.arg.lower() == "off":
@@ -371,10 +383,10 @@ def tls_session_tickets(facts: FactSet) -> Iterator[Outcome]:
 @check(
     id="nginx.tls-certificate",
     title="Every TLS listener has a real certificate configured",
-    component="tls",
+    component="nginx",
     severity="high",
     threats=["T-TRANSPORT-MITM"],
-    needs=["nginx"],
+    needs=[kinds.NGINX],
     rationale="""A TLS server without ssl_certificate fails every handshake; one that still uses the
         distribution's self-signed "snakeoil" certificate teaches users to click through warnings,
         which is what a man in the middle needs. Mastodon's guide obtains a Let's Encrypt
@@ -386,7 +398,7 @@ def tls_session_tickets(facts: FactSet) -> Iterator[Outcome]:
     tags=["tls"],
 )
 def tls_certificate(facts: FactSet) -> Iterator[Outcome]:
-    for conf in _configs(facts):
+    for conf in facts.all(kinds.NGINX):
         for server in _tls_servers(conf):
             cert = conf.effective(server.directive, "ssl_certificate")
             key = conf.effective(server.directive, "ssl_certificate_key")
@@ -421,10 +433,10 @@ def hsts_max_age(value: str) -> int | None:
 @check(
     id="nginx.hsts",
     title="HTTPS responses carry HSTS for at least a year",
-    component="tls",
+    component="nginx",
     severity="medium",
     threats=["T-TRANSPORT-MITM"],
-    needs=["nginx"],
+    needs=[kinds.NGINX],
     rationale="""Strict-Transport-Security makes browsers refuse plain HTTP to the instance, which
         closes the window an SSL-stripping attacker uses. Responses nginx proxies to Mastodon get
         HSTS from Rails (force_ssl), so only what nginx answers itself needs the header. The trap is
@@ -441,7 +453,7 @@ def hsts_max_age(value: str) -> int | None:
     tags=["headers", "tls"],
 )
 def hsts(facts: FactSet) -> Iterator[Outcome]:
-    for conf in _configs(facts):
+    for conf in facts.all(kinds.NGINX):
         for server in _tls_servers(conf):
             yield from _hsts_server(conf, server)
 
@@ -463,7 +475,7 @@ def _hsts_server(conf: NginxConfig, server: Server) -> Iterator[Outcome]:
                 continue
             judged.add(id(h.directive))
             age = hsts_max_age(h.value)
-            if is_templated(h.value) or "$" in h.value:
+            if templating.is_templated(h.value, "nginx") or "$" in h.value:
                 bad.append(skipped("the HSTS value is templated or a variable: cannot be judged",
                                    at=h.directive.location, subject=server.label))
             elif age is None or age < HSTS_MIN:
@@ -547,7 +559,7 @@ def _acme(loc: Directive) -> bool:
     component="nginx",
     severity="medium",
     threats=["T-TRANSPORT-MITM"],
-    needs=["nginx"],
+    needs=[kinds.NGINX],
     rationale="""A port-80 server that serves the site lets anyone on the path read and change pages,
         cookies and tokens. Mastodon's sample answers every plain-HTTP request with a 301 to https,
         except the ACME challenge path certbot needs.""",
@@ -557,7 +569,7 @@ def _acme(loc: Directive) -> bool:
     tags=["tls", "redirect"],
 )
 def http_redirect(facts: FactSet) -> Iterator[Outcome]:
-    for conf in _configs(facts):
+    for conf in facts.all(kinds.NGINX):
         for server in _http_servers(conf):
             plain = [x for x in server.listens if not x.ssl]
             public = facts.public_addresses()
@@ -642,7 +654,7 @@ def _judge_redirect(verdict: str, d: Directive, server: Server, scope: str) -> I
     component="nginx",
     severity="low",
     threats=["T-APP-INFO-LEAK"],
-    needs=["nginx"],
+    needs=[kinds.NGINX],
     rationale="""With server_tokens on (the default) every response and error page names the exact
         nginx version, which tells an attacker which published vulnerabilities to try.
         Mastodon's sample does not set it; Debian ships it commented out.""",
@@ -651,7 +663,7 @@ def _judge_redirect(verdict: str, d: Directive, server: Server, scope: str) -> I
     tags=["headers", "cis"],
 )
 def server_tokens(facts: FactSet) -> Iterator[Outcome]:
-    for conf in _configs(facts):
+    for conf in facts.all(kinds.NGINX):
         servers = _http_servers(conf)
         for d, group in _grouped(conf, servers, "server_tokens"):
             subject = _subject(group)
@@ -676,7 +688,7 @@ def server_tokens(facts: FactSet) -> Iterator[Outcome]:
     component="nginx",
     severity="high",
     threats=["T-MEDIA-ACCESS", "T-APP-INFO-LEAK"],
-    needs=["nginx"],
+    needs=[kinds.NGINX],
     rationale="""autoindex on lists a directory's files. On /system it lets anyone enumerate every
         upload, including the media of private and direct posts, whose unguessable URLs are the
         only thing keeping them private.""",
@@ -685,7 +697,7 @@ def server_tokens(facts: FactSet) -> Iterator[Outcome]:
     tags=["media"],
 )
 def autoindex(facts: FactSet) -> Iterator[Outcome]:
-    for conf in _configs(facts):
+    for conf in facts.all(kinds.NGINX):
         on = [d for d in conf.all("autoindex") if d.arg.lower() == "on"]
         for d in on:
             yield failed("directory listing is on", at=d.location, observed="on", expected="off")
@@ -716,7 +728,7 @@ def _media_nodes(conf: NginxConfig) -> Iterator[tuple[Server, Directive | None, 
 
 
 def _media_check(facts: FactSet, judge) -> Iterator[Outcome]:
-    for conf in _configs(facts):
+    for conf in facts.all(kinds.NGINX):
         for server, loc, mode in _media_nodes(conf):
             subject = _loc_subject(server, loc)
             if mode == "return":
@@ -753,7 +765,7 @@ def csp_blocks_scripts(value: str) -> bool:
     component="nginx",
     severity="high",
     threats=["T-MEDIA-XSS"],
-    needs=["nginx"],
+    needs=[kinds.NGINX],
     rationale="""Anyone can upload files that end up under /system (or in object storage). If a browser
         renders one as HTML or SVG on the instance's origin, its script runs with the victim's
         session. Mastodon's sample adds Content-Security-Policy "default-src 'none'; form-action
@@ -776,7 +788,7 @@ def media_csp(facts: FactSet) -> Iterator[Outcome]:
                               at=node.location, subject=subject, observed="missing", expected=expected)
             return failed(f"{_MEDIA_MODE[mode]} carry no Content-Security-Policy", at=node.location,
                           subject=subject, observed="missing", expected=expected)
-        if is_templated(h.value):
+        if templating.is_templated(h.value, "nginx"):
             return skipped("the CSP value is templated: cannot be judged", at=h.directive.location, subject=subject)
         if not csp_blocks_scripts(h.value):
             return failed("the media CSP still lets scripts run", at=h.directive.location, subject=subject,
@@ -793,7 +805,7 @@ def media_csp(facts: FactSet) -> Iterator[Outcome]:
     component="nginx",
     severity="medium",
     threats=["T-MEDIA-XSS"],
-    needs=["nginx"],
+    needs=[kinds.NGINX],
     rationale="""Without nosniff a browser may guess that an uploaded "image" is HTML or script and run
         it. Mastodon's sample sets X-Content-Type-Options nosniff on /system; the object storage
         proxy guide does the same.""",
@@ -836,7 +848,7 @@ def _proxy_locations(conf: NginxConfig) -> Iterator[tuple[Server, Directive]]:
     component="nginx",
     severity="medium",
     threats=["T-PROXY-MISCONFIG"],
-    needs=["nginx"],
+    needs=[kinds.NGINX],
     rationale="""Mastodon learns the client's address and scheme from these headers: without
         X-Forwarded-For every request seems to come from nginx, so the app's rate limits and logs
         see one client; without X-Forwarded-Proto the app believes the request was plain HTTP;
@@ -853,7 +865,7 @@ def _proxy_locations(conf: NginxConfig) -> Iterator[tuple[Server, Directive]]:
 )
 def proxy_headers(facts: FactSet) -> Iterator[Outcome]:
     expected = 'Host, X-Forwarded-For, X-Forwarded-Proto, Proxy ""'
-    for conf in _configs(facts):
+    for conf in facts.all(kinds.NGINX):
         for server, loc in _proxy_locations(conf):
             headers = conf.proxy_headers(loc)
             missing = []
@@ -883,33 +895,13 @@ def proxy_headers(facts: FactSet) -> Iterator[Outcome]:
                              observed="missing: " + ", ".join(missing), expected=expected)
 
 
-def address_kind(host: str) -> str:
-    """loopback, unspecified, private, public (documentation ranges count as public), or name."""
-    host = host.strip("[]")
-    if host.lower() == "localhost":
-        return "loopback"
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return "name"
-    if ip.is_loopback:
-        return "loopback"
-    if ip.is_unspecified:
-        return "unspecified"
-    private = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
-                                                   "169.254.0.0/16", "fc00::/7", "fe80::/10")]
-    if any(ip in net for net in private if net.version == ip.version):
-        return "private"
-    return "public"
-
-
 @check(
     id="nginx.upstream-loopback",
     title="The app and streaming backends are reached on loopback",
     component="nginx",
     severity="high",
     threats=["T-PROXY-MISCONFIG", "T-INTERNAL-CLEARTEXT"],
-    needs=["nginx"],
+    needs=[kinds.NGINX],
     rationale="""Mastodon's sample proxies to 127.0.0.1:3000 and 127.0.0.1:4000: Puma and the
         streaming server listen on loopback and only nginx reaches them. An upstream on a public
         address means the backend listens where the internet can reach it around nginx, and the
@@ -922,7 +914,7 @@ def address_kind(host: str) -> str:
     tags=["proxy", "network"],
 )
 def upstream_loopback(facts: FactSet) -> Iterator[Outcome]:
-    for conf in _configs(facts):
+    for conf in facts.all(kinds.NGINX):
         for name, up in conf.upstreams().items():
             for d in up.children("server"):
                 yield _judge_address(d.arg, d.location, f"upstream {name}")
@@ -942,13 +934,13 @@ def upstream_loopback(facts: FactSet) -> Iterator[Outcome]:
 def _judge_address(spec: str, where: Location, subject: str, scheme: str = "http") -> Outcome:
     if spec.startswith("unix:"):
         return passed("a unix socket", at=where, subject=subject, observed=spec, expected="loopback")
-    if is_templated(spec) or "$" in spec:
+    if templating.is_templated(spec, "nginx") or "$" in spec:
         return skipped("the address is templated or a variable: cannot be judged", at=where, subject=subject)
-    host, _ = split_hostport(spec)
-    kind = address_kind(host)
+    host, _ = split_host_port(spec, strict=False)
+    kind = reach(host)
     if kind == "loopback":
         return passed("the backend is on loopback", at=where, subject=subject, observed=spec, expected="loopback")
-    if kind == "unspecified":
+    if kind == "any":
         return failed("0.0.0.0 / :: means the backend listens on every interface", at=where, subject=subject,
                       observed=spec, expected="127.0.0.1 or a unix socket")
     if kind == "public":
@@ -983,7 +975,7 @@ def body_size_bytes(value: str) -> int | None:
     component="nginx",
     severity="low",
     threats=["T-PROXY-DOS", "T-FED-DOS"],
-    needs=["nginx"],
+    needs=[kinds.NGINX],
     rationale="""client_max_body_size 0 removes the limit: nginx then buffers request bodies of any size
         to disk for the app, which fills the disk or ties up workers. Mastodon needs a large limit
         for media uploads (its sample sets 99m; older ones 80m), and that is fine: only an unlimited
@@ -993,35 +985,32 @@ def body_size_bytes(value: str) -> int | None:
     tags=["dos"],
 )
 def client_max_body_size(facts: FactSet) -> Iterator[Outcome]:
-    for conf in _configs(facts):
-        for server in _mastodon_servers(conf):
-            if not _serves_content(conf, server):
-                continue
-            s = server.directive
-            lines = [conf.effective(s, "client_max_body_size")] + [
-                d for loc in conf.locations(s) for d in loc.children("client_max_body_size")]
-            zero = [d for d in lines if d is not None and body_size_bytes(d.arg) == 0]
-            for d in zero:
-                yield failed("request bodies are unlimited", at=d.location, subject=server.label, observed="0",
-                             expected="a finite size such as 99m")
-            if zero:
-                continue
-            d = lines[0]
-            if d is None:
-                yield passed("nginx's default 1m limit applies (Mastodon's uploads need about 99m)",
-                             at=server.location, subject=server.label, observed="unset (1m)", expected="finite")
-            else:
-                yield passed("request bodies are limited", at=d.location, subject=server.label, observed=d.arg,
-                             expected="finite")
+    for conf, server in _content_servers(facts):
+        s = server.directive
+        lines = [conf.effective(s, "client_max_body_size")] + [
+            d for loc in conf.locations(s) for d in loc.children("client_max_body_size")]
+        zero = [d for d in lines if d is not None and body_size_bytes(d.arg) == 0]
+        for d in zero:
+            yield failed("request bodies are unlimited", at=d.location, subject=server.label, observed="0",
+                         expected="a finite size such as 99m")
+        if zero:
+            continue
+        d = lines[0]
+        if d is None:
+            yield passed("nginx's default 1m limit applies (Mastodon's uploads need about 99m)",
+                         at=server.location, subject=server.label, observed="unset (1m)", expected="finite")
+        else:
+            yield passed("request bodies are limited", at=d.location, subject=server.label, observed=d.arg,
+                         expected="finite")
 
 
 @check(
     id="nginx.streaming-upgrade",
     title="The streaming API is proxied with WebSocket upgrade headers",
-    component="streaming",
+    component="nginx",
     severity="low",
     threats=["T-PROXY-MISCONFIG"],
-    needs=["nginx"],
+    needs=[kinds.NGINX],
     rationale="""Mastodon's streaming server speaks WebSocket at /api/v1/streaming. nginx passes the
         upgrade only with proxy_http_version 1.1 and the Upgrade and Connection headers set; without
         them real-time updates break and clients fall back to polling the app, which multiplies the
@@ -1034,7 +1023,7 @@ def client_max_body_size(facts: FactSet) -> Iterator[Outcome]:
 )
 def streaming_upgrade(facts: FactSet) -> Iterator[Outcome]:
     expected = "proxy_http_version 1.1, Upgrade $http_upgrade, Connection upgrade"
-    for conf in _configs(facts):
+    for conf in facts.all(kinds.NGINX):
         for server in _mastodon_servers(conf):
             s = server.directive
             if s.first("return") is not None:
@@ -1093,7 +1082,7 @@ def csp_script_weakness(value: str) -> list[str]:
     component="nginx",
     severity="high",
     threats=["T-APP-XSS"],
-    needs=["nginx"],
+    needs=[kinds.NGINX],
     rationale="""Mastodon sends a strict Content-Security-Policy (no inline script) that limits what an
         XSS bug can do. proxy_hide_header Content-Security-Policy drops it; an add_header policy with
         'unsafe-inline' or 'unsafe-eval' in script-src then becomes the only one. A weak nginx policy
@@ -1106,13 +1095,13 @@ def csp_script_weakness(value: str) -> list[str]:
     tags=["headers", "xss"],
 )
 def app_csp(facts: FactSet) -> Iterator[Outcome]:
-    for conf in _configs(facts):
+    for conf in facts.all(kinds.NGINX):
         for server, loc in _proxy_locations(conf):
             subject = _loc_subject(server, loc)
             hidden = [d for d in conf.effective_all(loc, "proxy_hide_header")
                       if d.arg.lower() == "content-security-policy"]
             csp = conf.header(loc, "Content-Security-Policy")
-            if csp is not None and is_templated(csp.value):
+            if csp is not None and templating.is_templated(csp.value, "nginx"):
                 yield skipped("the CSP value is templated: cannot be judged", at=csp.directive.location,
                               subject=subject)
                 continue
@@ -1141,7 +1130,7 @@ def app_csp(facts: FactSet) -> Iterator[Outcome]:
     component="nginx",
     severity="info",
     threats=["T-PROXY-DOS", "T-FED-DOS"],
-    needs=["nginx"],
+    needs=[kinds.NGINX],
     rationale="""Mastodon limits requests per IP and per account in the app (Rack::Attack), but each
         request still costs a Puma thread before it is refused. limit_req / limit_conn in nginx
         turn floods away before they reach the app. Mastodon's sample has none: this is advice, not
@@ -1153,20 +1142,17 @@ def app_csp(facts: FactSet) -> Iterator[Outcome]:
     tags=["dos"],
 )
 def rate_limit(facts: FactSet) -> Iterator[Outcome]:
-    for conf in _configs(facts):
-        for server in _mastodon_servers(conf):
-            if not _serves_content(conf, server):
-                continue
-            s = server.directive
-            nodes = [s, *conf.locations(s)]
-            found = next((d for n in nodes for name in ("limit_req", "limit_conn")
-                          for d in conf.effective_all(n, name)), None)
-            if found is not None:
-                yield passed("request limits are applied", at=found.location, subject=server.label,
-                             observed=found.text(), expected="limit_req or limit_conn")
-            else:
-                yield warned("no limit_req or limit_conn applies to this server", at=server.location,
-                             subject=server.label, observed="none", expected="limit_req or limit_conn")
+    for conf, server in _content_servers(facts):
+        s = server.directive
+        nodes = [s, *conf.locations(s)]
+        found = next((d for n in nodes for name in ("limit_req", "limit_conn")
+                      for d in conf.effective_all(n, name)), None)
+        if found is not None:
+            yield passed("request limits are applied", at=found.location, subject=server.label,
+                         observed=found.text(), expected="limit_req or limit_conn")
+        else:
+            yield warned("no limit_req or limit_conn applies to this server", at=server.location,
+                         subject=server.label, observed="none", expected="limit_req or limit_conn")
 
 
 @check(
@@ -1175,7 +1161,7 @@ def rate_limit(facts: FactSet) -> Iterator[Outcome]:
     component="nginx",
     severity="critical",
     threats=["T-SECRETS-EXPOSED"],
-    needs=["nginx"],
+    needs=[kinds.NGINX],
     rationale="""Mastodon's checkout holds .env.production (the secret key base, database and SMTP
         passwords, encryption keys) next to public/. A root or alias pointing at the checkout, or
         above it, lets anyone download those files by name. Mastodon's sample uses
@@ -1186,7 +1172,7 @@ def rate_limit(facts: FactSet) -> Iterator[Outcome]:
     tags=["secrets"],
 )
 def document_root(facts: FactSet) -> Iterator[Outcome]:
-    for conf in _configs(facts):
+    for conf in facts.all(kinds.NGINX):
         for server in _mastodon_servers(conf):
             s = server.directive
             lines = [d for d in [conf.effective(s, "root")] if d is not None] + [
@@ -1201,7 +1187,7 @@ def document_root(facts: FactSet) -> Iterator[Outcome]:
 
 def _judge_root(d: Directive, server: Server) -> Outcome:
     path = d.arg.rstrip("/")
-    if is_templated(d.arg):
+    if templating.is_templated(d.arg, "nginx"):
         return skipped(f"the {d.name} path is templated: cannot be judged", at=d.location, subject=server.label)
     base = path.rsplit("/", 1)[-1]
     if path in ("", "/home", "/root", "/var", "/srv", "/opt") or base in ("live", "mastodon") or (
@@ -1210,3 +1196,320 @@ def _judge_root(d: Directive, server: Server) -> Outcome:
                       subject=server.label, observed=d.arg, expected="…/live/public")
     return passed(f"{d.name} is not the application directory", at=d.location, subject=server.label,
                   observed=d.arg, expected="…/live/public")
+
+
+# --- as browsers see it (probe: http-headers) ---------------------------------------------------------
+
+
+HSTS_HINT = 'add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;'
+
+
+def _hosts(site: HttpSite) -> list[str]:
+    return [site.web_domain, *site.media_hosts]
+
+
+def _served(site: HttpSite, host: str) -> list[Observation]:
+    """GET responses over HTTPS from `host` that were served (2xx/3xx: nginx adds its headers to
+    those only, unless `always`)."""
+    return [o for o in site.observations if o.method == "GET" and o.scheme == "https" and o.host == host
+            and o.status is not None and o.status < 400]
+
+
+@check(
+    id="http.hsts",
+    title="HTTPS responses carry HSTS for at least a year",
+    component="nginx",
+    severity="medium",
+    threats=["T-TRANSPORT-MITM"],
+    needs=[kinds.HTTP_SITE],
+    rationale="""Strict-Transport-Security makes browsers refuse plain http to the instance after the
+        first visit, so a man in the middle cannot strip TLS from later visits (session cookies,
+        OAuth tokens). A year is the usual minimum; includeSubDomains covers the media and mail hosts.""",
+    remediation=Remediation("Send HSTS on every HTTPS server block of the web and media hosts.", HSTS_HINT),
+    references=["https://developer.mozilla.org/en-US/docs/Web/HTTP/Headers/Strict-Transport-Security",
+                "https://hstspreload.org/"],
+    tags=["network", "headers", "tls"],
+)
+def served_hsts(facts: FactSet) -> Iterator[Outcome]:
+    for site in facts.all(kinds.HTTP_SITE):
+        for host in _hosts(site):
+            served = _served(site, host)
+            if not served:
+                continue
+            main = served[0]
+            values = main.header_all("strict-transport-security")
+            subject = f"HSTS on {host}"
+            expected = "max-age >= 31536000 (includeSubDomains)"
+            if not values:
+                yield failed(f"no Strict-Transport-Security on {host}", at=main.at(), subject=subject,
+                             observed="no header", expected=expected)
+                continue
+            parsed = parse_hsts(values[0])
+            shown = escape(values[0], 200)
+            if not parsed.valid:
+                yield failed(f"the HSTS header cannot be read ({'; '.join(parsed.problems)}): browsers ignore it",
+                             at=main.at(), subject=subject, observed=shown, expected=expected)
+                continue
+            age = parsed.max_age or 0
+            subs = "with includeSubDomains" if parsed.include_subdomains else "without includeSubDomains"
+            lacking = [o for o in served[1:] if not o.header_all("strict-transport-security")]
+            if age < SIX_MONTHS:
+                yield failed(f"HSTS max-age is {age} s (under six months)", at=main.at(), subject=subject,
+                             observed=shown, expected=expected)
+            elif age < ONE_YEAR:
+                yield warned(f"HSTS max-age is {age} s (under a year), {subs}", at=main.at(), subject=subject,
+                             observed=shown, expected=expected)
+            elif lacking:
+                yield warned(f"HSTS is sent, but not on {urls(lacking)}", at=lacking[0].at(), subject=subject,
+                             observed=f"{shown}; missing on {len(lacking)} of {len(served)} responses",
+                             expected="on every HTTPS response")
+            else:
+                yield passed(f"HSTS for {age // 86400} days, {subs}", at=main.at(), subject=subject, observed=shown,
+                             expected=expected)
+            if host == site.web_domain:
+                yield _preload(site, parsed, main)
+
+
+def _preload(site: HttpSite, parsed, main: Observation) -> Outcome:
+    missing = []
+    if (parsed.max_age or 0) < ONE_YEAR:
+        missing.append("max-age >= 31536000")
+    if not parsed.include_subdomains:
+        missing.append("includeSubDomains")
+    if not parsed.preload:
+        missing.append("the preload token")
+    result, _, detail = redirect_verdict(site.first("http"), site.web_domain)
+    if result != "to-https":
+        missing.append(f"a redirect from http on the same host ({detail})")
+    observed = "eligible" if not missing else "not eligible: " + ", ".join(missing)
+    message = ("eligible for the HSTS preload list (hstspreload.org checks the rest)" if not missing
+               else f"not eligible for the HSTS preload list (optional): missing {', '.join(missing)}")
+    return passed(message, at=main.at(), subject="HSTS preload", observed=observed,
+                  expected="optional: max-age >= 31536000; includeSubDomains; preload", severity="info")
+
+
+@check(
+    id="http.redirect",
+    title="Plain http redirects permanently to https on the same host",
+    component="nginx",
+    severity="medium",
+    threats=["T-TRANSPORT-MITM"],
+    needs=[kinds.HTTP_SITE],
+    rationale="""A visitor who types the domain arrives over plain http. The server must send them
+        to https at once (301 or 308, which browsers remember) and serve nothing in clear: a page
+        or API answer over http can be read and rewritten on the way.""",
+    remediation=Remediation("Make the port-80 server block only redirect.",
+                            "server {\n  listen 80;\n  server_name example.social;\n"
+                            "  location / { return 301 https://$host$request_uri; }\n}"),
+    references=["https://docs.joinmastodon.org/admin/install/#setting-up-nginx"],
+    tags=["network", "tls"],
+)
+def redirect(facts: FactSet) -> Iterator[Outcome]:
+    for site in facts.all(kinds.HTTP_SITE):
+        pairs = [(site.web_domain, site.first("http"))]
+        pairs += [(o.host, o) for o in site.labelled("http-media")]
+        for host, obs in pairs:
+            if obs is None:
+                continue
+            result, _, detail = redirect_verdict(obs, host)
+            at, subject = Location(obs.url), f"http://{host}/"
+            expected = f"301 or 308 to https://{host}/"
+            observed = detail if obs.status is None else f"{obs.status}" + (
+                f" to {escape(obs.location, 200)}" if obs.location else "")
+            if result == "to-https" and obs.status in (301, 308):
+                yield passed(f"plain http redirects permanently to https ({obs.status})", at=at, subject=subject,
+                             observed=observed, expected=expected)
+            elif result == "to-https":
+                yield warned(f"the redirect to https is temporary ({obs.status}): browsers do not remember it",
+                             at=at, subject=subject, observed=observed, expected=expected)
+            elif result in ("no-http", "no-answer"):
+                yield passed(f"nothing is served over plain http ({detail})", at=at, subject=subject,
+                             observed=detail, expected=expected)
+            elif result == "off-host":
+                yield warned("plain http redirects to another host first (HSTS preload needs the same host)",
+                             at=at, subject=subject, observed=observed, expected=expected)
+            elif result == "not-to-https":
+                yield failed("plain http redirects, but not to https", at=at, subject=subject, observed=observed,
+                             expected=expected)
+            elif result == "missing":
+                yield failed(f"plain http serves content without redirecting ({obs.status})", at=at,
+                             subject=subject, observed=observed, expected=expected)
+            else:
+                yield warned(f"plain http answers {obs.status} without redirecting to https", at=at,
+                             subject=subject, observed=observed, expected=expected)
+
+
+@check(
+    id="http.media-headers",
+    title="Uploaded media are served with a CSP that blocks scripts and with nosniff",
+    component="nginx",
+    severity="high",
+    threats=["T-MEDIA-XSS"],
+    needs=[kinds.HTTP_SITE],
+    rationale="""Anyone can upload a file that a browser would run as HTML or script if it were
+        sniffed or opened directly. Mastodon's nginx configuration (and its object-storage proxy)
+        serves /system/ and the media host with Content-Security-Policy "default-src 'none';
+        form-action 'none'" and X-Content-Type-Options: nosniff so that nothing in a file runs.""",
+    remediation=Remediation("Add the headers to the media locations (local /system/ and the media host's proxy).",
+                            "add_header X-Content-Type-Options nosniff;\n"
+                            "add_header Content-Security-Policy \"default-src 'none'; form-action 'none'\";"),
+    references=["https://docs.joinmastodon.org/admin/optional/object-storage-proxy/"],
+    tags=["network", "headers", "media"],
+)
+def media_headers(facts: FactSet) -> Iterator[Outcome]:
+    for site in facts.all(kinds.HTTP_SITE):
+        media = site.media()
+        if not media:
+            tried = site.labelled("media")
+            why = ("no media URL answered: " + "; ".join(
+                f"{o.url} ({o.status or o.error})" for o in tried[:3])) if tried else (
+                "no media URL known (give a public object with --s3-public-object, or the instance links none)")
+            yield skipped(why, at=Location(f"https://{site.web_domain}/"))
+            continue
+        for obs in media:
+            policy = obs.header_all("content-security-policy")
+            issues = csp.media_issues(csp.parse_header_values(policy))
+            problems = [(i.level, i.message) for i in issues]
+            if not nosniff(obs.header_all("x-content-type-options")):
+                problems.append(("fail", "no X-Content-Type-Options: nosniff"))
+            observed = (f"Content-Security-Policy: {escape(' | '.join(policy), 200) if policy else 'none'}; "
+                        f"X-Content-Type-Options: {escape(obs.header('x-content-type-options') or 'none', 40)}")
+            expected = f'Content-Security-Policy: {csp.MEDIA_POLICY}; X-Content-Type-Options: nosniff'
+            subject = f"media on {obs.host} ({obs.source})" if obs.source else f"media on {obs.host}"
+            fails = [m for lvl, m in problems if lvl == "fail"]
+            if fails:
+                yield failed("uploaded files could run in the browser: " + "; ".join(m for _, m in problems),
+                             at=obs.at(), subject=subject, observed=observed, expected=expected)
+            elif problems:
+                yield warned("media headers are weaker than Mastodon's: " + "; ".join(m for _, m in problems),
+                             at=obs.at(), subject=subject, observed=observed, expected=expected)
+            else:
+                yield passed("media are served with a script-blocking CSP and nosniff", at=obs.at(), subject=subject,
+                             observed=observed, expected=expected)
+
+
+@check(
+    id="http.nosniff",
+    title="Responses carry X-Content-Type-Options: nosniff",
+    component="nginx",
+    severity="low",
+    threats=["T-MEDIA-XSS", "T-APP-XSS"],
+    needs=[kinds.HTTP_SITE],
+    rationale="""Without nosniff a browser may guess a response's type from its content and run a
+        text or image file as HTML or script. Mastodon sends it on the app's responses; nginx must
+        add it wherever it serves files itself.""",
+    remediation=Remediation("Add the header in every location nginx serves files from.",
+                            "add_header X-Content-Type-Options nosniff;"),
+    references=["https://developer.mozilla.org/en-US/docs/Web/HTTP/Headers/X-Content-Type-Options"],
+    tags=["network", "headers"],
+)
+def nosniff_header(facts: FactSet) -> Iterator[Outcome]:
+    for site in facts.all(kinds.HTTP_SITE):
+        for host in _hosts(site):
+            served = [o for o in _served(site, host) if o.status is not None and o.status < 300]
+            if not served:
+                continue
+            lacking = [o for o in served if not nosniff(o.header_all("x-content-type-options"))]
+            subject = f"nosniff on {host}"
+            if lacking:
+                shown = lacking[0].header("x-content-type-options")
+                yield failed(f"{len(lacking)} of {len(served)} responses lack nosniff: {urls(lacking)}",
+                             at=lacking[0].at(), subject=subject,
+                             observed=escape(shown, 60) if shown else "no X-Content-Type-Options",
+                             expected="X-Content-Type-Options: nosniff")
+            else:
+                yield passed(f"all {len(served)} responses carry nosniff", at=served[0].at(), subject=subject,
+                             observed="nosniff", expected="X-Content-Type-Options: nosniff")
+
+
+_VERSION = re.compile(r"\d+\.\d+|/\s*\d")
+
+
+_VIA_PRODUCT = re.compile(r"[a-z]/\d|\(\S+/\d", re.IGNORECASE)  # Via: 1.1 varnish (Varnish/6.0)
+
+
+_ALWAYS_LEAKS = ("x-powered-by", "x-aspnet-version", "x-aspnetmvc-version", "x-generator")
+
+
+@check(
+    id="http.server-leak",
+    title="Responses do not announce software versions",
+    component="nginx",
+    severity="low",
+    threats=["T-APP-INFO-LEAK"],
+    needs=[kinds.HTTP_SITE],
+    rationale="""A Server header with a version number (nginx/1.22.1), X-Powered-By, or a Via header
+        naming proxy software tells an attacker which published vulnerabilities to try, without any
+        probing. X-Runtime gives away timings that help enumeration.""",
+    remediation=Remediation("Hide versions in nginx and drop framework headers.",
+                            "server_tokens off;\nproxy_hide_header X-Powered-By;\nproxy_hide_header X-Runtime;"),
+    references=["https://nginx.org/en/docs/http/ngx_http_core_module.html#server_tokens"],
+    tags=["network", "headers"],
+)
+def server_leak(facts: FactSet) -> Iterator[Outcome]:
+    for site in facts.all(kinds.HTTP_SITE):
+        by_host: dict[str, list[Observation]] = {}
+        for obs in site.observations:
+            if obs.answered:
+                by_host.setdefault(obs.host, []).append(obs)
+        for host, seen in by_host.items():
+            leaks: dict[str, tuple[str, Observation]] = {}
+            minor: dict[str, tuple[str, Observation]] = {}
+            for obs in seen:
+                for name, value in obs.headers:
+                    if (name == "server" and _VERSION.search(value)) or name in _ALWAYS_LEAKS:
+                        leaks.setdefault(f"{name}: {escape(value, 80)}", (name, obs))
+                    elif name == "x-runtime":
+                        minor.setdefault(name, (name, obs))
+                    elif name == "via" and _VIA_PRODUCT.search(value):
+                        minor.setdefault(f"{name}: {escape(value, 80)}", (name, obs))
+            subject = f"headers of {host}"
+            if leaks:
+                first = next(iter(leaks.values()))[1]
+                yield failed(f"{host} announces its software: {'; '.join(leaks)}", at=first.at(), subject=subject,
+                             observed="; ".join([*leaks, *minor]), expected="Server without a version, no X-Powered-By")
+            elif minor:
+                first = next(iter(minor.values()))[1]
+                yield warned(f"{host} gives away internals: {'; '.join(minor)}", at=first.at(), subject=subject,
+                             observed="; ".join(minor), expected="no X-Runtime, Via without versions")
+            else:
+                server = next((o.header("server") for o in seen if o.header("server")), None)
+                yield passed(f"no version in the headers of {host}", at=seen[0].at(), subject=subject,
+                             observed=f"Server: {escape(server, 80)}" if server else "no Server header",
+                             expected="Server without a version, no X-Powered-By")
+
+
+@check(
+    id="http.observatory-grade",
+    title="The site scores B or better on an Observatory-style grade",
+    component="nginx",
+    severity="info",
+    threats=["T-TRANSPORT-MITM", "T-APP-XSS"],
+    needs=[kinds.HTTP_GRADE],
+    rationale="""A single score, in the manner of Mozilla's HTTP Observatory (its published tests:
+        CSP, cookies, CORS, redirection, Referrer-Policy, HSTS, X-Content-Type-Options,
+        X-Frame-Options, Cross-Origin-Resource-Policy; subresource integrity is not tested), to
+        compare instances and follow progress. The rubric is mastoaudit's own: 100 points minus
+        penalties, bonuses only above 90. The findings of the other http.* checks say what to fix.""",
+    remediation=Remediation("Fix the deductions listed (the other http.* findings give the details)."),
+    references=["https://developer.mozilla.org/en-US/observatory/docs/tests_and_scoring"],
+    tags=["network", "headers", "grade"],
+)
+def observatory_grade(facts: FactSet) -> Iterator[Outcome]:
+    for grade in facts.all(kinds.HTTP_GRADE):
+        at = Location(grade.get("url") or "")
+        if grade.get("score") is None:
+            yield skipped(f"no grade: {grade.get('note', 'the home page did not answer')}", at=at)
+            continue
+        score, letter = grade["score"], grade["grade"]
+        moved = [f"{t['test']} {t['points']:+d} ({t['result']})" for t in grade["tests"] if t["points"]]
+        if grade["score"] < 90:
+            moved = [m for m in moved if " -" in m]  # bonuses do not count below 90
+        message = f"grade {letter} ({score}/100)" + (": " + "; ".join(moved) if moved else ": no deductions")
+        observed, expected = f"{letter} {score}/100", "B or better (70/100)"
+        if score >= 70:
+            yield passed(message, at=at, subject="grade", observed=observed, expected=expected)
+        elif score >= 50:
+            yield warned(message, at=at, subject="grade", observed=observed, expected=expected)
+        else:
+            yield failed(message, at=at, subject="grade", observed=observed, expected=expected)

@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import json
 import os
+import pprint
 import shutil
 import subprocess
 import time
@@ -275,6 +276,10 @@ def make_context(profile: str, create: bool = True) -> Context:
                    ssh_client_pub=ssh_pub)
 
 
+# The services whose files `mastoaudit fix --plan`'s deploy changes (and no daemon writes itself).
+DEPLOY_TOUCHES = ("nginx", "ssh", "postgres", "redis")
+
+
 # --- up / down ----------------------------------------------------------------------------------------
 
 def up(profile: str, log=print) -> dict:
@@ -291,9 +296,18 @@ def up(profile: str, log=print) -> dict:
         # `mastoaudit lint` of a tree that contains lab/run skips it (the lab's own host trees).
         (C.RUN / ".mastoaudit-ignore").write_text("lab runtime state: not audited when linting a parent folder\n")
         ctx = make_context(profile)
+        # Files changed behind the lab's back (a `fix --plan` deploy applied to it) while their service
+        # kept running with them: that service is restarted below even though `up` writes the files
+        # back as they were when it started.
+        records = state.get("services", {})
+        drifted = {svc.name for svc in make_all(ctx) if svc.name in DEPLOY_TOUCHES and previous == profile
+                   and records.get(svc.name, {}).get("fingerprint") not in (None, svc.fingerprint())}
         for specs in render.all_files(ctx).values():
             for spec in specs:
                 write_file(spec)
+        # Drop-ins the lab never writes (a deploy's sandboxing) would change what the units say.
+        for dropin in (ctx.root / "etc/systemd/system").glob("*.service.d"):
+            shutil.rmtree(dropin)
         home = ctx.root / "home/mastodon"
         for d in (home, home / "live"):
             os.chmod(d, 0o755)
@@ -310,7 +324,7 @@ def up(profile: str, log=print) -> dict:
         for svc in services:
             fp = svc.fingerprint()
             rec = records.get(svc.name) or {}
-            if svc.running() and rec.get("fingerprint") == fp and svc.healthy():
+            if svc.running() and rec.get("fingerprint") == fp and svc.name not in drifted and svc.healthy():
                 keep.append(svc)
             else:
                 restart.append((svc, fp))
@@ -514,6 +528,54 @@ def write_inventories() -> None:
         path = C.RUN / f"inventory-{profile}.yaml"
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
+        pyinfra_text = pyinfra_inventory(profile, e)
+        path = C.RUN / f"pyinfra-{profile}.py"
+        if not path.exists() or path.read_text() != pyinfra_text:
+            path.write_text(pyinfra_text)
+
+
+def pyinfra_inventory(profile: str, e: dict) -> str:
+    """A pyinfra inventory for applying `mastoaudit fix --plan -o deploy.py` to the lab host: the same
+    login as the audit (the audit user with sudo), and host data that tells mastoaudit's operations
+    where the host's files are (the path prefix) and how the lab's daemons, which run from their own
+    config files rather than under systemd, are validated and reloaded."""
+    nginx = render.nginx_paths(profile)
+    conf = C.host_root(profile) / "etc"
+    nginx_cmd = f"/usr/sbin/nginx -p {nginx['base']} -c {conf / 'nginx/nginx.conf'} -e {nginx['error_log']}"
+    redis_pid = render.var("run", "redis", "redis-server.pid")
+    redis_start = f"/usr/bin/redis-server {conf / 'redis/redis.conf'}"
+    if profile == "hardened":
+        redis_start = f"runuser -u redis -- {redis_start}"
+    control = {
+        "nginx": {"validate": f"{nginx_cmd} -t -q", "reload": f"{nginx_cmd} -s reload",
+                  "check": f"kill -0 \"$(cat {nginx['pid']})\""},
+        "sshd": {"validate": "/usr/sbin/sshd -t -f {config}",
+                 "reload": f"kill -HUP \"$(cat {render.var('run', 'sshd.pid')})\"",
+                 "check": "/usr/sbin/sshd -T -f {config} >/dev/null"},
+        "redis": {"reload": (f"p=$(cat {redis_pid}); kill \"$p\"; i=0; while kill -0 \"$p\" 2>/dev/null"
+                             f" && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; {redis_start}")},
+        # The lab's Mastodon units are files that no systemd runs, and the stand-ins do not read
+        # .env.production: validated, nothing to reload.
+        "systemd": {"reload": "true", "check": None},
+        "mastodon": {"reload": "true"},
+    }
+    data = {
+        "ssh_hostname": e["public_address"], "ssh_port": C.PORTS["ssh"], "ssh_user": AUDIT_USER,
+        "ssh_key": e["ssh"]["key"], "ssh_known_hosts_file": e["ssh"]["known_hosts"],
+        "ssh_strict_host_key_checking": "yes", "ssh_allow_agent": False, "ssh_look_for_keys": False,
+        "_sudo": True,
+        "mastoaudit_path_prefix": e["host_root"],
+        "mastoaudit_backup_dir": str(C.RUN / "backups"),
+        "mastoaudit_nginx_config": "/etc/nginx/nginx.conf",
+        "mastoaudit_postgres": {"socket_dir": str(render.PG_RUN), "port": C.PORTS["postgres"]},
+        "mastoaudit_redis_port": C.PORTS["redis"],
+        "mastoaudit_control": control,
+    }
+    body = pprint.pformat(data, width=110, sort_dicts=False)
+    return (f"# pyinfra inventory of the lab host, {profile} profile. Generated by `python -m lab up`.\n"
+            "#   mastoaudit fix --plan --report REPORT.json -o deploy.py\n"
+            f"#   pyinfra {C.RUN}/pyinfra-{profile}.py deploy.py\n"
+            f"lab = [({f'mastodon-lab-{profile}'!r}, {body})]\n")
 
 
 def main_env_json(profile: str | None) -> str:

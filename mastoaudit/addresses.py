@@ -123,9 +123,12 @@ class AddressPolicy:
 
     @classmethod
     def allowing(cls, entries: Iterable[str] = (), names: Iterable[str] = ()) -> AddressPolicy:
-        """From user text: addresses or networks ('10.0.0.5', '127.0.0.0/8') and host names.
+        """From user text: addresses or networks ('10.0.0.5', '127.0.0.0/8') and host names (a
+        "name" that is an IP address, such as an endpoint's host, allows that address).
         ValueError for an entry that is neither an address nor a network."""
-        nets = []
+        names = list(names)
+        nets = [ipaddress.ip_network(str(ip)) for n in names if n and (ip := parse_ip(n)) is not None]
+        names = [n for n in names if n and parse_ip(n) is None]
         for entry in entries:
             entry = entry.strip()
             if not entry:
@@ -158,9 +161,15 @@ class AddressPolicy:
         return self.refusal(address, name) is None
 
 
-def split_host_port(text: str, default_port: int | None = None) -> tuple[str, int | None]:
+def split_host_port(text: str, default_port: int | None = None, *, strict: bool = True) -> tuple[str, int | None]:
     """'host', 'host:25', '[2001:db8::1]:25', '2001:db8::1' -> (host, port or default_port).
-    ValueError for an empty host or a port that is not 1-65535."""
+    ValueError for an empty host or a port that is not 1-65535; with strict=False, such text is
+    returned whole as the host (a config value to show as it is, not an address to connect to)."""
+    if not strict:
+        try:
+            return split_host_port(text, default_port)
+        except ValueError:
+            return text.strip(), default_port
     text = text.strip()
     port_text: str | None = None
     if text.startswith("["):
@@ -182,3 +191,57 @@ def split_host_port(text: str, default_port: int | None = None) -> tuple[str, in
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ValueError(f"not a port: {port_text!r}")
     return host, int(port_text)
+
+
+# --- who can reach a listening address, as config files write it ------------------------------------
+
+# The reach of a service bound to an address, narrowest first: "name" (a host or interface name the
+# file alone cannot resolve) ranks above "private" because it might be anything.
+REACH = ("loopback", "private", "name", "public", "any")
+_EVERY = {"*", "::*", "0.0.0.0", "::", "::0", "0.0.0.0/0", "::/0", "all"}
+_LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+_LOOPBACK_WORDS = {*_LOCAL_NAMES, "_local_", "_local:ipv4_", "_local:ipv6_", "samehost"}
+
+
+def reach(address: str) -> str:
+    """Who can reach a service bound to `address`: "any" (every interface), "loopback", "private"
+    (a private, shared or link-local network), "public", or "name".
+
+    Knows the forms configs use: PostgreSQL's `*` and `samehost`/`samenet`, Redis' `*`, `::*` and
+    optional `-addr`, Elasticsearch's `_local_`, `_site_` and `_global_`, networks (`10.0.0.0/8`),
+    bracketed IPv6. Documentation and other special-purpose ranges count as public: examples use
+    them to stand for public addresses."""
+    text = address.strip().strip("[]").lstrip("-").lower()
+    if text in _EVERY:
+        return "any"
+    if text.startswith("_global"):
+        return "public"
+    if text in _LOOPBACK_WORDS or text.endswith(".localhost"):
+        return "loopback"
+    if text.startswith("_site") or text == "samenet":
+        return "private"
+    try:
+        net = ipaddress.ip_network(text.split("%", 1)[0], strict=False)
+    except ValueError:
+        return "name"
+    if net.prefixlen == 0:
+        return "any"
+    found = scope(net.network_address)
+    if found is Scope.UNSPECIFIED:
+        return "any"
+    if found is Scope.LOOPBACK:
+        return "loopback"
+    if found in (Scope.PRIVATE, Scope.SHARED, Scope.LINK_LOCAL):
+        return "private"
+    return "public"
+
+
+def widest_reach(addresses: Iterable[str]) -> str:
+    """The widest reach of several listen addresses (a service listens on all of them)."""
+    return max((reach(a) for a in addresses), key=REACH.index, default="loopback")
+
+
+def is_loopback(address: str) -> bool:
+    """A loopback address (IPv4-mapped included), or a name that always means this host."""
+    text = address.strip().strip("[]").lower()
+    return scope(text) is Scope.LOOPBACK or text in _LOCAL_NAMES or text.endswith(".localhost")

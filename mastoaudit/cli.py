@@ -25,6 +25,7 @@ from .reporting.output import write_reports
 from .reporting.progress import Progress
 from .selection import SELECTOR_HELP, Selection
 from .sources.local import InputError, collect_tree
+from .targets import ScanOptions, TargetError, scan_target, select_probes, with_addresses
 from .textsafe import SafeWriter
 from .verdict import exit_code
 
@@ -33,18 +34,27 @@ class UsageError(Exception):
     pass
 
 
-def _add_run_options(p: argparse.ArgumentParser, shard: bool = False) -> None:
-    g = p.add_argument_group("reports and exit code")
+def _add_report_options(g, *, formats: str = "(default: terminal, html and json)", output: str = " (default: reports/)",
+                        fail_on: str = "a failed finding is at or above this severity",
+                        show_passed: bool = True) -> None:
+    """--format, -o and --fail-on (and --show-passed) of every command that writes reports."""
     g.add_argument("--format", "-f", dest="formats", action="append", choices=FORMATS,
-                   help="output format, repeatable (default: terminal, html and json)")
+                   help=f"output format, repeatable {formats}")
     g.add_argument("-o", "--output", dest="output", metavar="PATH",
-                   help="a file for one format, a folder for several, - for standard output (default: reports/)")
-    g.add_argument("--fail-on", default="low", metavar="SEVERITY",
-                   help="exit 1 when a failed finding is at or above this severity: "
-                        "info, low, medium, high, critical, or never (default: low)")
-    g.add_argument("--show-passed", action="store_true", help="list passed results on the terminal too")
-    g.add_argument("--quiet", "-q", action="store_true",
-                   help="for CI: no progress, and the terminal report is the verdict and one line per failing check")
+                   help=f"a file for one format, a folder for several, - for standard output{output}")
+    g.add_argument("--fail-on", default="low", metavar="SEVERITY", help=f"exit 1 when {fail_on} (default: low)")
+    if show_passed:
+        g.add_argument("--show-passed", action="store_true", help="list passed results on the terminal too")
+        if "--quiet" not in g._option_string_actions:  # `federation peers` has its own (its progress bar)
+            g.add_argument("--quiet", "-q", action="store_true",
+                           help="for CI: no progress, and the terminal report is the verdict and one line per "
+                                "failing check")
+
+
+def _add_run_options(p: argparse.ArgumentParser, shard: bool = False) -> None:
+    _add_report_options(p.add_argument_group("reports and exit code"),
+                        fail_on="a failed finding is at or above this severity: "
+                                "info, low, medium, high, critical, or never")
     s = p.add_argument_group("which checks")
     s.add_argument("--select", action="append", metavar="SELECTOR", help=f"run only these checks: {SELECTOR_HELP}")
     s.add_argument("--exclude", action="append", metavar="SELECTOR", help="skip these checks (same forms)")
@@ -60,6 +70,11 @@ def _add_network_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--resolve", action="append", default=[], metavar="NAME=IP",
                    help="reach NAME at IP, like curl --resolve (the media or mail host)")
     g.add_argument("--resolver", metavar="IP[:PORT]", help="ask this DNS server (default: the system's)")
+    g.add_argument("--allow-private", action="append", default=[], metavar="NET",
+                   help="also let connections go to this private address or network (repeatable). The "
+                        "scanned site's addresses, --resolve and the hosts named with --media-host, --s3-endpoint "
+                        "and --smtp-host are allowed anyway; no other private, loopback, link-local or metadata "
+                        "address is, whatever DNS, a redirect or a document says")
     g.add_argument("--ca-bundle", metavar="FILE", help="trust these CA certificates (internal CAs, the lab)")
     g.add_argument("--ports", metavar="LIST", help="more ports to scan, e.g. 8080,9100")
     g.add_argument("--smtp-host", action="append", default=[], metavar="HOST", help="SMTP relay to probe")
@@ -81,66 +96,16 @@ def _add_network_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--probe", action="append", metavar="NAME", help="run only these probes (see checks list)")
 
 
-def _scan_target(args: argparse.Namespace, name: str, local_domain: str, web_domain: str):
-    import ipaddress
-
-    from .net.target import SENSITIVE_PORTS, S3Settings, ScanTarget, parse_resolver
-
-    def address(text: str, what: str) -> str:
-        try:
-            return str(ipaddress.ip_address(text))
-        except ValueError:
-            raise UsageError(f"{what}: not an IP address: {text!r}") from None
-
-    hosts = {}
-    for item in args.resolve:
-        host, sep, ip = item.partition("=")
-        if not sep or not host:
-            raise UsageError(f"--resolve {item!r}: expected NAME=IP")
-        hosts[host.lower()] = address(ip, "--resolve")
-    resolver = None
-    if args.resolver:
-        try:
-            resolver = parse_resolver(args.resolver)
-        except ValueError as exc:
-            raise UsageError(f"--resolver {args.resolver!r}: expected IP or IP:PORT ({exc})") from None
-    ports = list(SENSITIVE_PORTS)
-    if args.ports:
-        for item in args.ports.split(","):
-            if not item.strip().isdigit() or not 0 < int(item) < 65536:
-                raise UsageError(f"--ports: not a port number: {item!r}")
-            ports.append(int(item))
-    if args.ca_bundle and not Path(args.ca_bundle).is_file():
-        raise UsageError(f"--ca-bundle {args.ca_bundle}: no such file")
-    s3 = None
-    if args.s3_endpoint or args.s3_bucket:
-        if not (args.s3_endpoint and args.s3_bucket):
-            raise UsageError("--s3-endpoint and --s3-bucket go together")
-        s3 = S3Settings(args.s3_endpoint, args.s3_bucket, args.s3_region, args.s3_permission, args.media_host,
-                        args.s3_public_object, args.s3_signed)
-    if not 0 < args.timeout <= 60:
-        raise UsageError("--timeout: between 0 and 60 seconds")
-    return ScanTarget(
-        name=name, local_domain=local_domain, web_domain=web_domain,
-        addresses=tuple(address(a, "--address") for a in args.address), hosts=hosts, resolver=resolver,
-        ca_bundle=args.ca_bundle, ports=tuple(dict.fromkeys(ports)), smtp_hosts=tuple(args.smtp_host),
-        mail_domains=tuple(dict.fromkeys([*args.mail_domain, local_domain])),
-        dkim_selectors=tuple(args.dkim_selector) or ScanTarget.__dataclass_fields__["dkim_selectors"].default,
-        media_host=args.media_host, s3=s3, tls_profile=args.tls_profile, timeout=args.timeout,
+def _scan_options(args: argparse.Namespace) -> ScanOptions:
+    return ScanOptions(
+        domain=args.domain, web_domain=args.web_domain, addresses=args.address, resolve=args.resolve,
+        resolver=args.resolver, ca_bundle=args.ca_bundle, ports=args.ports, smtp_hosts=args.smtp_host,
+        mail_domains=args.mail_domain, dkim_selectors=args.dkim_selector, media_host=args.media_host,
+        s3_endpoint=args.s3_endpoint, s3_bucket=args.s3_bucket, s3_region=args.s3_region,
+        s3_permission=args.s3_permission, s3_public_object=args.s3_public_object, s3_signed=args.s3_signed,
+        tls_profile=args.tls_profile, timeout=args.timeout, probes=args.probe or (),
+        allow_private=args.allow_private,
     )
-
-
-def _probes(args: argparse.Namespace):
-    from .net.runner import all_probes
-
-    probes = all_probes()
-    if args.probe:
-        names = {p.name for p in probes}
-        unknown = [n for n in args.probe if n not in names]
-        if unknown:
-            raise UsageError(f"--probe: unknown {', '.join(unknown)} (one of: {', '.join(sorted(names))})")
-        probes = [p for p in probes if p.name in args.probe]
-    return probes
 
 
 def _add_check_sources(g) -> None:
@@ -183,28 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
     diff = sub.add_parser("diff", help="what changed between two JSON reports (compliance runs)")
     diff.add_argument("before", type=Path, metavar="OLD.json")
     diff.add_argument("after", type=Path, metavar="NEW.json")
-    diff.add_argument("--format", "-f", dest="formats", action="append", choices=FORMATS,
-                      help="output format, repeatable (default: terminal); sarif is NEW with baselineState")
-    diff.add_argument("-o", "--output", dest="output", metavar="PATH",
-                      help="a file for one format, a folder for several, - for standard output")
-    diff.add_argument("--fail-on", default="low", metavar="SEVERITY",
-                      help="exit 1 when a NEW failed finding (or one that got worse) is at or above this severity "
-                           "(default: low)")
+    _add_report_options(diff, formats="(default: terminal); sarif is NEW with baselineState", output="",
+                        fail_on="a NEW failed finding (or one that got worse) is at or above this severity",
+                        show_passed=False)
 
     merge = sub.add_parser("merge", help="join the reports of a split run (--shard I/N) into one report")
     merge.add_argument("reports", nargs="+", type=Path, metavar="REPORT.json", help="the shards' JSON reports")
     merge.add_argument("--shards", type=int, metavar="N",
                        help="how many shards the run was split in (default: as the reports say)")
-    mg = merge.add_argument_group("reports and exit code (as if the shards were one run)")
-    mg.add_argument("--format", "-f", dest="formats", action="append", choices=FORMATS,
-                    help="output format, repeatable (default: terminal, html and json)")
-    mg.add_argument("-o", "--output", dest="output", metavar="PATH",
-                    help="a file for one format, a folder for several, - for standard output (default: reports/)")
-    mg.add_argument("--fail-on", default="low", metavar="SEVERITY",
-                    help="exit 1 when a failed finding is at or above this severity (default: low)")
-    mg.add_argument("--show-passed", action="store_true", help="list passed results on the terminal too")
-    mg.add_argument("--quiet", "-q", action="store_true",
-                    help="for CI: the terminal report is the verdict and one line per failing check")
+    _add_report_options(merge.add_argument_group("reports and exit code (as if the shards were one run)"))
     mc = merge.add_argument_group("compliance over time")
     mc.add_argument("--baseline", type=Path, metavar="PREVIOUS.json",
                     help="compare the merged run with an earlier report (the shards' own baselines are replaced)")
@@ -213,8 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     fix = sub.add_parser("fix", help="a remediation plan for the failed findings (changes nothing)")
     fix.add_argument("--plan", action="store_true", required=True,
-                     help="print the plan; applying fixes is left to you or your config management")
+                     help="write the plan (changes nothing): text, or a pyinfra deploy you read and then run")
     fix.add_argument("--report", type=Path, metavar="REPORT.json", help="plan from an existing JSON report")
+    fix.add_argument("-o", "--output", metavar="PATH",
+                     help="write the plan to PATH (a .py PATH gets the pyinfra deploy) instead of standard output")
+    fix.add_argument("--format", "-f", dest="plan_format", choices=["terminal", "pyinfra"],
+                     help="terminal: the text plan; pyinfra: a deploy for `pyinfra INVENTORY deploy.py` "
+                          "(default: pyinfra when -o ends in .py, else terminal)")
+    fix.add_argument("--waivers", action="append", type=Path, default=[], metavar="FILE",
+                     help="accepted risks: waived findings are listed, never fixed (repeatable)")
     fix.add_argument("paths", nargs="*", metavar="PATH", help="or lint these config trees and plan from that")
     fix.add_argument("--checks-dir", action="append", type=Path, default=[], metavar="DIR")
     fix.add_argument("--no-plugins", action="store_true")
@@ -259,15 +218,15 @@ def _finish(args: argparse.Namespace, result: RunResult, stem: str) -> int:
 
 def _report(args: argparse.Namespace, doc: dict, stem: str, prepared: Compliance | None) -> int:
     fail_on = _fail_on(args.fail_on)
+    quiet = getattr(args, "quiet", False)
     try:
-        written = write_reports(doc, args.formats, args.output, stem, show_passed=args.show_passed,
-                                quiet=args.quiet)
+        written = write_reports(doc, args.formats, args.output, stem, show_passed=args.show_passed, quiet=quiet)
     except (ValueError, OSError) as exc:
         raise UsageError(f"cannot write reports: {exc}") from None
-    for path in written if not args.quiet else ():
+    for path in written if not quiet else ():
         print(f"wrote {path}", file=sys.stderr)
     kept = prepared.record(doc) if prepared else None
-    if kept and not args.quiet:
+    if kept and not quiet:
         print(f"kept {kept} (history of {doc['run']['scope']['description']})", file=sys.stderr)
     return exit_code(doc, fail_on)
 
@@ -392,8 +351,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     # network half starts as soon as the web host's .env.production is in (sources/overlap.py).
     clock = args.began[1]
     with Progress.for_stream(sys.stderr, quiet=args.quiet) as progress:
-        network = _network_half(inventory, chosen, mine, clock, progress) if (
-            not args.no_network and inventory.network.enabled) else None
+        network = _network_half(args, inventory, chosen, mine, clock, progress)
         ssh_started = perf_counter()
         collection = SshCollection(inventory, str(args.command_log) if args.command_log else None,
                                    hosts=mine).start()
@@ -430,63 +388,50 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return _finish(args, result, "mastoaudit-audit")
 
 
-def cmd_scan(args: argparse.Namespace) -> int:
-    from dataclasses import replace
+def _network_half(args: argparse.Namespace, inventory, chosen: list, mine: list, clock: float, progress: Progress):
+    """The network half of the audit (sources/overlap.py), or None (--no-network, no network section,
+    no web host in this run). The target comes from mastoaudit/targets.py."""
+    from .sources.overlap import NetworkHalf
+    from .targets import audit_network_base, with_env
 
-    from .net.dns import Resolver
+    if args.no_network or not inventory.network.enabled:
+        return None
+    try:
+        found = audit_network_base(inventory, mine, chosen)
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
+    if found is None:
+        return None
+    home, base = found
+    return NetworkHalf(inventory, mine, home, lambda env: with_env(base, env), clock, progress)
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
     from .sources.network import collect_network
 
     _fail_on(args.fail_on)
     selection = _selection(args)
-    domain = args.domain.strip().rstrip(".").lower()
-    if not domain or " " in domain or "/" in domain:
-        raise UsageError(f"not a domain: {args.domain!r}")
-    target = _scan_target(args, domain, domain, (args.web_domain or domain).lower())
-    probes = _probes(args)
+    options = _scan_options(args)
+    try:
+        target = scan_target(options)
+        probes = select_probes(options.probes)
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
+    _prepare(args, "scan", [target.name])
     if any(p.name == "tls" for p in probes):
         from .net import workers
 
         workers.warm()  # the TLS worker imports sslyze while the checks load and the name resolves
-    _prepare(args, "scan", [domain])
     registry = _registry(args)
-    if not target.addresses:
-        found = Resolver(target).addresses(target.web_domain)
-        if not found:
-            raise UsageError(f"{target.web_domain} does not resolve (use --address or --resolver)")
-        target = replace(target, addresses=tuple(found[:4]))
+    try:
+        target = with_addresses(target)
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
     with Progress.for_stream(sys.stderr, quiet=args.quiet) as progress:
         progress.stage(f"probing {target.web_domain} from the network", total=len(probes))
         facts = collect_network(target, probes=probes, on_done=lambda name: progress.advance(f"{name} done"))
     result = run("scan", registry, selection, [facts], args.began)
     return _finish(args, result, "mastoaudit-scan")
-
-
-def _network_half(inventory, hosts: list, audited: list, clock: float, progress: Progress):
-    """The network half of an audit: probe the instance from here, as an outsider would, with what
-    the web host's .env.production says (S3 bucket, SMTP relay, secure mode) as expectations.
-    Its facts join the first web host's, so its findings are reported there (in a split run, by the
-    shard that audits that host). `hosts`: the audited hosts of the whole run; `audited`: this run's."""
-    from .net.target import ScanTarget, parse_resolver
-    from .sources.network import with_env
-    from .sources.overlap import NetworkHalf
-
-    web_hosts = [h for h in hosts if "web" in h.roles]
-    home = web_hosts[0] if web_hosts and web_hosts[0] in audited else None
-    net = inventory.network
-    try:
-        resolver = parse_resolver(net.resolver) if net.resolver else None
-    except ValueError as exc:
-        raise UsageError(f"{inventory.source}: network.resolver: {exc}") from None
-    defaults = ScanTarget.__dataclass_fields__["dkim_selectors"].default
-    base = None if home is None else ScanTarget(
-        name=home.name, local_domain=inventory.local_domain, web_domain=inventory.web_domain,
-        addresses=tuple(h.address for h in web_hosts), hosts=dict(net.resolve), resolver=resolver,
-        ca_bundle=net.ca_bundle, scan_addresses=tuple(h.address for h in hosts),
-        ports=tuple(dict.fromkeys([*ScanTarget.__dataclass_fields__["ports"].default, *net.ports])),
-        mail_domains=(inventory.local_domain,), dkim_selectors=net.dkim_selectors or defaults,
-        tls_profile=net.tls_profile, timeout=net.timeout,
-    )
-    return NetworkHalf(inventory, audited, home, lambda env: with_env(base, env), clock, progress)
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -548,27 +493,39 @@ def cmd_fix(args: argparse.Namespace) -> int:
         document = build_document(run("lint", registry, Selection(), targets))
     else:
         raise UsageError("fix --plan needs --report REPORT.json or config PATHs")
-    sys.stdout.write(plan(document))
+    from .remediation.cli import write_plan
+
+    code = write_plan(args, document, plan, UsageError)
     # A plan from a run that could not check everything is not the whole plan: exit 3, like the run.
-    return EXIT_INCOMPLETE if unchecked(document) else EXIT_CLEAN
+    return EXIT_INCOMPLETE if code == EXIT_CLEAN and unchecked(document) else code
 
 
 def cmd_federation(args: argparse.Namespace) -> int:
-    from .federation.cli import FederationUsage, print_text, run_impact
-
-    if args.federation_command != "impact":
-        raise UsageError("federation: give a subcommand (impact)")
+    from .federation.cli import FederationUsage, print_text, run_impact, run_peers
     from .federation.database import describe_dsn_loose
 
+    if args.federation_command not in ("impact", "peers"):
+        raise UsageError("federation: give a subcommand (peers or impact)")
     _fail_on(args.fail_on)
     selection = _selection(args)
-    # The scope names the database without its password (the DSN may carry one).
-    where = str(args.inventory) if args.inventory else describe_dsn_loose(args.db or "")
-    _prepare(args, "federation", [where, *args.domains])
     try:
-        result, text = run_impact(args, _registry(args), selection)
+        if args.federation_command == "impact":
+            # The scope names the database without its password (the DSN may carry one).
+            where = str(args.inventory) if args.inventory else describe_dsn_loose(args.db or "")
+            _prepare(args, "federation", [where, *args.domains])
+            result, text = run_impact(args, _registry(args), selection)
+        else:
+            shard = compliance_step.parse_shard(args.shard)
+
+            def prepare(targets: list[str], shard_info: dict | None) -> None:
+                _prepare(args, "federation peers", targets, shard=shard, shard_info=shard_info)
+
+            result, text = run_peers(args, _registry(args), selection, shard, prepare)
     except FederationUsage as exc:
         raise UsageError(str(exc)) from None
+    if result is None:  # --list-only
+        print_text(text)
+        return EXIT_CLEAN
     if not args.output or args.output != "-":
         print_text(text)
     return _finish(args, result, "mastoaudit-federation")

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from . import __version__
 from .checkdef import Check, CheckMeta
 from .facts import FactSet
+from .kinds import component_of_problem
 from .model import Finding, Severity, Status
-from .parsers import KINDS
 from .redact import Redactor
 from .registry import Registry
 from .selection import Selection
@@ -89,7 +89,7 @@ def run_check(check: Check, facts: FactSet, redactor: Redactor) -> list[Finding]
     meta = check.meta
     missing = [kind for kind in meta.needs if not facts.has(kind)]
     if missing:
-        what = ", ".join(KINDS[k].name if k in KINDS else k for k in missing)
+        what = ", ".join(missing)
         return [Finding(meta.id, meta.title, meta.component, meta.severity, Status.SKIP,
                         f"not applicable: no {what} found for this target", facts.target, list(meta.threats))]
     try:
@@ -107,26 +107,13 @@ def run_check(check: Check, facts: FactSet, redactor: Redactor) -> list[Finding]
     return [_finding(meta, facts.target, o, redactor) for o in outcomes]
 
 
-# Components of the fact kinds that are not config files (live and network collectors).
-PROBLEM_COMPONENTS = {
-    "tls_endpoint": "tls", "tls_scan": "tls", "http_site": "nginx", "http_grade": "nginx",
-    "mastodon_exposure": "app", "mastodon_version": "app", "nodeinfo": "federation", "port": "host",
-    "port_scan": "host", "s3": "s3", "smtp_endpoint": "smtp", "mail_spf": "mail-dns", "mail_dkim": "mail-dns",
-    "mail_dmarc": "mail-dns", "mail_mta_sts": "mail-dns", "mail_tls_rpt": "mail-dns", "dns_caa": "mail-dns",
-    "dns_dnssec": "mail-dns", "redis": "redis", "postgresql_conf": "postgresql",
-    "database": "federation", "peer_list": "federation", "advisories": "federation",
-}
-
-
 def problem_findings(facts: FactSet, redactor: Redactor) -> list[Finding]:
     found = []
     for p in facts.problems:
-        kind = KINDS.get(p.kind)
-        component = kind.component if kind else PROBLEM_COMPONENTS.get(p.kind, "host")
         found.append(Finding(
             check_id=f"input.{p.kind}",
             title="Input could not be audited" if p.status is Status.ERROR else "Input audited only in part",
-            component=component,
+            component=component_of_problem(p.kind),
             severity=Severity.INFO,
             status=p.status,
             message=redactor.scrub(p.message) or "",

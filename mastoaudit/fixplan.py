@@ -28,6 +28,13 @@ def _findings(document: dict) -> list[dict]:
     return [f for f in found if isinstance(f, dict)] if isinstance(found, list) else []
 
 
+def checks_by_id(document: dict) -> dict[str, dict]:
+    """The report's check metadata by id (a report read back may hold anything: malformed entries are left out)."""
+    listed = document.get("checks")
+    return {c["id"]: c for c in listed if isinstance(c, dict) and isinstance(c.get("id"), str)} \
+        if isinstance(listed, list) else {}
+
+
 def unchecked(document: dict) -> int:
     """How many results could not be checked (status error); at least 1 when the run says it was
     incomplete without listing why."""
@@ -39,9 +46,7 @@ def unchecked(document: dict) -> int:
 
 def plan(document: dict) -> str:
     """A plan from a report document (JSON report or build_document output)."""
-    listed = document.get("checks")
-    checks = {c["id"]: c for c in listed if isinstance(c, dict) and isinstance(c.get("id"), str)} \
-        if isinstance(listed, list) else {}
+    checks = checks_by_id(document)
     by_place: dict[str, list[dict]] = defaultdict(list)
     for f in _findings(document):
         if f.get("status") not in ("fail", "warn"):

@@ -64,7 +64,11 @@ def merge_documents(reports: list[tuple[str, dict]]) -> dict:
         if unsharded(doc["run"]["scope"])["key"] != scope["key"]:
             raise MergeError(f"{name}: shard of another run ({doc['run']['scope']['description']}); "
                              f"{first_name} is of {first['run']['scope']['description']}")
-        if (shard["count"], shard["population"]) != (first_shard["count"], first_shard["population"]):
+        # A sweep's peers come from a live database: shards that read it minutes apart may see a
+        # few more domains. Each domain still belongs to exactly one shard (the rule depends on the
+        # name alone), so their reports join; hosts and paths must match exactly.
+        population_differs = shard["population"] != first_shard["population"] and shard["unit"] != "peer"
+        if shard["count"] != first_shard["count"] or population_differs:
             raise MergeError(f"{name}: shard {shard['index']}/{shard['count']} of another split "
                              f"({shard['total']} {shard['unit']}s) than {first_name} "
                              f"({first_shard['index']}/{first_shard['count']} of {first_shard['total']})")
@@ -86,8 +90,14 @@ def merge_documents(reports: list[tuple[str, dict]]) -> dict:
 
     checks = {c["id"]: c for _, doc in present for c in doc["checks"]}
     position = {m["name"]: m["position"] for _, doc in present for m in doc["run"]["shard"]["members"]}
-    targets = sorted((t for _, doc in present for t in doc["run"]["targets"]),
-                     key=lambda t: position.get(t["name"], len(position)))
+    by_name: dict[str, dict] = {}  # a sweep's shards share one target (the database): listed once
+    for _, doc in present:
+        for t in doc["run"]["targets"]:
+            seen = by_name.get(t["name"])
+            by_name[t["name"]] = t if seen is None else {
+                **seen, "fact_kinds": sorted({*seen["fact_kinds"], *t["fact_kinds"]}),
+                "problems": seen["problems"] + t["problems"]}
+    targets = sorted(by_name.values(), key=lambda t: position.get(t["name"], len(position)))
     starts = [(_time(doc["run"]["started_at"]), doc["run"]["duration_s"]) for _, doc in present]
     known = [(s, d) for s, d in starts if s is not None]
     began = min(s for s, _ in known) if known else None
@@ -120,7 +130,7 @@ def merge_documents(reports: list[tuple[str, dict]]) -> dict:
         "findings": findings,
         "threats": _threats(present, findings),
         "components": first["components"],
-        "extra": {k: v for _, d in present for k, v in (d.get("extra") or {}).items()},
+        "extra": _merge_extra(present),
     }
     _merge_baseline(doc, present)
     _merge_waivers(doc, present)
@@ -128,6 +138,18 @@ def merge_documents(reports: list[tuple[str, dict]]) -> dict:
     doc["run"]["complete"] = not any(f["status"] == "error" for f in doc["findings"])
     doc["summary"] = summarize(doc["findings"], len(doc["checks"]))
     return doc
+
+
+def _merge_extra(present: list[tuple[str, dict]]) -> dict:
+    """Each shard's `extra`; a sweep's federation sections are joined, not overwritten."""
+    extra = {k: v for _, d in present for k, v in (d.get("extra") or {}).items()}
+    sections = [d["extra"]["federation"] for _, d in present
+                if isinstance((d.get("extra") or {}).get("federation"), dict)]
+    if len(sections) > 1:
+        from .federation.report import merge_sections
+
+        extra["federation"] = merge_sections(sections)
+    return extra
 
 
 def _threats(present: list[tuple[str, dict]], findings: list[dict]) -> list[dict]:

@@ -10,7 +10,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from . import checkdef
-from .checkdef import Check
+from .checkdef import LEGACY_IDS, Check
 from .threats import ThreatCatalogue
 
 ENTRY_POINT_GROUP = "mastoaudit.checks"
@@ -37,6 +37,9 @@ class Registry:
     def _adopt(self, origin: str) -> None:
         for found in checkdef.take_defined():
             meta = found.meta
+            if origin == "builtin" and meta.qualified_id != meta.id and meta.id not in LEGACY_IDS:
+                raise CheckLoadError(f"check {meta.id}: a built-in check's id starts with its component "
+                                     f"({meta.component}.…)")
             if meta.id in self._checks:
                 raise CheckLoadError(f"{origin}: check id {meta.id} is already defined by "
                                      f"{self._checks[meta.id].origin}")

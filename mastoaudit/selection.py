@@ -1,4 +1,9 @@
-"""Choosing which checks run: by id (glob), component, severity or tag."""
+"""Choosing which checks run: by id (glob), component, severity or tag.
+
+An id or glob matches a check's id or its component-qualified name (`checkdef.qualified_id`): every
+id starts with its component except the legacy ones, which answer to `<component>.<id>` too. So
+`nginx.*` selects exactly what `component:nginx` selects, and `http.*` still selects the http.* ids.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +36,7 @@ class Selector:
 
     def matches(self, meta: CheckMeta) -> bool:
         if self.field == "id":
-            return fnmatch.fnmatchcase(meta.id, self.value)
+            return fnmatch.fnmatchcase(meta.id, self.value) or fnmatch.fnmatchcase(meta.qualified_id, self.value)
         if self.field == "component":
             return meta.component == self.value
         if self.field == "severity":

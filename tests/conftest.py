@@ -88,3 +88,16 @@ def lint(registry: Registry, *paths: Path | str, select: list[str] | None = None
 
 def results_for(result: RunResult, check_id: str, status: Status | None = None) -> list[Finding]:
     return [f for f in result.findings if f.check_id == check_id and (status is None or f.status is status)]
+
+
+_BUILTIN: Registry | None = None
+
+
+def check_fn(check_id: str):
+    """A built-in check's function, by id (checks live in the module of their component)."""
+    global _BUILTIN
+    if _BUILTIN is None:
+        _BUILTIN = default_registry(plugins=False)
+    found = _BUILTIN.get(check_id)
+    assert found is not None, check_id
+    return found.run

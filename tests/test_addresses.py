@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from mastoaudit.addresses import AddressPolicy, Scope, describe, is_public, scope, split_host_port
+from mastoaudit.addresses import (
+    AddressPolicy,
+    Scope,
+    describe,
+    is_loopback,
+    is_public,
+    reach,
+    scope,
+    split_host_port,
+    widest_reach,
+)
 
 
 @pytest.mark.parametrize(("address", "expected"), [
@@ -67,3 +77,30 @@ def test_split_host_port(text, expected):
 def test_split_host_port_refuses(text):
     with pytest.raises(ValueError):
         split_host_port(text)
+
+
+# --- who can reach a listening address (the one rule the data-store, nginx, compose and live checks use) ---
+
+
+@pytest.mark.parametrize(("address", "expected"), [
+    ("*", "any"), ("0.0.0.0", "any"), ("::", "any"), ("-::*", "any"), ("0.0.0.0/0", "any"), ("all", "any"),
+    ("127.0.0.1", "loopback"), ("-::1", "loopback"), ("[::1]", "loopback"), ("localhost", "loopback"),
+    ("_local_", "loopback"), ("samehost", "loopback"), ("::ffff:127.0.0.1", "loopback"), ("127.0.0.0/8", "loopback"),
+    ("10.1.2.3", "private"), ("192.168.0.10", "private"), ("fd00::5", "private"), ("_site_", "private"),
+    ("100.64.0.1", "private"), ("169.254.1.1", "private"), ("fe80::1%eth0", "private"), ("10.0.0.0/8", "private"),
+    ("samenet", "private"), ("8.8.8.8", "public"), ("2001:4860::8888", "public"), ("_global_", "public"),
+    ("203.0.113.10", "public"),  # documentation ranges stand for public addresses in examples
+    ("db.example.org", "name"), ("_eth0_", "name"), ("web", "name"),
+])
+def test_reach(address, expected):
+    assert reach(address) == expected
+
+
+def test_widest_reach_and_loopback():
+    assert widest_reach(["127.0.0.1", "-::1"]) == "loopback"
+    assert widest_reach(["127.0.0.1", "10.0.0.5"]) == "private"
+    assert widest_reach(["10.0.0.5", "db.internal"]) == "name"  # a name might be anything
+    assert widest_reach(["127.0.0.1", "*"]) == "any"
+    assert is_loopback("localhost") and is_loopback("::1") and is_loopback("127.1.2.3")
+    assert not is_loopback("0.0.0.0") and not is_loopback("*") and not is_loopback("_local_")
+

@@ -193,3 +193,18 @@ def test_python_dash_m_and_console_script():
                           cwd=ROOT, timeout=60)
     assert done.returncode == 0 and "mastoaudit" in done.stdout
     assert DEMO.is_dir()
+
+
+def test_lint_does_not_load_the_network_stack(tmp_path):
+    """Checks read fact types from neutral modules (mastoaudit/facts/), never from a probe: a lint
+    (CI on a config repository) loads no TLS scanner, S3 client, DNS library or SSH stack."""
+    code = ("import sys\nfrom mastoaudit.cli import main\n"
+            f"code = main(['lint', 'demo/hardened', '-f', 'json', '-o', {str(tmp_path / 'r.json')!r}])\n"
+            "print(' '.join(sorted(sys.modules)))\nsys.exit(code)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stdout.split())
+    heavy = {"sslyze", "nassl", "boto3", "botocore", "dns", "cryptography", "pyinfra", "gevent", "paramiko"}
+    assert not {m.split(".")[0] for m in loaded} & heavy
+    assert not [m for m in loaded if m.startswith(("mastoaudit.probes", "mastoaudit.net.dns", "mastoaudit.net.http",
+                                                   "mastoaudit.net.runner", "mastoaudit.sources.ssh"))]

@@ -138,7 +138,7 @@ def test_the_trend_chart_in_the_page(capsys, tmp_path, tree):
 
 @pytest.mark.browser
 def test_the_trend_in_chromium(capsys, tmp_path, tree):
-    from .test_html_browser import ARGS, CHROMIUM, WATCH_CSP
+    from .reporting.test_html_browser import ARGS, CHROMIUM, WATCH_CSP
 
     if not Path(CHROMIUM).exists():
         pytest.skip("Chromium is not installed (Debian package chromium)")

@@ -9,7 +9,9 @@ from dataclasses import replace
 
 from ..facts import FactSet
 from ..inventory import Host, Inventory
-from ..sources.ssh import APP_ROLES, Planned, SshCollection, _p, build_facts
+from ..kinds import APP_ROLES
+from ..kinds import on_host as _p
+from ..sources.ssh import Planned, SshCollection, build_facts
 from .queries import QUERIES, DatabaseFacts, collect, parse_psql
 
 DEFAULT_DATABASE = "mastodon_production"

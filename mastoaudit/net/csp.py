@@ -312,26 +312,24 @@ def _sandboxed(p: Policy, token: str) -> bool:
     return sources is not None and token not in sources
 
 
+def _media_weakness(policies: list[Policy], directive: str, level: str, message: str, ok: Callable[[Policy], bool],
+                    shown: Callable[[Policy], str] | None = None) -> Issue | None:
+    """The issue every policy shares when none of them is `ok` for a directive of the media policy."""
+    return weakness_in_all(policies, lambda p: None if ok(p) else Issue(
+        directive, level, message, shown(p) if shown else p.text(directive), MEDIA_POLICY))
+
+
 def media_issues(policies: list[Policy]) -> list[Issue]:
     """A media response's policy against `default-src 'none'; form-action 'none'` (or stricter)."""
     if not policies or all(p.empty for p in policies):
         return [Issue("content-security-policy", "fail", "no Content-Security-Policy on media", "none", MEDIA_POLICY)]
-    issues = []
-    scripts = weakness_in_all(policies, lambda p: None if (is_none(p.effective("script-src"))
-                                                            or _sandboxed(p, "allow-scripts"))
-                              else Issue("script-src", "fail", "an uploaded file could run scripts",
-                                         p.effective_text("script-src"), MEDIA_POLICY))
-    if scripts:
-        issues.append(scripts)
-    default = weakness_in_all(policies, lambda p: None if is_none(p.get("default-src")) or p.has("sandbox")
-                              else Issue("default-src", "warn", "default-src is not 'none'", p.text("default-src"),
-                                         MEDIA_POLICY))
-    if default and not scripts:
-        issues.append(default)
-    forms = weakness_in_all(policies, lambda p: None if (is_none(p.get("form-action"))
-                                                          or _sandboxed(p, "allow-forms"))
-                            else Issue("form-action", "warn", "an uploaded HTML file could submit forms",
-                                       p.text("form-action"), MEDIA_POLICY))
-    if forms:
-        issues.append(forms)
+    scripts = _media_weakness(policies, "script-src", "fail", "an uploaded file could run scripts",
+                              lambda p: is_none(p.effective("script-src")) or _sandboxed(p, "allow-scripts"),
+                              lambda p: p.effective_text("script-src"))
+    default = _media_weakness(policies, "default-src", "warn", "default-src is not 'none'",
+                              lambda p: is_none(p.get("default-src")) or p.has("sandbox"))
+    forms = _media_weakness(policies, "form-action", "warn", "an uploaded HTML file could submit forms",
+                            lambda p: is_none(p.get("form-action")) or _sandboxed(p, "allow-forms"))
+    # default-src is only worth a word when scripts are blocked otherwise
+    issues = [i for i in (scripts, None if scripts else default, forms) if i is not None]
     return issues

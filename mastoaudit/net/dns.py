@@ -3,9 +3,11 @@ with time limits. Answers are data from the network: callers treat them as hosti
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from dataclasses import dataclass
 
+import dns.asyncquery
 import dns.exception
 import dns.flags
 import dns.message
@@ -88,6 +90,36 @@ class Resolver:
         for rdtype in ("A", "AAAA"):
             found += self.query(name, rdtype).records
         return found
+
+    async def addresses_async(self, name: str) -> list[str]:
+        """`addresses` for the event loop: A and AAAA asked at once, within the time limit."""
+        if name in self.target.hosts:
+            return [self.target.hosts[name]]
+        if self.target.resolver is None:
+            try:
+                async with asyncio.timeout(self.timeout * 2):
+                    infos = await asyncio.get_running_loop().getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+            except (OSError, TimeoutError):
+                return []
+            return sorted({str(info[4][0]) for info in infos})
+        answers = await asyncio.gather(*(self._records_async(name, t) for t in ("A", "AAAA")))
+        return [*answers[0], *answers[1]]
+
+    async def _records_async(self, name: str, rdtype: str) -> list[str]:
+        try:
+            request = dns.message.make_query(dns.name.from_text(name), rdtype)
+        except (dns.exception.DNSException, ValueError):
+            return []
+        server, port = self._server()
+        try:
+            response = await dns.asyncquery.udp(request, server, port=port, timeout=self.timeout,
+                                                ignore_trailing=True)
+            if response.flags & dns.flags.TC:
+                response = await dns.asyncquery.tcp(request, server, port=port, timeout=self.timeout)
+        except (OSError, dns.exception.DNSException):
+            return []
+        want = dns.rdatatype.from_text(rdtype)
+        return [rdata.to_text() for rrset in response.answer if rrset.rdtype == want for rdata in rrset][:16]
 
     def _server(self) -> tuple[str, int]:
         if self.target.resolver is not None:

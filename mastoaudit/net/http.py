@@ -1,169 +1,146 @@
-"""A small, careful HTTP(S) client for probes.
+"""The probes' view of the outbound client: blocking calls with the API the probes were written
+against, run on the one async client (`net/client.py`) in an event loop of its own (a daemon
+thread), plus the gate for raw TCP connections (`net/sockets.py`).
 
 - connects to a chosen address with the right Host and SNI (like curl --resolve);
-- bounds everything: connect and read time, header count and size, body size;
-- follows redirects only to the same site or to public addresses: a redirect to a private,
-  loopback or link-local address that the user did not name is refused and recorded;
-- does not verify certificates (the TLS checks judge them); it records whether verification passed.
+- every address connected to, first hop and redirects alike, is judged by the scan's
+  AddressPolicy (`ScanTarget.address_policy()`): public addresses, the addresses the user pointed
+  the scan at and the hosts the user named; a redirect elsewhere is not followed and recorded in
+  `blocked_redirect`, a first hop elsewhere is an HttpError;
+- every request has a total deadline (connect, TLS, headers, body, redirects), enforced by
+  cancellation, and the probe's own deadline caps it (`bounded`);
+- does not require valid certificates (the TLS checks judge them); it records whether they verify.
 """
 
 from __future__ import annotations
 
-import http.client
+import asyncio
+import concurrent.futures
+import contextlib
+import math
 import socket
 import ssl
+import threading
 import time
-from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
+from .client import USER_AGENT, Client, FetchError, Kind, Limits, Response
 from .dns import Resolver
-from .target import ScanTarget, is_public
+from .sockets import NotPermitted, TcpGate
+from .target import ScanTarget
+
+__all__ = ["MAX_BODY_BYTES", "MAX_REDIRECTS", "USER_AGENT", "HttpClient", "HttpError", "Kind", "NotPermitted",
+           "Response", "run_on_loop"]
 
 MAX_BODY_BYTES = 512 * 1024
 MAX_REDIRECTS = 5
-USER_AGENT = "mastoaudit/0.1 (+security audit; read-only)"
-
-
-@dataclass
-class Response:
-    url: str
-    status: int
-    headers: list[tuple[str, str]]  # names lower-cased, in order, repeated headers kept
-    body: bytes
-    truncated: bool = False
-    address: str = ""
-    redirects: list[str] = field(default_factory=list)  # the URLs followed to get here
-    blocked_redirect: str | None = None  # a redirect that was not followed, and why
-    cert_verified: bool | None = None  # None for plain http
-    elapsed: float = 0.0
-
-    def header(self, name: str) -> str | None:
-        """The first value of a header, or None."""
-        name = name.lower()
-        return next((v for k, v in self.headers if k == name), None)
-
-    def header_all(self, name: str) -> list[str]:
-        name = name.lower()
-        return [v for k, v in self.headers if k == name]
-
-    @property
-    def location(self) -> str | None:
-        return self.header("location")
-
-    def text(self, limit: int = MAX_BODY_BYTES) -> str:
-        return self.body[:limit].decode("utf-8", "replace")
+REQUEST_BUDGET = 3  # a request's total deadline, in multiples of the scan's per-connection timeout
+T = TypeVar("T")
 
 
 class HttpError(Exception):
-    """The request could not be made or answered (a finding's error, with the reason)."""
+    """The request could not be made or answered (a finding's error, with the reason); `kind` as in
+    client.Kind."""
+
+    def __init__(self, message: str, kind: str = Kind.PROTOCOL) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
-def _context(verify: bool, ca_bundle: str | None) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=ca_bundle) if verify else ssl._create_unverified_context()
-    ctx.set_alpn_protocols(["http/1.1"])
-    return ctx
+class _LoopThread:
+    """The event loop every blocking caller shares, in a daemon thread: it never keeps the process
+    alive, and a request stuck on a hostile server is cancelled by its own deadline."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="mastoaudit-net", daemon=True).start()
+                self._loop = loop
+            return self._loop
+
+    def run(self, coro: Coroutine[Any, Any, T], deadline: float) -> T:
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop())
+        try:  # the coroutine keeps its own deadline; this one only guards against a stalled loop
+            return future.result(timeout=max(0.0, deadline - time.monotonic()) + 2.0)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError("the request outlived its deadline") from None
+
+
+LOOP = _LoopThread()
+
+
+def run_on_loop(coro: Coroutine[Any, Any, T], deadline: float) -> T:
+    """Run a coroutine on the shared network loop from blocking code, within `deadline` (monotonic)."""
+    return LOOP.run(coro, deadline)
 
 
 class HttpClient:
-    def __init__(self, target: ScanTarget, resolver: Resolver | None = None) -> None:
+    """One scan's outbound connections: HTTP(S) requests (`get`), raw TCP (`connect`, `tls`) and the
+    verdict for addresses handed to other libraries (`refusal`, for sslyze). Thread-safe."""
+
+    def __init__(self, target: ScanTarget, resolver: Resolver | None = None, *, deadline: float | None = None,
+                 _core: Client | None = None, _gate: TcpGate | None = None) -> None:
         self.target = target
         self.resolver = resolver or Resolver(target)
-        self._verified: dict[tuple[str, int, str], bool] = {}
+        self.policy = target.address_policy()
+        pins = {name: (address,) for name, address in target.hosts.items()}
+        if target.addresses:
+            pins[target.web_domain] = target.addresses[:1]
+        self._core = _core or Client(
+            self.policy, resolve=self._resolve, pins=pins, ca_bundle=target.ca_bundle,
+            limits=Limits(connect=target.timeout, read=target.timeout, total=REQUEST_BUDGET * target.timeout,
+                          max_body=MAX_BODY_BYTES, max_redirects=MAX_REDIRECTS,
+                          per_address=32))  # a scan's requests nearly all go to the site's one address
+        self.gate = _gate or TcpGate(self.policy, deadline)
+        self.deadline = deadline  # time.monotonic() by which everything this view does has ended
 
-    def _address(self, host: str) -> str:
-        if host == self.target.web_domain and self.target.addresses:
-            return self.target.addresses[0]
-        found = self.resolver.addresses(host)
-        if not found:
-            raise HttpError(f"{host} does not resolve")
-        return found[0]
+    def bounded(self, deadline: float) -> HttpClient:
+        """A view of this client whose requests and sockets all end by `deadline` (a probe's)."""
+        deadline = deadline if self.deadline is None else min(deadline, self.deadline)
+        return HttpClient(self.target, self.resolver, deadline=deadline, _core=self._core,
+                          _gate=self.gate.bounded(deadline))
 
-    def _allowed(self, address: str) -> bool:
-        return is_public(address) or address in self.target.own_addresses()
+    async def _resolve(self, name: str) -> list[str]:
+        return await self.resolver.addresses_async(name)
+
+    # --- HTTP ---------------------------------------------------------------------------------------
 
     def get(self, url: str, *, method: str = "GET", headers: dict[str, str] | None = None,
             follow: bool = False, max_body: int = MAX_BODY_BYTES, address: str | None = None) -> Response:
-        chain: list[str] = []
-        current = url
-        for _ in range(MAX_REDIRECTS + 1):
-            response = self._once(current, method, headers or {}, max_body, address)
-            response.redirects = chain
-            if not follow or response.status not in (301, 302, 303, 307, 308) or not response.location:
-                return response
-            nxt = urljoin(current, response.location)
-            parts = urlsplit(nxt)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                response.blocked_redirect = f"not followed: {nxt[:200]} (not http or https)"
-                return response
-            try:
-                next_address = self._address(parts.hostname)
-            except HttpError as exc:
-                response.blocked_redirect = f"not followed: {exc}"
-                return response
-            if not self._allowed(next_address):
-                response.blocked_redirect = (f"not followed: {parts.hostname} resolves to {next_address}, a "
-                                             "private address the scan was not pointed at")
-                return response
-            chain.append(current)
-            current, address = nxt, next_address
-        raise HttpError(f"more than {MAX_REDIRECTS} redirects from {url}")
-
-    def _once(self, url: str, method: str, headers: dict[str, str], max_body: int,
-              address: str | None) -> Response:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise HttpError(f"not an http(s) URL: {url[:200]}")
-        host = parts.hostname
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        address = address or self._address(host)
-        timeout = self.target.timeout
-        started = time.monotonic()
+        now = time.monotonic()
+        deadline = min(now + self._core.limits.total, self.deadline if self.deadline is not None else math.inf)
+        if deadline <= now:
+            raise HttpError(f"{url[:200]}: the probe's time is up", Kind.TIMEOUT)
         try:
-            sock = socket.create_connection((address, port), timeout=timeout)
-        except OSError as exc:
-            raise HttpError(f"{address}:{port}: {exc.strerror or exc}") from None
-        verified: bool | None = None
-        try:
-            if parts.scheme == "https":
-                verified = self._verifies(address, port, host)
-                sock = _context(False, None).wrap_socket(sock, server_hostname=host)
-            conn = http.client.HTTPConnection(host, port, timeout=timeout)
-            conn.sock = sock
-            path = parts.path or "/"
-            if parts.query:
-                path += "?" + parts.query
-            conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-            conn.putheader("Host", host if port in (80, 443) else f"{host}:{port}")
-            conn.putheader("User-Agent", USER_AGENT)
-            conn.putheader("Accept-Encoding", "identity")
-            for name, value in headers.items():
-                conn.putheader(name, value)
-            conn.endheaders()
-            resp = conn.getresponse()
-            body = b"" if method == "HEAD" else resp.read(max_body + 1)
-            return Response(
-                url=url, status=resp.status,
-                headers=[(k.lower(), v) for k, v in resp.getheaders()],
-                body=body[:max_body], truncated=len(body) > max_body, address=address,
-                cert_verified=verified, elapsed=time.monotonic() - started,
-            )
-        except (OSError, ssl.SSLError, http.client.HTTPException) as exc:
-            raise HttpError(f"{url[:200]} at {address}:{port}: {type(exc).__name__}: {exc}") from None
-        finally:
-            sock.close()
+            return LOOP.run(self._core.request(url, method=method, headers=headers, follow=follow,
+                                               max_body=max_body, address=address, deadline=deadline), deadline)
+        except FetchError as exc:
+            raise HttpError(str(exc), exc.kind) from None
+        except TimeoutError as exc:
+            raise HttpError(f"{url[:200]}: {exc}", Kind.TIMEOUT) from None
 
-    def _verifies(self, address: str, port: int, host: str) -> bool:
-        """Whether the certificate chain and name verify against the trusted CAs (one extra handshake
-        per endpoint and name, remembered)."""
-        key = (address, port, host)
-        if key not in self._verified:
-            self._verified[key] = self._handshake_verifies(address, port, host)
-        return self._verified[key]
+    def close(self) -> None:
+        """Close the connections kept alive for reuse."""
+        with contextlib.suppress(TimeoutError, RuntimeError):
+            LOOP.run(self._core.close(), time.monotonic() + 2)
 
-    def _handshake_verifies(self, address: str, port: int, host: str) -> bool:
-        try:
-            with socket.create_connection((address, port), timeout=self.target.timeout) as raw, \
-                    _context(True, self.target.ca_bundle).wrap_socket(raw, server_hostname=host):
-                return True
-        except (OSError, ssl.SSLError):
-            return False
+    # --- raw TCP and other libraries ---------------------------------------------------------------
+
+    def refusal(self, address: str, name: str | None = None) -> str | None:
+        """None when a connection to `address` (reached as `name`) is allowed, else why not."""
+        return self.gate.refusal(address, name)
+
+    def connect(self, address: str, port: int, timeout: float, *, name: str | None = None,
+                budget: float | None = None) -> socket.socket:
+        """A policy-checked TCP connection with a deadline (see TcpGate.connect)."""
+        return self.gate.connect(address, port, timeout, name=name, budget=budget)
+
+    def tls(self, sock: socket.socket, context: ssl.SSLContext, server_hostname: str | None = None) -> ssl.SSLSocket:
+        return self.gate.tls(sock, context, server_hostname)

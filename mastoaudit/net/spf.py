@@ -19,9 +19,11 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from .dns import Answer
+if TYPE_CHECKING:  # the SPF result types are fact data: reading them must not load dnspython
+    from .dns import Answer
 
 LOOKUP_LIMIT = 10  # DNS-querying terms per evaluation (RFC 7208 §4.6.4)
 VOID_LIMIT = 2  # void lookups per evaluation (RFC 7208 §4.6.4)
@@ -282,7 +284,7 @@ class _Abort(Exception):
         self.result, self.reason = result, reason
 
 
-Lookup = Callable[[str, str], Answer]
+Lookup = Callable[[str, str], "Answer"]
 _DNS_OK = ("NOERROR", "NXDOMAIN")
 
 
@@ -312,6 +314,8 @@ class SpfEvaluator:
         key = (name.lower().rstrip("."), rdtype)
         if key not in self._cache:
             if self._deadline is not None and time.monotonic() > self._deadline:
+                from .dns import Answer
+
                 return Answer(key[0], rdtype, (), "TIMEOUT")
             self._cache[key] = self._lookup(key[0], rdtype)
         return self._cache[key]

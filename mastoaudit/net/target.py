@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from ..addresses import AddressPolicy, split_host_port
 
 # Ports that must never answer from outside (issue: Ports); `--ports` adds to them.
 SENSITIVE_PORTS = (5432, 6379, 6380, 9200, 3000, 4000, 9394, 11211, 9090)
@@ -44,31 +47,34 @@ class ScanTarget:
     timeout: float = 5.0  # per connection and per answer
     # What the instance's configuration says (from .env.production in an audit); None: unknown.
     expects: dict[str, bool | None] = field(default_factory=dict)
+    # More addresses or networks connections may go to although they are not public (--allow-private).
+    allow_private: tuple[str, ...] = ()
 
     def own_addresses(self) -> set[str]:
         """Addresses the user pointed us at: redirects and probes may go there even when private."""
         return {*self.addresses, *self.hosts.values(), *self.scan_addresses}
 
+    def named_hosts(self) -> set[str]:
+        """Host names the user (or the instance's own configuration) named: the media host, the S3
+        endpoint, the SMTP relays. They may be reached whatever their addresses; names found on the
+        network (a CSP, NodeInfo, a redirect, an MX record) may not."""
+        names = {(urlsplit(h if "://" in h else f"//{h}").hostname or "") for h in
+                 (self.media_host, self.s3.alias_host if self.s3 else None, self.s3.endpoint if self.s3 else None)
+                 if h}
+        for text in self.smtp_hosts:
+            try:
+                names.add(split_host_port(text)[0])
+            except ValueError:
+                continue
+        return {n.lower().rstrip(".") for n in names if n}
+
+    def address_policy(self) -> AddressPolicy:
+        """Where this scan's connections may go: public addresses, the addresses the user pointed it
+        at (--address, --resolve, the inventory's hosts), --allow-private, and the named hosts."""
+        return AddressPolicy.allowing([*self.own_addresses(), *self.allow_private], self.named_hosts())
+
 
 def parse_resolver(text: str) -> tuple[str, int]:
     """'IP' or 'IP:PORT' (IPv6: '[IP]:PORT' or a bare IPv6 address) -> (ip, port); ValueError."""
-    text = text.strip()
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest.lstrip(":") or "53"
-    elif text.count(":") == 1:
-        host, _, port = text.partition(":")
-    else:
-        host, port = text, "53"
-    ip = str(ipaddress.ip_address(host))
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"not a port: {port!r}")
-    return ip, int(port)
-
-
-def is_public(address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    return ip.is_global and not ip.is_multicast
+    host, port = split_host_port(text, 53)
+    return str(ipaddress.ip_address(host)), port or 53

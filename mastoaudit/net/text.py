@@ -11,3 +11,8 @@ def excerpt(value: object, limit: int = MAX_TEXT) -> str:
     """Printable text as it is; anything else (bytes, control characters) escaped; at most `limit`.
     The one sanitizer of every output is mastoaudit.textsafe."""
     return _excerpt(value, limit)
+
+
+def clean(text: str, limit: int = 100) -> str:
+    """A network-supplied string made safe to show: bounded, control characters escaped."""
+    return excerpt(text[:limit], limit * 2)  # the one sanitizer (mastoaudit.textsafe)

@@ -5,7 +5,7 @@ each in a process forked from it (it has no thread of its own, so forking is saf
 
 Input (stdin): frames of a 4-byte big-endian length and a pickle of (task id, target, candidate,
 deadline); an empty stdin ends the worker. Output (stdout): frames of (task id, outcome), the
-outcome being what mastoaudit.probes.tls.scan_endpoint returns (plain data) or the text of an
+outcome being what mastoaudit.probes.tls_sslyze.scan_endpoint returns (plain data) or the text of an
 error. Frames are pickled because both ends are this program, run by the same user; nothing here
 reads a frame that came from the network.
 """
@@ -36,10 +36,11 @@ def frame(payload: bytes) -> bytes:
 
 
 def _scan(target, candidate, deadline):
-    from mastoaudit.probes.tls import scan_endpoint
+    from mastoaudit.probes.tls import BUDGET_S
+    from mastoaudit.probes.tls_sslyze import scan_endpoint
 
     try:
-        return scan_endpoint(target, candidate, deadline)
+        return scan_endpoint(target, candidate, deadline, BUDGET_S)
     except Exception as exc:  # a scan that breaks is that endpoint's error
         return f"{type(exc).__name__}: {exc}"
 
@@ -68,7 +69,8 @@ def main() -> int:
     warnings.filterwarnings("ignore")  # sslyze's trust stores hold a certificate with a negative serial
     import sslyze  # noqa: F401  (once here; every scan's process inherits it)
 
-    import mastoaudit.probes.tls  # noqa: F401
+    import mastoaudit.probes.tls
+    import mastoaudit.probes.tls_sslyze  # noqa: F401
 
     stdin, stdout = sys.stdin.fileno(), sys.stdout.buffer
     selector = selectors.DefaultSelector()

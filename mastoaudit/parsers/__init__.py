@@ -1,8 +1,8 @@
 """The kinds of config file mastoaudit recognises, how to recognise them, and how to parse them.
 
-Each kind is a fact kind as well: a check that `needs=["redis_conf"]` receives the parsed
-`redis.conf` files. Recognition is by name first, then by content for files whose name says
-nothing (a `.conf` in a repository, say).
+Each is a fact kind as well (declared with its type and component in mastoaudit/kinds.py): a check
+that `needs=[kinds.REDIS_CONF]` receives the parsed `redis.conf` files. Recognition is by name
+first, then by content for files whose name says nothing (a `.conf` in a repository, say).
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ __all__ = ["KINDS", "ConfigFact", "Kind", "ParseError", "SourceFile", "classify"
 
 @dataclass(frozen=True)
 class Kind:
-    name: str
-    component: str
+    name: str  # the fact kind its files become (mastoaudit/kinds.py)
     # mastoaudit.parsers.<module> provides parse_<name>(source) -> fact, or, for kinds whose files
     # refer to each other, build_<name>(sources, provider, facts).
     module: str
@@ -36,55 +35,55 @@ KINDS: dict[str, Kind] = {
     k.name: k
     for k in [
         Kind(
-            "nginx", "nginx", "nginx",
+            "nginx", "nginx",
             names=("nginx.conf", "*/nginx.conf", "*/nginx/*", "nginx/*", "*/sites-available/*",
                    "*/sites-enabled/*", "sites-available/*", "sites-enabled/*", "*.nginx", "*.nginx.conf"),
             sniff=_rx(r"^\s*(server|http|upstream)\s*\{"),
             sniff_suffixes=(".conf", ".vhost", ""),
         ),
         Kind(
-            "mastodon_env", "mastodon-env", "env",
+            "mastodon_env", "env",
             names=(".env.production", "*/.env.production", "env.production", "*/env.production",
                    "*.env.production", ".env.*", "*/.env.*"),
             sniff=_rx(r"^\s*(export\s+)?(LOCAL_DOMAIN|SECRET_KEY_BASE|WEB_DOMAIN)\s*="),
             sniff_suffixes=(".env", ".production", ""),
         ),
         Kind(
-            "pg_hba", "postgresql", "postgres",
+            "pg_hba", "postgres",
             names=("pg_hba.conf", "*/pg_hba.conf"),
             sniff=_rx(r"^\s*(local|host|hostssl|hostnossl|hostgssenc)\s+\S+\s+\S+.*\b(trust|md5|scram-sha-256|password|peer|reject|ident|cert)\s*$"),
             sniff_suffixes=(".conf", ".hba"),
         ),
         Kind(
-            "postgresql_conf", "postgresql", "postgres",
+            "postgresql_conf", "postgres",
             names=("postgresql.conf", "*/postgresql.conf", "postgresql.auto.conf", "*/postgresql.auto.conf",
                    "*/postgresql/*/conf.d/*.conf", "*/postgresql/conf.d/*.conf"),
             sniff=_rx(r"^\s*(listen_addresses|password_encryption|shared_buffers|max_connections)\s*=?"),
             sniff_suffixes=(".conf",),
         ),
         Kind(
-            "redis_conf", "redis", "redis",
+            "redis_conf", "redis",
             names=("redis.conf", "*/redis.conf", "redis-*.conf", "*/redis-*.conf", "*/redis/*.conf"),
             sniff=_rx(r"^\s*(requirepass|protected-mode|rename-command|appendonly|maxmemory-policy)\s+\S"),
             sniff_suffixes=(".conf",),
         ),
         Kind(
-            "elasticsearch_yml", "elasticsearch", "elasticsearch",
+            "elasticsearch_yml", "elasticsearch",
             names=("elasticsearch.yml", "*/elasticsearch.yml", "opensearch.yml", "*/opensearch.yml"),
         ),
         Kind(
-            "compose", "host", "compose",
+            "compose", "compose",
             names=("docker-compose.yml", "docker-compose.yaml", "*/docker-compose.yml", "*/docker-compose.yaml",
                    "docker-compose.*.yml", "*/docker-compose.*.yml", "compose.yml", "compose.yaml",
                    "*/compose.yml", "*/compose.yaml"),
         ),
         Kind(
-            "systemd_unit", "host", "systemd",
+            "systemd_unit", "systemd",
             # Units, and their drop-ins (`<unit>.service.d/*.conf`), applied to them by build_systemd_unit.
             names=("*.service", "*/*.service", "*.service.d/*.conf", "*/*.service.d/*.conf"),
         ),
         Kind(
-            "sshd_config", "host", "sshd",
+            "sshd_config", "sshd",
             names=("sshd_config", "*/sshd_config", "*/sshd_config.d/*.conf", "sshd_config.d/*.conf"),
         ),
     ]

@@ -6,7 +6,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..model import Location
+from ..model import Location, Status
 
 # A config file larger than this is not a config file; reading it whole would be the attack.
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
@@ -58,6 +58,33 @@ class IncludeBudget:
         self.size -= size
         if self.files < 0 or self.size < 0:
             raise ExpansionLimit(line)
+
+
+class IncludeReader(Protocol):
+    """A reader of a format whose files include others (postgresql.conf, redis.conf)."""
+
+    provider: FileProvider
+    budget: IncludeBudget
+
+    def read(self, source: SourceFile, depth: int = 0) -> None: ...
+
+    def problem(self, message: str, where: Location, status: Status = ...) -> None: ...
+
+
+def read_include(reader: IncludeReader, hit: str, where: Location, depth: int) -> None:
+    """Read one included file into `reader` (spending its budget), or report why it could not be
+    read; an IncludeLimit goes through: the whole configuration is refused, not this one include."""
+    try:
+        data = reader.provider.read(hit)
+        reader.budget.spend(where.line, len(data))
+        reader.read(SourceFile(hit, data), depth + 1)
+    except (OSError, ValueError) as exc:
+        reader.problem(f"cannot read {hit} (included at {where}): {exc}", where, Status.ERROR)
+    except IncludeLimit:
+        raise
+    except ParseError as exc:
+        reader.problem(f"cannot parse {hit} (included at {where}): {exc.message}", Location(hit, exc.line),
+                       Status.ERROR)
 
 
 def vocabulary(word: str, words: Collection[str], other: str = "a name", quote: bool = True) -> str:

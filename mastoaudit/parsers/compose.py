@@ -9,15 +9,16 @@ into it, as `docker compose` does when no -f is given.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from .. import yamlsafe
+from .. import templating, yamlsafe
+from ..addresses import reach
 from ..facts import FactSet
 from ..model import Location
 from .base import ConfigFact, FileProvider, ParseError, SourceFile, vocabulary
@@ -152,16 +153,7 @@ def load_located(source: SourceFile) -> Any:
 
 # --- Compose's model -------------------------------------------------------------------------------
 
-_TEMPLATE = re.compile(r"(?<!\$)\$(\{|[A-Za-z_])|\{\{|\{%|<%=")
 SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|PRIVATE|_KEY$|KEY_BASE|CREDENTIAL", re.IGNORECASE)
-
-
-def is_templated(text: str) -> bool:
-    """Compose interpolation (${VAR}, $VAR; $$ is a literal $) or a config-management template."""
-    return bool(_TEMPLATE.search(text))
-
-
-_DOC_NETS = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")]
 
 
 @dataclass(frozen=True)
@@ -175,7 +167,7 @@ class PortPublish:
 
     @property
     def templated(self) -> bool:
-        return is_templated(self.raw)
+        return templating.is_templated(self.raw, "compose")
 
     @property
     def exposure(self) -> str:
@@ -184,20 +176,8 @@ class PortPublish:
             return "templated"
         if self.host_ip is None:
             return "all"
-        ip = self.host_ip.strip("[]")
-        if ip == "localhost":
-            return "loopback"
-        try:
-            addr = ipaddress.ip_address(ip)
-        except ValueError:
-            return "unknown"
-        if addr.is_unspecified:
-            return "all"
-        if addr.is_loopback:
-            return "loopback"
-        if any(addr in net for net in _DOC_NETS if net.version == addr.version):
-            return "public"  # documentation ranges stand for public addresses in examples
-        return "private" if addr.is_private or addr.is_link_local else "public"
+        found = reach(self.host_ip)  # documentation ranges stand for public addresses in examples
+        return {"any": "all", "name": "unknown"}.get(found, found)
 
     def describe(self) -> str:
         host = f"{self.host_ip}:" if self.host_ip else ""
@@ -256,22 +236,19 @@ class ComposeService:
     pid: Item | None = None
 
     # image reference parts: registry/repo, tag, digest
+    def _image_ref(self) -> tuple[str, str | None]:
+        """(registry/repo, tag or None) of the image, the digest left out."""
+        ref = (self.image or "").split("@", 1)[0]
+        colon = ref.rfind(":")
+        return (ref[:colon], ref[colon + 1:]) if colon > ref.rfind("/") else (ref, None)
+
     @property
     def image_repo(self) -> str | None:
-        if not self.image:
-            return None
-        ref = self.image.split("@", 1)[0]
-        last_slash = ref.rfind("/")
-        colon = ref.rfind(":")
-        return ref[:colon] if colon > last_slash else ref
+        return self._image_ref()[0] if self.image else None
 
     @property
     def image_tag(self) -> str | None:
-        if not self.image:
-            return None
-        ref = self.image.split("@", 1)[0]
-        colon = ref.rfind(":")
-        return ref[colon + 1:] if colon > ref.rfind("/") else None
+        return self._image_ref()[1] if self.image else None
 
     @property
     def image_digest(self) -> str | None:
@@ -310,7 +287,7 @@ class ComposeService:
     def mastodon_version(self) -> str | None:
         """The release an image tag names (v4.3.17, 4.5.0-beta.1): None for latest, nightly, digests."""
         tag = self.image_tag if self.is_mastodon else None
-        if not tag or is_templated(tag):
+        if not tag or templating.is_templated(tag, "compose"):
             return None
         match = re.fullmatch(r"v?(\d+\.\d+\.\d+(?:[-.][0-9A-Za-z.]+)?)", tag)
         return match.group(1) if match else None
@@ -358,7 +335,7 @@ class ComposeFile(ConfigFact):
             for setting in service.environment.values():
                 value = setting.value
                 if value and SECRET_NAME.search(setting.name) and not setting.name.endswith("_FILE") \
-                        and not is_templated(value) and len(value) >= 4:
+                        and not templating.is_templated(value, "compose") and len(value) >= 4:
                     found.append(value)
         return tuple(found)
 
@@ -392,12 +369,17 @@ def _split_short_port(raw: str) -> tuple[str | None, str | None, str]:
 _PORT_SPEC = re.compile(r"\d{1,5}(?:-\d{1,5})?")  # 5432, 8000-8010
 
 
-def _ports(value: Any, where: Location) -> list[PortPublish]:
+def _entries(value: Any, where: Location, what: str) -> Iterator[tuple[Any, Location]]:
+    """The entries of a list-valued key, each with its own line where the YAML says."""
     if not isinstance(value, list):
-        raise ParseError("ports must be a list", where.line)
-    found = []
+        raise ParseError(f"{vocabulary(what, ('ports', 'volumes'), quote=False)} must be a list", where.line)
     for index, item in enumerate(value):
-        loc = value.at(index) if isinstance(value, YSeq) else where
+        yield item, value.at(index) if isinstance(value, YSeq) else where
+
+
+def _ports(value: Any, where: Location) -> list[PortPublish]:
+    found = []
+    for item, loc in _entries(value, where, "ports"):
         if isinstance(item, dict):
             target = _text(item.get("target"))
             if not target:
@@ -418,9 +400,9 @@ def _ports(value: Any, where: Location) -> list[PortPublish]:
             host_ip, host_port, container = _split_short_port(spec)
         except ValueError:
             raise ParseError("a port entry Compose cannot read", loc.line) from None
-        if not _PORT_SPEC.fullmatch(container) and not is_templated(raw):
+        if not _PORT_SPEC.fullmatch(container) and not templating.is_templated(raw, "compose"):
             raise ParseError("a port entry Compose cannot read", loc.line)
-        if host_port and not _PORT_SPEC.fullmatch(host_port) and not is_templated(raw):
+        if host_port and not _PORT_SPEC.fullmatch(host_port) and not templating.is_templated(raw, "compose"):
             raise ParseError("a port entry Compose cannot read", loc.line)
         found.append(PortPublish(raw, host_ip, host_port, container, protocol or "tcp", loc))
     return found
@@ -455,11 +437,8 @@ def _items(value: Any, where: Location) -> list[Item]:
 
 
 def _mounts(value: Any, where: Location) -> list[Mount]:
-    if not isinstance(value, list):
-        raise ParseError("volumes must be a list", where.line)
     found = []
-    for index, item in enumerate(value):
-        loc = value.at(index) if isinstance(value, YSeq) else where
+    for item, loc in _entries(value, where, "volumes"):
         if isinstance(item, dict):
             target = _text(item.get("target"))
             source = _text(item.get("source")) or None

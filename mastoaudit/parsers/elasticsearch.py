@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from .. import yamlsafe
+from .. import templating, yamlsafe
 from ..model import Location
 from .base import ConfigFact, ParseError, SourceFile
-from .postgres import is_templated
 
 MAX_DEPTH = 32
 _SECRET_KEY = re.compile(r"password|passphrase|secret", re.IGNORECASE)
@@ -38,7 +37,7 @@ class EsSetting:
 
     @property
     def templated(self) -> bool:
-        return any(is_templated(v) for v in self.values)
+        return any(templating.is_templated(v, "config") for v in self.values)
 
     def as_bool(self) -> bool | None:
         text = self.text.strip().lower()

@@ -21,22 +21,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
-import itertools
-import math
 import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from .. import templating
+from ..addresses import is_loopback
 from .base import ConfigFact, ParseError, SourceFile, vocabulary
 
 _KEY = re.compile(r"[A-Za-z0-9_.]+")
 _SEPARATOR = re.compile(r"\s*=\s*|:\s+")
-# Unquoted and double-quoted values: what dotenv would expand (an unescaped $ before a name, a
-# brace or a parenthesis). Single-quoted values are literal to dotenv.
-_DOTENV_EXPANSION = re.compile(r"(?<!\\)\$(?:\{|\(|[A-Za-z0-9_])")
-# Markers of a file that is a template for another tool, whatever the quoting.
-_TEMPLATE_MARKERS = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|<%.*?%>|(?<!\\)\$\{[^}]*\}", re.S)
 
 TRUE_VALUES = frozenset({"true", "1", "yes", "on"})
 
@@ -246,105 +240,12 @@ def _unescape(value: str, quote: str) -> str:
 
 def _is_templated(written: str, quote: str) -> bool:
     """Judged on the value as written, where an escaped `\\$` is still escaped."""
-    if _TEMPLATE_MARKERS.search(written):
-        return True
-    return quote != "'" and bool(_DOTENV_EXPANSION.search(written))
+    # Unquoted and double-quoted values: what dotenv would expand (an unescaped $ before a name, a
+    # brace or a parenthesis). Single-quoted values are literal to dotenv, but not to another tool.
+    return templating.is_templated(written, "dotenv-literal" if quote == "'" else "dotenv")
 
 
 # --- judging values (shared by the checks) --------------------------------------------------------
-
-# Values published in Mastodon's own repository or documentation, or that every guide uses.
-PUBLISHED_SECRETS = frozenset({
-    # config/environments/test.rb and the two-factor migration: the OTP secret of the test suite
-    "100c7faeef00caa29242f6b04156742bf76065771fd4117990c4282b8748ff3d99f8fdae97c982ab5bd2e6756a159121377cce4421f4a8ecd2d67bd7749a3fb4",
-})
-COMMON_PLACEHOLDERS = frozenset({
-    "changeme", "change_me", "change-me", "changethis", "password", "passw0rd", "p@ssw0rd", "secret", "mastodon",
-    "example", "test", "testing", "admin", "root", "postgres", "redis", "elastic", "default", "placeholder",
-    "precompile_placeholder", "123456", "12345678", "123456789", "qwerty", "letmein", "xxx", "xxxx", "todo",
-    "fixme", "replaceme", "replace_me", "dummy", "foobar", "none", "null",
-})
-_PLACEHOLDER_SHAPES = re.compile(
-    r"^<[^>]*>$|^\[[^\]]*\]$|^x{3,}$|do_not_use_in_production|^your[_-]|changeme|change_me|replace[_-]?(me|with)"
-    r"|^generate|^insert[_-]|^todo[_-]|^example[_-]|^sample[_-]|placeholder", re.I)
-
-
-def sample_reason(value: str) -> str | None:
-    """Why `value` is a known sample or placeholder, or None. Never echoes the value."""
-    lowered = value.strip().lower()
-    if value in PUBLISHED_SECRETS:
-        return "a value published in Mastodon's source code"
-    if "do_not_use_in_production" in lowered:
-        return "a test value from Mastodon's repository"
-    if lowered in COMMON_PLACEHOLDERS:
-        return "a well-known placeholder"
-    if _PLACEHOLDER_SHAPES.search(lowered):
-        return "a placeholder left from a template or guide"
-    return None
-
-
-@dataclass(frozen=True)
-class Strength:
-    length: int
-    alphabet: str
-    bits: int
-
-    @property
-    def level(self) -> str:
-        return "high" if self.bits >= 120 else "medium" if self.bits >= 60 else "low"
-
-    def describe(self) -> str:
-        """Evidence that says how strong a secret is without saying what it is."""
-        return f"length {self.length}, {self.alphabet}, {self.level} entropy (~{self.bits} bits)"
-
-
-def strength(value: str) -> Strength:
-    """An estimate of how guessable `value` is, from its length and the characters it uses.
-
-    Generated secrets are judged fairly (128 hex characters are ~512 bits); repetitions and
-    runs such as `aaaa` or `abcdef` count as one unit; words cannot be told from random letters,
-    which is why known placeholders are checked separately."""
-    alphabet, per_char = _alphabet(value)
-    unit = _smallest_period(value)
-    bits = len(unit) * per_char
-    if len(set(value)) <= 2 or _is_run(unit):
-        bits = min(bits, 8.0)
-    return Strength(len(value), alphabet, int(bits))
-
-
-def _alphabet(value: str) -> tuple[str, float]:
-    if value and all(c in "0123456789abcdef" for c in value.lower()) and not value.isdigit():
-        return "hex", 4.0
-    lower = any(c.islower() for c in value)
-    upper = any(c.isupper() for c in value)
-    digits = any(c.isdigit() for c in value)
-    other = any(not c.isalnum() for c in value)
-    size = 26 * lower + 26 * upper + 10 * digits + 32 * other
-    if other and all(c.isalnum() or c in "+/=_-" for c in value) and lower and upper:
-        name = "base64"
-    elif other:
-        name = "mixed characters"
-    elif lower and upper:
-        name = "alphanumeric" if digits else "letters"
-    elif digits and not (lower or upper):
-        name = "digits"
-    else:
-        name = "lower-case and digits" if digits else "one-case letters"
-    return name, math.log2(max(size, 2))
-
-
-def _smallest_period(value: str) -> str:
-    for size in range(1, len(value) // 2 + 1):
-        if len(value) % size == 0 and value[:size] * (len(value) // size) == value:
-            return value[:size]
-    return value
-
-
-def _is_run(value: str) -> bool:
-    if len(value) < 4:
-        return False
-    steps = {ord(b) - ord(a) for a, b in itertools.pairwise(value)}
-    return len(steps) == 1 and steps <= {-1, 0, 1}
 
 
 def vapid_key_shape(value: str, public: bool) -> str | None:
@@ -373,14 +274,7 @@ def is_local_host(host: str | None) -> bool:
     host = host.strip().strip("[]").lower()
     if host.startswith("/") or host.startswith("unix:"):
         return True
-    if host in ("localhost", "localhost.localdomain", "ip6-localhost") or host.endswith(".localhost"):
-        return True
-    if host in COMPOSE_SERVICE_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return host in COMPOSE_SERVICE_NAMES or is_loopback(host)
 
 
 @dataclass(frozen=True)

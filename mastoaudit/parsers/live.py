@@ -1,13 +1,16 @@
-"""Parsers for what only a live host shows: sockets, processes, packages, file modes, and the
-effective settings of PostgreSQL and Redis. Each turns one allow-listed command's output into a
-fact; bad output becomes a ParseError like any malformed config."""
+"""Parsers for what only a live host shows: sockets, processes, packages, the packet filter, file
+modes, and the effective settings of PostgreSQL and Redis. Each turns one allow-listed command's
+output (declared with its kind in mastoaudit/kinds.py) into a fact; bad output becomes a ParseError
+like any malformed config. Each is tested on recorded outputs in tests/fixtures/live/."""
 
 from __future__ import annotations
 
-import ipaddress
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import ClassVar
 
+from ..addresses import is_loopback, split_host_port
 from ..model import Location
 from .base import ParseError
 
@@ -21,21 +24,31 @@ class Socket:
 
     @property
     def loopback_only(self) -> bool:
-        if self.address in ("localhost",):
-            return True
-        try:
-            return ipaddress.ip_address(self.address.split("%", 1)[0]).is_loopback
-        except ValueError:
-            return False
+        return is_loopback(self.address)
 
 
 @dataclass
-class ListeningSockets:
+class HostOutput:
+    """What one command printed on a host; `at()` points at it, as host:command."""
+
     host: str
-    sockets: list[Socket]
+    SHOWN_AS: ClassVar[str] = ""
 
     def at(self) -> Location:
-        return Location(f"{self.host}:ss -ltunp")
+        return Location(f"{self.host}:{self.SHOWN_AS}")
+
+
+def _lines(text: str) -> Iterator[tuple[int, list[str], str]]:
+    """Each non-blank line: its number, its whitespace-separated fields and the line itself."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            yield number, line.split(), line
+
+
+@dataclass
+class ListeningSockets(HostOutput):
+    sockets: list[Socket]
+    SHOWN_AS: ClassVar[str] = "ss -ltunp"
 
 
 _PROCESS_IN_SS = re.compile(r'users:\(\("([^"]+)"')
@@ -43,21 +56,20 @@ _PROCESS_IN_SS = re.compile(r'users:\(\("([^"]+)"')
 
 def parse_listening(host: str, text: str) -> ListeningSockets:
     sockets = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        parts = line.split()
-        if not parts:
-            continue
+    for number, parts, line in _lines(text):
         if len(parts) < 5 or parts[0] not in ("tcp", "udp"):
             raise ParseError("unexpected ss output", number)
-        local = parts[4]
-        address, _, port = local.rpartition(":")
-        address = address.strip("[]").split("%", 1)[0]
-        if not port.isdigit():
+        try:
+            address, port = split_host_port(parts[4])
+        except ValueError:
             continue  # "*" ports: nothing to judge
+        address = address.split("%", 1)[0]
+        if port is None:
+            continue
         if parts[0] == "tcp" and parts[1] != "LISTEN":
             continue
         match = _PROCESS_IN_SS.search(line)
-        sockets.append(Socket(parts[0], address or "*", int(port), match.group(1) if match else ""))
+        sockets.append(Socket(parts[0], address or "*", port, match.group(1) if match else ""))
     return ListeningSockets(host, sockets)
 
 
@@ -70,20 +82,15 @@ class Process:
 
 
 @dataclass
-class Processes:
-    host: str
+class Processes(HostOutput):
     processes: list[Process]
-
-    def at(self) -> Location:
-        return Location(f"{self.host}:ps")
+    SHOWN_AS: ClassVar[str] = "ps"
 
 
 def parse_processes(host: str, text: str) -> Processes:
     found = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, _, line in _lines(text):
         parts = line.split(None, 3)
-        if not parts:
-            continue
         if len(parts) < 3 or not parts[1].isdigit():
             raise ParseError("unexpected ps output (command lines can hold passwords: not repeated)", number)
         found.append(Process(parts[0], int(parts[1]), parts[2], parts[3] if len(parts) > 3 else parts[2]))
@@ -91,12 +98,9 @@ def parse_processes(host: str, text: str) -> Processes:
 
 
 @dataclass
-class Packages:
-    host: str
+class Packages(HostOutput):
     versions: dict[str, str]  # installed packages only
-
-    def at(self) -> Location:
-        return Location(f"{self.host}:dpkg-query")
+    SHOWN_AS: ClassVar[str] = "dpkg-query"
 
 
 def parse_packages(host: str, text: str) -> Packages:
@@ -106,6 +110,18 @@ def parse_packages(host: str, text: str) -> Packages:
         if len(parts) >= 3 and parts[2].strip().startswith("ii"):
             versions[parts[0]] = parts[1]
     return Packages(host, versions)
+
+
+@dataclass
+class FirewallRules(HostOutput):
+    """The packet filter's rules as `nft list ruleset` (or `iptables-save`) prints them."""
+
+    rules: str
+    SHOWN_AS: ClassVar[str] = "nft list ruleset / iptables-save"
+
+
+def parse_firewall(host: str, text: str) -> FirewallRules:
+    return FirewallRules(host, text)
 
 
 @dataclass(frozen=True)
@@ -125,8 +141,7 @@ class FileStat:
 
 
 @dataclass
-class PostgresLive:
-    host: str
+class PostgresLive(HostOutput):
     settings: dict[str, str] = field(default_factory=dict)
     roles: list[dict] = field(default_factory=list)  # rolname, super, createrole, createdb, login, ..., nopassword
 
@@ -157,17 +172,44 @@ def parse_pg_state(text: str) -> tuple[dict[str, str], list[dict]]:
     return settings, roles
 
 
+def parse_postgres_live(host: str, text: str) -> PostgresLive:
+    settings, roles = parse_pg_state(text)
+    return PostgresLive(host, settings, roles)
+
+
+HASH_METHODS = ("scram-sha-256", "md5", "none", "other")
+
+
 @dataclass
-class RedisLive:
-    host: str
+class PasswordHashes(HostOutput):
+    """How each PostgreSQL role that can log in stores its password: the method's name only (the
+    query names it in the database; no hash leaves the host)."""
+
+    methods: dict[str, str]  # role name -> one of HASH_METHODS
+    SHOWN_AS: ClassVar[str] = "pg_authid"
+
+
+def parse_password_hashes(host: str, text: str) -> PasswordHashes:
+    """psql's unaligned rows `hash|ROLE|METHOD` (postgres-password-hashes); any other line is
+    psql's own error, repeated as the reason."""
+    methods: dict[str, str] = {}
+    for number, _, line in _lines(text):
+        tag, _, rest = line.partition("|")
+        role, _, method = rest.rpartition("|")
+        if tag != "hash" or not role or method not in HASH_METHODS:
+            raise ParseError(f"psql: {line[:200]}", number)
+        methods[role] = method
+    return PasswordHashes(host, methods)
+
+
+@dataclass
+class RedisLive(HostOutput):
     auth_required: bool
     authenticated: bool
     config: dict[str, str]
     acl_users: list[str]
     config_disabled: bool = False  # CONFIG renamed or denied, as hardening advises
-
-    def at(self) -> Location:
-        return Location(f"{self.host}:redis CONFIG GET")
+    SHOWN_AS: ClassVar[str] = "redis CONFIG GET"
 
 
 def parse_redis_cli(host: str, text: str) -> RedisLive:
@@ -176,7 +218,7 @@ def parse_redis_cli(host: str, text: str) -> RedisLive:
     if not lines:
         raise ParseError("redis-cli printed nothing (is Redis running on that port?)", None)
     if "Could not connect" in lines[0] or "Connection refused" in lines[0]:
-        raise ParseError(f"redis-cli: {lines[0][:200]}", 1)
+        raise ParseError(f"redis-cli: {lines[0][:200]}", None)
     auth_required = lines[0].startswith("NOAUTH") or lines[0].startswith("(error) NOAUTH")
     authenticated = not auth_required or "PONG" in lines[1:]
     config: dict[str, str] = {}

@@ -10,7 +10,6 @@ and which location serves a URI.
 
 from __future__ import annotations
 
-import ipaddress
 import posixpath
 import re
 import tempfile
@@ -27,6 +26,8 @@ from crossplane.errors import (
     NgxParserDirectiveUnknownError,
 )
 
+from .. import templating
+from ..addresses import is_loopback, parse_ip, split_host_port
 from ..facts import FactSet
 from ..model import Location, Status
 from .base import ConfigFact, FileProvider, ParseError, SourceFile, vocabulary
@@ -46,18 +47,10 @@ _LEVELS = {"main", "http", "server", "location"}
 # Files under /etc/nginx that are not configuration (auth_basic password files, keys): never parsed.
 _NOT_CONFIG = re.compile(r"htpasswd|htdigest|passw(or)?d|\.(pem|key|crt|der|p12|pfx)$", re.I)
 _SECRET_HEADERS = {"authorization", "proxy-authorization", "x-api-key", "cookie", "x-auth-token"}
-_TEMPLATE = re.compile(r"\{\{|\{%|<%=?|\$\{[A-Z_][A-Z0-9_]*\}")
 # Words an error may repeat: nginx's directive names, and the lexer's own messages. Any other
 # token (a password on a line of its own, say) is described, never quoted.
 DIRECTIVE_NAMES = frozenset(DIRECTIVES)
 _LEX_ERRORS = frozenset({'unexpected "}"', 'unexpected end of file, expecting "}"'})
-
-
-def is_templated(value: str) -> bool:
-    """A value a config-management tool fills in later ({{ x }}, <%= x %>, ${UPPER}): not judged.
-
-    ${lower} is nginx's own variable syntax and stays judgeable."""
-    return bool(_TEMPLATE.search(value))
 
 
 # --- the tree ------------------------------------------------------------------------------------
@@ -134,12 +127,7 @@ class Listen:
     def loopback_only(self) -> bool:
         if self.address is None:
             return False
-        if self.address.startswith("unix:") or self.address == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.address.strip("[]")).is_loopback
-        except ValueError:
-            return False
+        return self.address.startswith("unix:") or is_loopback(self.address)
 
 
 @dataclass(frozen=True)
@@ -331,16 +319,10 @@ def _listen(d: Directive) -> Listen:
     default = "default_server" in params or "default" in params
     if spec.startswith("unix:"):
         return Listen(spec, None, ssl, default, d)
-    if spec.startswith("["):
-        addr, _, rest = spec[1:].partition("]")
-        port = rest.lstrip(":")
-        return Listen(addr, int(port) if port.isdigit() else 80, ssl, default, d)
     if spec.isdigit():
         return Listen(None, int(spec), ssl, default, d)
-    addr, _, port = spec.rpartition(":")
-    if not addr:
-        return Listen(None if spec == "*" else spec, 80, ssl, default, d)
-    return Listen(None if addr == "*" else addr, int(port) if port.isdigit() else 80, ssl, default, d)
+    addr, port = split_host_port(spec, 80, strict=False)
+    return Listen(None if addr == "*" else addr, port, ssl, default, d)
 
 
 def classify_target(d: Directive, upstreams: dict[str, Directive]) -> ProxyTarget:
@@ -354,29 +336,15 @@ def classify_target(d: Directive, upstreams: dict[str, Directive]) -> ProxyTarge
     hostport = re.split(r"[/?]", rest, maxsplit=1)[0]
     if "$" in hostport:
         return ProxyTarget(raw, scheme, hostport, None, "variable", d)
-    host, port = split_hostport(hostport)
+    host, port = split_host_port(hostport, strict=False)
     if host in upstreams:
         return ProxyTarget(raw, scheme, host, port, "upstream", d, upstreams[host])
     return ProxyTarget(raw, scheme, host, port, host_kind(host), d)
 
 
-def split_hostport(text: str) -> tuple[str, int | None]:
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest.lstrip(":")
-        return host, int(port) if port.isdigit() else None
-    if text.count(":") == 1:
-        host, _, port = text.partition(":")
-        return host, int(port) if port.isdigit() else None
-    return text, None
-
-
 def host_kind(host: str) -> str:
-    try:
-        ipaddress.ip_address(host)
+    if parse_ip(host) is not None:
         return "ip"
-    except ValueError:
-        pass
     if host.lower() == "localhost":
         return "localhost"
     return "hostname" if "." in host else "service"
@@ -518,8 +486,8 @@ def _strip_if_parens(args: list[str]) -> None:
 def parse_text(source: SourceFile, scratch: Path) -> list[_Raw]:
     """Tokenise and nest one file (no includes followed). Raises ParseError with a line."""
     text = source.text
-    marker = _TEMPLATE.search(text)
-    if marker and marker.group(0) in ("{{", "{%", "<%", "<%="):
+    marker = templating.first_marker(text)
+    if marker:
         line = text[: marker.start()].count("\n") + 1
         raise ParseError("a template (Jinja/ERB markers), not an nginx config: values cannot be judged", line)
     return _build(_tokens(text, scratch))

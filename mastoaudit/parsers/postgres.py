@@ -18,51 +18,27 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .. import templating
 from ..facts import FactSet
 from ..model import Location, Status
-from .base import ConfigFact, FileProvider, IncludeBudget, IncludeLimit, ParseError, SourceFile, vocabulary
+from .base import (
+    ConfigFact,
+    FileProvider,
+    IncludeBudget,
+    IncludeLimit,
+    ParseError,
+    SourceFile,
+    read_include,
+    vocabulary,
+)
 
 MAX_INCLUDE_DEPTH = 10  # the server's own limit (CONF_FILE_MAX_DEPTH)
-TEMPLATE_RX = re.compile(r"\{\{|\{%|\$\{|<%")
 
 _NAME_RX = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)*")
 _ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 # Multipliers to the base unit of memory (kB) and time (ms) parameters, as the server takes them.
 MEMORY_UNITS = {"b": 1 / 1024, "kb": 1, "mb": 1024, "gb": 1024**2, "tb": 1024**3}
 TIME_UNITS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
-
-
-def is_templated(value: str) -> bool:
-    """A value still holding template syntax ({{ }}, {% %}, ${ }, <% %>) cannot be judged."""
-    return bool(TEMPLATE_RX.search(value))
-
-
-def address_scope(address: str) -> str:
-    """Who can reach a listening address: "loopback", "private", "any" (every interface),
-    "public", or "name" (a host or interface name that cannot be judged from the file).
-
-    Shared by the data-store checks; knows PostgreSQL's `*`, redis' `*`, `::*` and optional
-    `-addr`, and Elasticsearch's `_local_`, `_site_` and `_global_`."""
-    text = address.strip().strip("[]").lstrip("-").lower()
-    if text in ("*", "::*", "0.0.0.0", "::", "::0", "0.0.0.0/0", "::/0", "all"):
-        return "any"
-    if text.startswith("_global"):
-        return "public"
-    if text in ("localhost", "_local_", "_local:ipv4_", "_local:ipv6_", "localhost.localdomain", "samehost"):
-        return "loopback"
-    if text.startswith("_site") or text == "samenet":
-        return "private"
-    try:
-        net = ipaddress.ip_network(text.split("%", 1)[0], strict=False)
-    except ValueError:
-        return "name"
-    if net.num_addresses > 1 and net.prefixlen == 0:
-        return "any"
-    if net.is_loopback:
-        return "loopback"
-    if net.network_address.is_unspecified:
-        return "any"
-    return "public" if net.is_global else "private"
 
 
 # --- postgresql.conf ------------------------------------------------------------------------
@@ -77,7 +53,7 @@ class PgSetting:
 
     @property
     def templated(self) -> bool:
-        return is_templated(self.value)
+        return templating.is_templated(self.value, "config")
 
     def as_bool(self) -> bool | None:
         """on/off, true/false, yes/no, 1/0 and their unique prefixes, as the server accepts them."""
@@ -178,7 +154,7 @@ def _conf_lines(source: SourceFile):
             end, quoted = len(value), False
         tail = rest[end:].strip()
         if tail and not tail.startswith("#"):
-            if is_templated(rest):  # `x = {{ var }}`: keep the template, it is judged as such
+            if templating.is_templated(rest, "config"):  # `x = {{ var }}`: keep the template, it is judged as such
                 value, quoted = rest.split(" #", 1)[0].strip(), False
             else:
                 raise ParseError("syntax error after a value (a second word, or an unquoted blank?)", number)
@@ -226,7 +202,7 @@ class _Reader:
         where = Location(source.path, number)
         if not target:
             raise ParseError(f"{vocabulary(directive, INCLUDE_DIRECTIVES)} needs a file name", number)
-        if self.provider is None or is_templated(target):
+        if self.provider is None or templating.is_templated(target, "config"):
             self.includes.append(IncludeRef(directive, target, where, found=False))
             return
         if depth >= MAX_INCLUDE_DEPTH:
@@ -248,17 +224,7 @@ class _Reader:
         for hit in hits:
             if hit in self.stack:  # the server refuses the whole configuration (nesting depth exceeded)
                 raise IncludeLimit(f"{vocabulary(directive, INCLUDE_DIRECTIVES)}: the file includes itself", number)
-            try:
-                data = self.provider.read(hit)
-                self.budget.spend(number, len(data))
-                self.read(SourceFile(hit, data), depth + 1)
-            except (OSError, ValueError) as exc:
-                self.problem(f"cannot read {hit} (included at {where}): {exc}", where, Status.ERROR)
-            except IncludeLimit:
-                raise  # the whole configuration is refused, not this one include
-            except ParseError as exc:
-                self.problem(f"cannot parse {hit} (included at {where}): {exc.message}",
-                             Location(hit, exc.line), Status.ERROR)
+            read_include(self, hit, where, depth)
 
     def read(self, source: SourceFile, depth: int = 0) -> None:
         self.files.append(source.path)
@@ -402,7 +368,7 @@ class HbaRule:
 
     @property
     def templated(self) -> bool:
-        return is_templated(self.text)
+        return templating.is_templated(self.text, "config")
 
     @property
     def all_databases(self) -> bool:
@@ -442,9 +408,6 @@ class PgHba(ConfigFact):
         return tuple(found + [part for v in found for part in v.split(",") if part])
 
 
-_TEMPLATE_CLOSE = {"{{": "}}", "{%": "%}", "${": "}", "<%": "%>"}
-
-
 def _hba_fields(text: str, number: int) -> list[list[str]]:
     """Split a rule into fields, each a list of comma-separated items; quoted items keep quotes."""
     fields: list[list[str]] = []
@@ -459,7 +422,7 @@ def _hba_fields(text: str, number: int) -> list[list[str]]:
         while True:
             item, in_quotes = [], False
             while i < n and (in_quotes or text[i] not in " \t,#"):
-                close = None if in_quotes else _TEMPLATE_CLOSE.get(text[i:i + 2])
+                close = None if in_quotes else templating.CLOSING.get(text[i:i + 2])
                 end = text.find(close, i + 2) if close else -1
                 if close and end >= 0:  # a template expression is one token, blanks and all
                     item.append(text[i:end + len(close)])
@@ -513,12 +476,12 @@ def _hba_rule(fields: list[list[str]], where: Location) -> HbaRule:
     address = network = None
     if conn_type != "local":
         address = _single(rest.pop(0), "address", number)
-        if not is_templated(address) and address.lower() not in ADDRESS_KEYWORDS:
+        if not templating.is_templated(address, "config") and address.lower() not in ADDRESS_KEYWORDS:
             network, address = _network(address, rest, number)
     if not rest:
         raise ParseError("end of line before the authentication method", number)
     method = _single(rest.pop(0), "authentication method", number).lower()
-    if method not in METHODS and not is_templated(method):
+    if method not in METHODS and not templating.is_templated(method, "config"):
         raise ParseError("invalid authentication method", number)
     options: dict[str, str] = {}
     for option in rest:

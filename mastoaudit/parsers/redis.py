@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .. import templating
 from ..facts import FactSet
 from ..model import Location, Status
-from .base import ConfigFact, FileProvider, IncludeBudget, IncludeLimit, ParseError, SourceFile
-from .postgres import IncludeRef, find_in_tree, is_templated
+from .base import ConfigFact, FileProvider, IncludeBudget, IncludeLimit, ParseError, SourceFile, read_include
+from .postgres import IncludeRef, find_in_tree
 
 MAX_INCLUDE_DEPTH = 8
 SECRET_DIRECTIVES = ("requirepass", "masterauth", "tls-key-file-pass", "tls-client-key-file-pass")
@@ -61,22 +62,16 @@ def split_args(line: str, number: int) -> list[str]:
                     current.append(_ESCAPES.get(nxt, nxt))
                     i += 2
                     continue
-                if ch == '"':
-                    if i + 1 < n and not line[i + 1].isspace():
-                        raise ParseError("unbalanced quotes (a closing quote must be followed by a space)", number)
-                    i += 1
-                    break
-                current.append(ch)
-            elif quote == "'":
-                if ch == "\\" and line[i + 1:i + 2] == "'":
-                    current.append("'")
-                    i += 2
-                    continue
-                if ch == "'":
-                    if i + 1 < n and not line[i + 1].isspace():
-                        raise ParseError("unbalanced quotes (a closing quote must be followed by a space)", number)
-                    i += 1
-                    break
+            elif quote == "'" and ch == "\\" and line[i + 1:i + 2] == "'":
+                current.append("'")
+                i += 2
+                continue
+            if quote and ch == quote:
+                if i + 1 < n and not line[i + 1].isspace():
+                    raise ParseError("unbalanced quotes (a closing quote must be followed by a space)", number)
+                i += 1
+                break
+            if quote:
                 current.append(ch)
             elif ch.isspace():
                 break
@@ -103,7 +98,7 @@ class RedisDirective:
 
     @property
     def templated(self) -> bool:
-        return any(is_templated(a) for a in self.args)
+        return any(templating.is_templated(a, "config") for a in self.args)
 
 
 @dataclass
@@ -198,7 +193,7 @@ def _apply(state: AclState, rules: list[str], where: Location) -> None:
         elif rule[:1] in "~%&" or low in ("allkeys", "allchannels", "resetkeys", "resetchannels",
                                           "sanitize-payload", "skip-sanitize-payload"):
             continue  # key and channel patterns: not what the checks judge
-        elif not is_templated(rule):
+        elif not templating.is_templated(rule, "config"):
             raise ParseError("an unknown ACL rule (a password needs '>' before it)", where.line)
 
 
@@ -319,17 +314,7 @@ class _Reader:
             self.problem(f"{target} (included at {where}) is not in the audited tree: its directives were not "
                          "audited", where)
         for hit in hits:
-            try:
-                data = self.provider.read(hit)
-                self.budget.spend(where.line, len(data))
-                self.read(SourceFile(hit, data), depth + 1)
-            except (OSError, ValueError) as exc:
-                self.problem(f"cannot read {hit} (included at {where}): {exc}", where, Status.ERROR)
-            except IncludeLimit:
-                raise  # the whole configuration is refused, not this one include
-            except ParseError as exc:
-                self.problem(f"cannot parse {hit} (included at {where}): {exc.message}", Location(hit, exc.line),
-                             Status.ERROR)
+            read_include(self, hit, where, depth)
 
     def aclfile(self, source: SourceFile) -> None:
         directive = self.conf.get("aclfile")

@@ -12,6 +12,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
+from .. import templating
 from ..facts import FactSet
 from ..model import Location, Status
 from .base import ConfigFact, FileProvider, ParseError, SourceFile
@@ -19,7 +20,6 @@ from .base import ConfigFact, FileProvider, ParseError, SourceFile
 _TRUE = {"1", "yes", "y", "true", "t", "on"}
 _FALSE = {"0", "no", "n", "false", "f", "off"}
 _SECRET_ENV = re.compile(r"PASS|SECRET|TOKEN|PRIVATE|_KEY$|KEY_BASE|CREDENTIAL", re.IGNORECASE)
-_TEMPLATE = re.compile(r"\{\{|\{%|<%=|\$\{")
 
 
 def parse_bool(text: str) -> bool | None:
@@ -29,11 +29,6 @@ def parse_bool(text: str) -> bool | None:
     if lowered in _FALSE:
         return False
     return None
-
-
-def is_templated(text: str) -> bool:
-    """A config-management template, or a systemd specifier (%i, %u): not judged as written."""
-    return bool(_TEMPLATE.search(text) or re.search(r"%[a-zA-Z]", text))
 
 
 @dataclass(frozen=True)
@@ -115,7 +110,8 @@ class SystemdUnit(ConfigFact):
         for setting in self.assignments("Environment"):
             for word in split_words(setting.value):
                 key, sep, value = word.partition("=")
-                if sep and _SECRET_ENV.search(key) and len(value) >= 4 and not is_templated(value):
+                if sep and _SECRET_ENV.search(key) and len(value) >= 4 \
+                        and not templating.is_templated(value, "systemd"):
                     found.append(value)
         return tuple(found)
 

@@ -9,19 +9,29 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
 
+from ..facts.mail import (
+    CaaFact,
+    DkimFact,
+    DkimKey,
+    DmarcFact,
+    DnssecFact,
+    MtaStsFact,
+    RelayCoverage,
+    SpfFact,
+    TlsRptFact,
+)
 from ..net.dns import Answer
 from ..net.http import HttpError
+from ..net.relays import Relay, mx_hosts, smtp_relays
 from ..net.runner import ProbeContext, ProbeFact, ProbeProblem, probe
-from ..net.spf import SpfAnalysis, SpfEvaluator, SpfResult
+from ..net.spf import SpfEvaluator
 from ..net.target import ScanTarget
 from ..net.text import excerpt
 
@@ -32,12 +42,6 @@ SPF_BUDGET = 15.0  # seconds of DNS per mail domain's SPF walk (the probe's limi
 DEFAULT_SELECTORS = ScanTarget.__dataclass_fields__["dkim_selectors"].default
 
 Item = ProbeFact | ProbeProblem
-
-
-
-
-def where(name: str, rdtype: str) -> str:
-    return f"{name} IN {rdtype}"
 
 
 # --- tag=value lists (DKIM, DMARC, MTA-STS, TLS-RPT) ---------------------------------------------------
@@ -76,45 +80,8 @@ def parse_tags(text: str, *, strip_spaces_in: Iterable[str] = ()) -> dict[str, s
 
 # --- SPF ----------------------------------------------------------------------------------------------
 
-@dataclass
-class RelayCoverage:
-    host: str  # the relay's name (or address) as configured or found in MX
-    address: str
-    result: SpfResult
-
-
-@dataclass
-class SpfFact:
-    domain: str
-    analysis: SpfAnalysis
-    relays: list[RelayCoverage] = field(default_factory=list)
-    relay_source: str = ""  # "SMTP relay" or "MX"
-
-    @property
-    def location(self) -> str:
-        return where(self.domain, "TXT")
-
 
 # --- DKIM ---------------------------------------------------------------------------------------------
-
-@dataclass
-class DkimKey:
-    selector: str
-    name: str
-    record: str | None = None
-    key_type: str | None = None  # rsa, ed25519, or what the record says
-    bits: int | None = None
-    revoked: bool = False
-    testing: bool = False  # t=y
-    error: str | None = None
-
-
-@dataclass
-class DkimFact:
-    domain: str
-    selectors: list[str]  # tried
-    explicit: bool  # the user named the selectors (otherwise common guesses)
-    keys: list[DkimKey] = field(default_factory=list)  # the selectors that answered (or failed to)
 
 
 def parse_dkim(selector: str, name: str, text: str) -> DkimKey:
@@ -175,29 +142,6 @@ def _rsa_bits(der: bytes) -> tuple[int | None, str | None]:
 _POLICIES = ("none", "quarantine", "reject")
 
 
-@dataclass
-class DmarcFact:
-    domain: str
-    name: str  # where the record was looked up first (_dmarc.<domain>)
-    found_at: str | None = None  # where a record was found (the domain's, or a parent's)
-    records: list[str] = field(default_factory=list)
-    tags: dict[str, str] = field(default_factory=dict)
-    error: str | None = None
-    dns_error: str | None = None
-    unauthorized_rua: list[str] = field(default_factory=list)  # external report addresses not authorized
-
-    @property
-    def inherited(self) -> bool:
-        return self.found_at is not None and self.found_at != self.name
-
-    @property
-    def policy(self) -> str | None:
-        """The policy that applies to mail from the domain: sp= of a parent's record, else p=."""
-        if self.inherited and "sp" in self.tags:
-            return self.tags["sp"]
-        return self.tags.get("p")
-
-
 def parse_dmarc(text: str) -> tuple[dict[str, str], str | None]:
     """(tags, error) of a DMARC record (RFC 7489 §6.3). A missing or invalid p= (or sp=) with a valid
     rua= reads as p=none (§6.6.3: the receiver acts as if p=none were published)."""
@@ -244,20 +188,6 @@ def _related(a: str, b: str) -> bool:
 
 
 # --- MTA-STS and TLS-RPT ------------------------------------------------------------------------------
-
-@dataclass
-class MtaStsFact:
-    domain: str
-    records: list[str] = field(default_factory=list)  # v=STSv1 TXT strings at _mta-sts
-    record_error: str | None = None
-    dns_error: str | None = None
-    policy_url: str = ""
-    policy_status: int | None = None
-    policy_error: str | None = None
-    cert_verified: bool | None = None
-    policy: dict[str, object] = field(default_factory=dict)  # version, mode, mx (list), max_age (int)
-    mx_hosts: list[str] = field(default_factory=list)
-    uncovered_mx: list[str] = field(default_factory=list)
 
 
 def parse_sts_record(text: str) -> tuple[dict[str, str], str | None]:
@@ -316,15 +246,6 @@ def mx_pattern_matches(pattern: str, host: str) -> bool:
     return pattern == host
 
 
-@dataclass
-class TlsRptFact:
-    domain: str
-    records: list[str] = field(default_factory=list)
-    tags: dict[str, str] = field(default_factory=dict)
-    error: str | None = None
-    dns_error: str | None = None
-
-
 def parse_tlsrpt(text: str) -> tuple[dict[str, str], str | None]:
     """RFC 8460 §3: v=TLSRPTv1; rua=mailto:...|https://... (comma-separated)."""
     try:
@@ -344,14 +265,6 @@ def parse_tlsrpt(text: str) -> tuple[dict[str, str], str | None]:
 
 # --- CAA and DNSSEC -----------------------------------------------------------------------------------
 
-@dataclass
-class CaaFact:
-    domain: str
-    found_at: str | None = None
-    records: list[tuple[int, str, str]] = field(default_factory=list)  # (flags, tag, value)
-    errors: list[str] = field(default_factory=list)
-    dns_error: str | None = None
-
 
 def parse_caa(text: str) -> tuple[int, str, str] | None:
     """'0 issue "letsencrypt.org"' as dnspython prints it -> (flags, tag, value); None when garbled."""
@@ -361,96 +274,14 @@ def parse_caa(text: str) -> tuple[int, str, str] | None:
     return int(m.group(1)), m.group(2).lower(), m.group(3)
 
 
-@dataclass
-class DnssecFact:
-    name: str
-    rdtype: str  # the record type whose answer was judged
-    signed: bool = False  # RRSIGs came with the answer
-    authenticated: bool = False  # the resolver's AD flag (or signatures)
-    dnskey: bool = False  # DNSKEY records at the name
-    rcode: str = "NOERROR"
-
-
 # --- collecting ---------------------------------------------------------------------------------------
 
 def _spf_records(answer: Answer) -> list[str]:
     return [r for r in answer.records if r[:7].lower() in ("v=spf1", "v=spf1 ")]
 
 
-def mx_hosts(ctx: ProbeContext, domain: str) -> list[str]:
-    """The domain's MX host names, by preference (the null MX '.' left out)."""
-    found = []
-    for text in ctx.resolver.query(domain, "MX").records:
-        parts = text.split()
-        if len(parts) == 2 and parts[0].isdigit() and parts[1] not in (".", ""):
-            found.append((int(parts[0]), parts[1].rstrip(".").lower()))
-    return [h for _, h in sorted(set(found))]
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-@dataclass(frozen=True)
-class Relay:
-    name: str  # as configured (SMTP_SERVER, --smtp-host) or published (MX)
-    address: str  # where it is reached from outside
-    port: int | None = None  # when the configuration names one
-
-
-def split_host_port(text: str) -> tuple[str, int | None]:
-    """'host', 'host:port', '[v6]:port' or a bare address; a port that is not one is left in the name."""
-    text = text.strip()
-    if text.startswith("[") and "]" in text:
-        host, _, rest = text[1:].partition("]")
-        port = rest.lstrip(":")
-        return host, int(port) if port.isdigit() and 0 < int(port) < 65536 else None
-    if text.count(":") == 1:
-        host, _, port = text.partition(":")
-        if port.isdigit() and 0 < int(port) < 65536:
-            return host, int(port)
-    return text, None
-
-
-def relay_hosts(target: ScanTarget, ctx: ProbeContext) -> tuple[list[Relay], str]:
-    """Each SMTP relay to judge, and where they came from.
-
-    The configured relay (SMTP_SERVER) when known, else the MX hosts. A relay on loopback
-    ("localhost", as Mastodon's own host often runs it) is reached from outside at the web host's
-    addresses: those are what the world sees."""
-    if target.smtp_hosts:
-        named, source = [split_host_port(h) for h in target.smtp_hosts], "SMTP relay"
-    else:
-        hosts = dict.fromkeys(h for d in target.mail_domains for h in mx_hosts(ctx, d))
-        named, source = [(h, None) for h in hosts], "MX"
-    own = target.own_addresses()
-    out: list[Relay] = []
-    for name, port in named:
-        if _is_ip(name):
-            addresses = [name]
-        elif name.lower() == "localhost":
-            addresses = []
-        else:
-            addresses = ctx.resolver.addresses(name)
-        outside = []
-        for address in addresses or list(target.addresses):
-            try:
-                ip = ipaddress.ip_address(address.split("%", 1)[0])
-            except ValueError:
-                continue  # not an address: nothing to connect to
-            if (ip.is_loopback or ip.is_unspecified) and address not in own:
-                outside += list(target.addresses)
-            else:
-                outside.append(address)
-        out += [Relay(name, a, port) for a in dict.fromkeys(outside)]
-    return list(dict.fromkeys(out)), source
-
-
 def collect_spf(ctx: ProbeContext, domain: str, relays: list[Relay], source: str) -> list[Item]:
+    """The domain's SPF, evaluated for each relay the mail leaves from (mastoaudit/net/relays.py)."""
     evaluator = SpfEvaluator(ctx.resolver.query, budget=SPF_BUDGET)
     analysis = evaluator.analyze(domain)
     fact = SpfFact(domain, analysis, relay_source=source)
@@ -529,7 +360,7 @@ def collect_mta_sts(ctx: ProbeContext, domain: str) -> list[Item]:
         fact.record_error = f"{len(fact.records)} v=STSv1 records (exactly one allowed)"
     else:
         _, fact.record_error = parse_sts_record(fact.records[0])
-    fact.mx_hosts = mx_hosts(ctx, domain)
+    fact.mx_hosts = mx_hosts(ctx.resolver, domain)
     try:
         # RFC 8461 §3.3: no redirects; the certificate must be valid for mta-sts.<domain>.
         response = ctx.http.get(fact.policy_url, follow=False, max_body=MAX_POLICY_BYTES)
@@ -614,7 +445,7 @@ def mail_dns(target: ScanTarget, ctx: ProbeContext) -> Iterable[Item]:
     domains = _mail_domains(target)
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="mail-dns") as pool, \
             ThreadPoolExecutor(max_workers=8, thread_name_prefix="dkim") as dkim_pool:
-        relays_future = pool.submit(relay_hosts, target, ctx)
+        relays_future = pool.submit(smtp_relays, target, ctx.resolver)
         futures = []
         for domain in domains:
             futures += [pool.submit(_guarded, collect_dkim, ctx, target, domain, dkim_pool),
@@ -622,7 +453,8 @@ def mail_dns(target: ScanTarget, ctx: ProbeContext) -> Iterable[Item]:
                         pool.submit(_guarded, collect_mta_sts, ctx, domain),
                         pool.submit(_guarded, collect_tlsrpt, ctx, domain)]
         try:
-            relays, source = relays_future.result()
+            plan = relays_future.result()
+            relays, source = plan.relays, plan.source
         except Exception as exc:  # SPF is still judged, only the relay coverage is lost
             relays, source = [], "MX"
             yield ProbeProblem("network", f"the SMTP relays could not be found: {type(exc).__name__}: "

@@ -2,8 +2,8 @@
 port, the anonymous API (public timeline, peers, domain blocks), unsigned ActivityPub fetches, the
 streaming server's metrics, WebFinger on LOCAL_DOMAIN, the version and NodeInfo.
 
-Facts: `mastodon_exposure` (MastodonExposure), `mastodon_version` ({"version", "location",
-"source"}, judged by checks/app_version.py), `nodeinfo` (NodeInfo).
+Facts (mastoaudit/facts/mastodon.py): `mastodon_exposure` (MastodonExposure), `mastodon_version`
+(MastodonVersion), `nodeinfo` (NodeInfo).
 
 `fetch_nodeinfo` and `parse_nodeinfo_index`/`parse_nodeinfo_document` are meant for reuse (the
 federation probes read peers' NodeInfo): they take hostile documents (links as one object instead
@@ -17,9 +17,9 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
+from ..facts.mastodon import Endpoint, MastodonExposure, MastodonVersion, NodeInfo
 from ..model import Location, Status
 from ..net.csp import escape, parse_header_values
 from ..net.http import HttpClient, HttpError
@@ -38,25 +38,6 @@ INSTANCE_ACTOR = "mastodon.internal"  # the instance actor's username since Mast
 # --- NodeInfo (reusable) --------------------------------------------------------------------------
 
 _SCHEMA = re.compile(r"^https?://nodeinfo\.diaspora\.software/ns/schema/(\d{1,3})\.(\d{1,3})$")
-
-
-@dataclass(frozen=True)
-class NodeInfo:
-    domain: str
-    index_url: str
-    url: str | None = None  # the schema document's URL
-    schema: str | None = None  # "2.0", "2.1"
-    software_name: str | None = None
-    software_version: str | None = None
-    protocols: tuple[str, ...] = ()
-    open_registrations: bool | None = None
-    users_total: int | None = None
-    problem: str | None = None  # why it could not be read, with an escaped excerpt
-    missing: bool = False  # the server publishes no NodeInfo (404, refused): not a malformed answer
-
-    @property
-    def ok(self) -> bool:
-        return self.problem is None
 
 
 def _excerpt(body: bytes) -> str:
@@ -173,43 +154,6 @@ def fetch_nodeinfo(http: HttpClient, domain: str, *, address: str | None = None,
 
 
 # --- the exposure fact ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    name: str  # sidekiq, pghero, metrics, timeline, actor, peers, domain-blocks, webfinger-local
-    vhost: str  # how it was reached, as shown in findings
-    url: str
-    address: str | None = None  # the address connected to, when not the name's own
-    status: int | None = None
-    location: str | None = None
-    content_type: str = ""
-    recognised: bool = False  # the body is what the name says: a dashboard, metrics, a list, an actor
-    count: int | None = None  # items of a JSON list
-    excerpt: str = ""
-    error: str | None = None
-    refused: bool = False
-    source: str = ""  # how the URL was found (the actor)
-
-    @property
-    def where(self) -> str:
-        return f"{self.url} at {self.address}" if self.address else self.url
-
-    @property
-    def answered(self) -> bool:
-        return self.status is not None
-
-
-@dataclass
-class MastodonExposure:
-    web_domain: str
-    local_domain: str
-    expects: dict[str, bool | None] = field(default_factory=dict)
-    endpoints: list[Endpoint] = field(default_factory=list)
-    actor_note: str = ""  # how an actor was looked for, when none was found
-
-    def of(self, name: str) -> list[Endpoint]:
-        return [e for e in self.endpoints if e.name == name]
 
 
 def _recognise(name: str, status: int, body: bytes) -> tuple[bool, int | None]:
@@ -356,13 +300,12 @@ def _version(results: dict[str, tuple[Endpoint, bytes]], info: NodeInfo | None
             yield ProbeProblem("mastodon_version", f"{endpoint.url} has no readable version: "
                                f"{escape(repr(doc.get('version')), 100)}", endpoint.url, Status.WARN)
             continue
-        yield ProbeFact("mastodon_version", {"version": version, "location": Location(endpoint.url),
-                                             "source": endpoint.url})
+        yield ProbeFact("mastodon_version", MastodonVersion(version, Location(endpoint.url), endpoint.url))
         return
     if info is not None and info.ok and info.software_version and (info.software_name or "").lower() in (
             "mastodon", "glitch-soc", "hometown"):
-        yield ProbeFact("mastodon_version", {"version": info.software_version,
-                                             "location": Location(info.url or info.index_url), "source": "nodeinfo"})
+        yield ProbeFact("mastodon_version", MastodonVersion(info.software_version, Location(info.url or info.index_url),
+                                                            "nodeinfo"))
 
 
 @probe("mastodon-exposure", timeout=60,

@@ -20,12 +20,15 @@ import struct
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from ..addresses import is_public
+from ..facts.ports import PortResult, PortScan
 from ..net.runner import ProbeContext, ProbeFact, ProbeProblem, probe
-from ..net.target import ScanTarget, is_public
-from ..net.text import excerpt
+from ..net.sockets import TcpGate
+from ..net.target import ScanTarget
+from ..net.text import clean, excerpt
 
 READ_LIMIT = 4096  # bytes read from any one answer (HTTP: HTTP_LIMIT)
 HTTP_LIMIT = 8192
@@ -44,48 +47,6 @@ PG_AUTH_METHODS = {3: "password (cleartext)", 5: "password (MD5)", 10: "password
 SSL_REQUEST = struct.pack("!II", 8, 80877103)
 
 
-
-
-def clean(text: str, limit: int = 100) -> str:
-    """A network-supplied string made safe to show: bounded, control characters escaped."""
-    return excerpt(text[:limit], limit * 2)  # the one sanitizer (mastoaudit.textsafe)
-
-
-def where(address: str, port: int) -> str:
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
-@dataclass
-class PortResult:
-    """One address:port as the auditor saw it (the fact kind "port")."""
-
-    address: str
-    port: int
-    state: str  # open, closed, filtered, unreachable
-    reason: str = ""
-    in_scope: bool = True  # an address of the web domain (target.addresses) rather than an extra one
-    public: bool = False
-    service: str | None = None  # postgresql, redis, elasticsearch, opensearch, memcached, prometheus, ...
-    label: str = ""  # what the report calls it: "Redis 7.0.15", "PostgreSQL", ...
-    banner: str = ""  # escaped excerpt of the first answer
-    tls: bool | None = None  # the service spoke TLS (or PostgreSQL offered it)
-    details: dict[str, Any] = field(default_factory=dict)  # per service: auth findings, versions
-    unparseable: list[str] = field(default_factory=list)  # answers that could not be understood
-
-    @property
-    def where(self) -> str:
-        return where(self.address, self.port)
-
-
-@dataclass(frozen=True)
-class PortScan:
-    """The scan as a whole (the fact kind "port_scan"): which ports of which addresses."""
-
-    addresses: tuple[str, ...]
-    ports: tuple[int, ...]
-    in_scope: tuple[str, ...]
-
-
 # --- sockets ------------------------------------------------------------------------------------
 
 
@@ -93,9 +54,9 @@ _TLS = ssl._create_unverified_context()  # identification only: certificates are
 _TLS.check_hostname = False
 
 
-def connect_state(address: str, port: int, timeout: float) -> tuple[str, str]:
+def connect_state(gate: TcpGate, address: str, port: int, timeout: float) -> tuple[str, str]:
     try:
-        with socket.create_connection((address, port), timeout=timeout):
+        with gate.connect(address, port, timeout):
             return "open", "connected"
     except ConnectionRefusedError:
         return "closed", "refused"
@@ -127,14 +88,14 @@ def read_bounded(sock: socket.socket, timeout: float, limit: int = READ_LIMIT,
     return data[:limit]
 
 
-def exchange(address: str, port: int, payload: bytes | None, timeout: float, *, tls: bool = False,
+def exchange(gate: TcpGate, address: str, port: int, payload: bytes | None, timeout: float, *, tls: bool = False,
              limit: int = READ_LIMIT, done: Callable[[bytes], bool] | None = None) -> bytes:
     """Connect (optionally TLS), send `payload`, return the bounded answer. Raises OSError when the
     connection or the TLS handshake fails."""
-    sock = socket.create_connection((address, port), timeout=timeout)
+    sock = gate.connect(address, port, timeout)
     try:
         if tls:
-            sock = _TLS.wrap_socket(sock)
+            sock = gate.tls(sock, _TLS)
         if payload:
             sock.sendall(payload)
         return read_bounded(sock, timeout, limit, done)
@@ -202,15 +163,15 @@ def _bulk_done(data: bytes) -> bool:
     return len(body) >= int(head[1:]) + 2
 
 
-def hello_redis(result: PortResult, timeout: float, tls: bool) -> bool:
-    reply = exchange(result.address, result.port, b"PING\r\n", timeout, tls=tls, done=_line_done)
+def hello_redis(gate: TcpGate, result: PortResult, timeout: float, tls: bool) -> bool:
+    reply = exchange(gate, result.address, result.port, b"PING\r\n", timeout, tls=tls, done=_line_done)
     auth = classify_redis_reply(reply)
     if auth is None:
         return False
     result.service, result.label, result.banner = "redis", "Redis", excerpt(reply)
     result.details["auth"] = auth
     if auth == "none":
-        info = exchange(result.address, result.port, b"INFO server\r\n", timeout, tls=tls, done=_bulk_done)
+        info = exchange(gate, result.address, result.port, b"INFO server\r\n", timeout, tls=tls, done=_bulk_done)
         fields = parse_redis_info(info)
         if fields is None or "redis_version" not in fields:
             result.unparseable.append(f"INFO server answered {excerpt(info)}")
@@ -284,15 +245,16 @@ def _pg_answer_done(data: bytes) -> bool:
     return bad is not None or any(k in ("R", "E") for k, _ in messages)
 
 
-def pg_startup(address: str, port: int, user: str, database: str, timeout: float, tls: bool) -> dict[str, str]:
+def pg_startup(gate: TcpGate, address: str, port: int, user: str, database: str, timeout: float,
+               tls: bool) -> dict[str, str]:
     """Ask to log in as `user` without any password (over TLS when `tls`); never sends a password."""
-    sock = socket.create_connection((address, port), timeout=timeout)
+    sock = gate.connect(address, port, timeout)
     try:
         if tls:
             sock.sendall(SSL_REQUEST)
             if read_bounded(sock, timeout, 1) != b"S":
                 return {"result": "unparseable", "method": "", "message": "TLS no longer offered"}
-            sock = _TLS.wrap_socket(sock)
+            sock = gate.tls(sock, _TLS)
         sock.sendall(startup_message(user, database))
         answer = judge_pg_answer(read_bounded(sock, timeout, READ_LIMIT, _pg_answer_done))
         if answer["result"] == "trust":
@@ -302,8 +264,8 @@ def pg_startup(address: str, port: int, user: str, database: str, timeout: float
         sock.close()
 
 
-def hello_postgres(result: PortResult, timeout: float) -> bool:
-    reply = exchange(result.address, result.port, SSL_REQUEST, timeout, limit=64, done=lambda d: len(d) >= 1)
+def hello_postgres(gate: TcpGate, result: PortResult, timeout: float) -> bool:
+    reply = exchange(gate, result.address, result.port, SSL_REQUEST, timeout, limit=64, done=lambda d: len(d) >= 1)
     messages, bad = parse_pg_messages(reply)
     if reply in (b"S", b"N"):
         tls = reply == b"S"
@@ -316,9 +278,9 @@ def hello_postgres(result: PortResult, timeout: float) -> bool:
     logins: dict[str, dict[str, str]] = {}
     for user, database in PG_ROLES:
         try:
-            answer = pg_startup(result.address, result.port, user, database, timeout, False)
+            answer = pg_startup(gate, result.address, result.port, user, database, timeout, False)
             if tls and answer["result"] == "refused" and answer.get("sqlstate") == "28000":
-                answer = pg_startup(result.address, result.port, user, database, timeout, True) | {"over": "tls"}
+                answer = pg_startup(gate, result.address, result.port, user, database, timeout, True) | {"over": "tls"}
         except OSError as exc:
             answer = {"result": "unparseable", "method": "", "message": f"connection failed: {exc}"}
         logins[user] = answer
@@ -396,15 +358,15 @@ def classify_http(answer: HttpAnswer) -> tuple[str, str, dict[str, Any]]:
     return "http", label, {"status": answer.status}
 
 
-def http_get(address: str, port: int, path: str, timeout: float, tls: bool) -> bytes:
+def http_get(gate: TcpGate, address: str, port: int, path: str, timeout: float, tls: bool) -> bytes:
     host = f"[{address}]" if ":" in address else address
     request = (f"GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nUser-Agent: {USER_AGENT}\r\nAccept: */*\r\n"
                "Connection: close\r\n\r\n").encode()
-    return exchange(address, port, request, timeout, tls=tls, limit=HTTP_LIMIT)
+    return exchange(gate, address, port, request, timeout, tls=tls, limit=HTTP_LIMIT)
 
 
-def hello_http(result: PortResult, timeout: float, tls: bool) -> bool:
-    data = http_get(result.address, result.port, "/", timeout, tls)
+def hello_http(gate: TcpGate, result: PortResult, timeout: float, tls: bool) -> bool:
+    data = http_get(gate, result.address, result.port, "/", timeout, tls)
     answer = parse_http(data)
     if answer is None:
         if data.startswith(b"HTTP/"):
@@ -412,17 +374,17 @@ def hello_http(result: PortResult, timeout: float, tls: bool) -> bool:
         return False
     if answer.status == 400 and re.search(rb"(?i)plain http request|https port|client sent an http request to an "
                                           rb"https server", answer.body[:2000]) and not tls:
-        return hello_http(result, timeout, True)
+        return hello_http(gate, result, timeout, True)
     service, label, details = classify_http(answer)
     result.service, result.label, result.tls = service, label, tls
     result.banner = excerpt(data.split(b"\r\n", 1)[0])
     result.details.update(details, scheme="https" if tls else "http")
     if service in ("http", "prometheus"):
-        health = parse_http(http_get(result.address, result.port, "/api/v1/streaming/health", timeout, tls))
+        health = parse_http(http_get(gate, result.address, result.port, "/api/v1/streaming/health", timeout, tls))
         if health is not None and health.status == 200 and health.body.strip()[:10] == b"OK":
             result.service, result.label = "mastodon-streaming", "Mastodon streaming"
     if result.service in ("http", "mastodon-streaming", "prometheus"):
-        metrics = parse_http(http_get(result.address, result.port, "/metrics", timeout, tls))
+        metrics = parse_http(http_get(gate, result.address, result.port, "/metrics", timeout, tls))
         if metrics is not None and metrics.status == 200 and is_metrics_text(metrics.body):
             result.details["metrics_public"] = True
     return True
@@ -431,8 +393,8 @@ def hello_http(result: PortResult, timeout: float, tls: bool) -> bool:
 # --- memcached ----------------------------------------------------------------------------------
 
 
-def hello_memcached(result: PortResult, timeout: float) -> bool:
-    reply = exchange(result.address, result.port, b"version\r\n", timeout, done=_line_done)
+def hello_memcached(gate: TcpGate, result: PortResult, timeout: float) -> bool:
+    reply = exchange(gate, result.address, result.port, b"version\r\n", timeout, done=_line_done)
     match = re.match(rb"VERSION ([0-9A-Za-z.\-]{1,40})\r?\n", reply)
     if not match:
         return False
@@ -454,10 +416,10 @@ def hello_order(port: int) -> list[str]:
     return [hint, *others, "tls-http", "tls-redis"]
 
 
-def identify(result: PortResult, timeout: float) -> None:
+def identify(gate: TcpGate, result: PortResult, timeout: float) -> None:
     """Fill in the service of an open port; never raises."""
     try:
-        banner = exchange(result.address, result.port, None, min(BANNER_WAIT, timeout), limit=READ_LIMIT,
+        banner = exchange(gate, result.address, result.port, None, min(BANNER_WAIT, timeout), limit=READ_LIMIT,
                           done=_line_done)
     except OSError as exc:
         result.reason = f"closed again before the banner: {exc}"
@@ -467,19 +429,19 @@ def identify(result: PortResult, timeout: float) -> None:
         result.banner = excerpt(banner)
         return
     hellos: dict[str, Callable[[], bool]] = {
-        "redis": lambda: hello_redis(result, timeout, False),
-        "tls-redis": lambda: hello_redis(result, timeout, True),
-        "postgresql": lambda: hello_postgres(result, timeout),
-        "http": lambda: hello_http(result, timeout, False),
-        "tls-http": lambda: hello_http(result, timeout, True),
-        "memcached": lambda: hello_memcached(result, timeout),
+        "redis": lambda: hello_redis(gate, result, timeout, False),
+        "tls-redis": lambda: hello_redis(gate, result, timeout, True),
+        "postgresql": lambda: hello_postgres(gate, result, timeout),
+        "http": lambda: hello_http(gate, result, timeout, False),
+        "tls-http": lambda: hello_http(gate, result, timeout, True),
+        "memcached": lambda: hello_memcached(gate, result, timeout),
     }
     tls_ok: bool | None = None
     silent = 0
     for name in hello_order(result.port):
         if name.startswith("tls-"):
             if tls_ok is None:
-                tls_ok = _speaks_tls(result.address, result.port, timeout)
+                tls_ok = _speaks_tls(gate, result.address, result.port, timeout)
             if not tls_ok:
                 continue
         started = time.monotonic()
@@ -498,15 +460,15 @@ def identify(result: PortResult, timeout: float) -> None:
         result.label += ", silent to every hello"
 
 
-def _speaks_tls(address: str, port: int, timeout: float) -> bool:
+def _speaks_tls(gate: TcpGate, address: str, port: int, timeout: float) -> bool:
     try:
-        with socket.create_connection((address, port), timeout=timeout) as raw, _TLS.wrap_socket(raw):
+        with gate.connect(address, port, timeout) as raw, gate.tls(raw, _TLS):
             return True
     except OSError:
         return False
 
 
-def scan(target: ScanTarget) -> tuple[PortScan, list[PortResult]]:
+def scan(target: ScanTarget, gate: TcpGate) -> tuple[PortScan, list[PortResult]]:
     in_scope = tuple(dict.fromkeys(target.addresses))
     addresses = tuple(dict.fromkeys([*target.addresses, *target.scan_addresses]))
     ports = tuple(dict.fromkeys(target.ports))
@@ -515,21 +477,21 @@ def scan(target: ScanTarget) -> tuple[PortScan, list[PortResult]]:
     results: list[PortResult] = []
     if pairs:
         with ThreadPoolExecutor(max_workers=min(64, len(pairs)), thread_name_prefix="ports") as pool:
-            states = list(pool.map(lambda ap: connect_state(ap[0], ap[1], connect_timeout), pairs))
+            states = list(pool.map(lambda ap: connect_state(gate, ap[0], ap[1], connect_timeout), pairs))
         results = [PortResult(a, p, state, reason, a in in_scope, is_public(a))
                    for (a, p), (state, reason) in zip(pairs, states, strict=True)]
         opened = [r for r in results if r.state == "open"]
         if opened:
             hello_timeout = min(HELLO_TIMEOUT, target.timeout)
             with ThreadPoolExecutor(max_workers=min(16, len(opened)), thread_name_prefix="ports-id") as pool:
-                list(pool.map(lambda r: identify(r, hello_timeout), opened))
+                list(pool.map(lambda r: identify(gate, r, hello_timeout), opened))
     return PortScan(addresses, ports, in_scope), results
 
 
 @probe("ports", timeout=40, description="TCP connect scan of the internal services' ports, with banners and "
                                          "auth tests (Redis, PostgreSQL, Elasticsearch)")
 def probe_ports(target: ScanTarget, ctx: ProbeContext):
-    summary, results = scan(target)
+    summary, results = scan(target, ctx.http.gate)
     if not summary.addresses:
         yield ProbeProblem("port_scan", "no address to scan (the web domain did not resolve)", target.name)
         return

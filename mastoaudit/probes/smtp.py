@@ -16,13 +16,16 @@ import ssl
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from ..facts.smtp import RelayTest, SmtpEndpoint, TlsInfo
 from ..model import Status
+from ..net.relays import smtp_relays
 from ..net.runner import ProbeContext, ProbeFact, ProbeProblem, probe
+from ..net.sockets import NotPermitted, TcpGate
 from ..net.target import ScanTarget
+from ..net.text import excerpt
 from ..textsafe import safe_text
-from .mail_dns import excerpt, relay_hosts
 
 PORTS = ((25, "starttls"), (587, "starttls"), (465, "implicit"))
 EHLO_NAME = "mastoaudit.invalid"
@@ -76,9 +79,10 @@ def parse_reply(raw_lines: list[bytes]) -> Reply:
 class Session:
     """One SMTP dialogue over a socket, bounded in time and size."""
 
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
+    def __init__(self, sock: socket.socket, deadline: float, gate: TcpGate) -> None:
         self.sock = sock
         self.deadline = deadline
+        self.gate = gate  # the socket's gate: TLS keeps its deadline
         self.buffer = b""
         self.transcript: list[str] = []
 
@@ -135,7 +139,7 @@ class Session:
         if self.buffer:  # RFC 3207 §5: data after the 220 would be injected before TLS
             raise SmtpProtocolError("the server sent data after its STARTTLS reply (command injection risk)")
         self.sock.settimeout(max(0.1, self.deadline - time.monotonic()))
-        self.sock = context.wrap_socket(self.sock, server_hostname=server_hostname)
+        self.sock = self.gate.tls(self.sock, context, server_hostname)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -162,63 +166,19 @@ def has_capability(caps: list[str], name: str) -> bool:
 
 # --- what one endpoint showed -------------------------------------------------------------------------
 
-@dataclass
-class TlsInfo:
-    established: bool = False
-    verified: bool | None = None
-    verify_error: str | None = None
-    protocol: str | None = None
-    cipher: str | None = None
-    error: str | None = None
-
-
-@dataclass
-class RelayTest:
-    mail_from: str | None = None  # the reply, as text
-    rcpt: str | None = None
-    open: bool | None = None  # None: could not tell
-    note: str = ""
-    over_tls: bool = False
-
-
-@dataclass
-class SmtpEndpoint:
-    host: str
-    address: str
-    port: int
-    mode: str  # "starttls" or "implicit"
-    source: str = ""  # "SMTP relay" or "MX"
-    open: bool = False
-    error: str | None = None
-    banner: str | None = None
-    ehlo: list[str] = field(default_factory=list)  # before TLS (plain ports)
-    starttls_offered: bool | None = None
-    tls: TlsInfo | None = None
-    ehlo_tls: list[str] = field(default_factory=list)  # after STARTTLS, or on implicit TLS
-    auth_clear: list[str] = field(default_factory=list)  # AUTH mechanisms offered without TLS
-    vrfy: str | None = None
-    vrfy_enabled: bool | None = None
-    relay: RelayTest | None = None
-    transcript: list[str] = field(default_factory=list)
-
-    @property
-    def location(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    @property
-    def shown(self) -> str:
-        return self.location if self.host == self.address else f"{self.location} ({self.address})"
-
 
 # --- the dialogue -------------------------------------------------------------------------------------
 
-def _connect(ep: SmtpEndpoint, timeout: float) -> socket.socket | None:
+def _connect(ep: SmtpEndpoint, gate: TcpGate, timeout: float, budget: float) -> socket.socket | None:
     if timeout <= 0:
         ep.error = ep.error or "no time left for another connection"
         return None
     try:
-        sock = socket.create_connection((ep.address, ep.port), timeout=timeout)
+        sock = gate.connect(ep.address, ep.port, timeout, name=ep.host, budget=budget)
     except ConnectionRefusedError:
+        return None
+    except NotPermitted as exc:  # an MX on a private address nobody named: never contacted
+        ep.error = f"not probed: {exc.strerror}"
         return None
     except OSError as exc:  # reported only when no port of the relay answers
         ep.error = f"cannot connect to port {ep.port}: {exc.strerror or exc}"
@@ -249,17 +209,18 @@ def _greet(session: Session, ep: SmtpEndpoint) -> list[str] | None:
     return capabilities(ehlo)
 
 
-def _open_session(ep: SmtpEndpoint, target: ScanTarget, verify: bool, deadline: float,
+def _open_session(ep: SmtpEndpoint, target: ScanTarget, gate: TcpGate, verify: bool, deadline: float,
                   tls: bool = True) -> tuple[Session | None, list[str]]:
     """Connect, greet and (unless tls=False) secure the session: STARTTLS when offered, or implicit TLS.
 
     Returns the session (None when it could not be set up) and the capabilities in force; ep.tls
     records the handshake. A certificate that does not verify raises SSLCertVerificationError."""
     now = time.monotonic()
-    sock = _connect(ep, min(target.timeout, deadline - now))
+    ends = min(now + 4 * target.timeout, deadline)
+    sock = _connect(ep, gate, min(target.timeout, deadline - now), ends - now)
     if sock is None:
         return None, []
-    session = Session(sock, min(now + 4 * target.timeout, deadline))
+    session = Session(sock, ends, gate)
     try:
         if ep.mode == "implicit":
             _handshake(session, ep, target, verify)
@@ -342,17 +303,19 @@ def _relay_test(session: Session, ep: SmtpEndpoint) -> None:
     session.command("RSET")
 
 
-def probe_endpoint(ep: SmtpEndpoint, target: ScanTarget) -> SmtpEndpoint:
+def probe_endpoint(ep: SmtpEndpoint, target: ScanTarget, gate: TcpGate | None = None) -> SmtpEndpoint:
+    """Probe one relay port through `gate` (by default one with the target's address policy)."""
+    gate = gate or TcpGate(target.address_policy())
     # At most three sessions (verified TLS, unverified TLS, clear), all within one deadline.
     deadline = time.monotonic() + 6 * target.timeout
     try:
-        session, caps = _open_session(ep, target, True, deadline)
+        session, caps = _open_session(ep, target, gate, True, deadline)
     except ssl.SSLCertVerificationError:
         # The certificate does not verify: noted; go on over TLS without verification so the
         # protocol, AUTH and relay behaviour after TLS are still seen.
-        session, caps = _open_session(ep, target, False, deadline)
+        session, caps = _open_session(ep, target, gate, False, deadline)
     if session is None and ep.open and ep.mode == "starttls" and ep.tls and not ep.tls.established:
-        session, caps = _open_session(ep, target, False, deadline, tls=False)  # TLS broken: relay test in clear
+        session, caps = _open_session(ep, target, gate, False, deadline, tls=False)  # TLS broken: relay test in clear
     if session is None:
         return ep
     try:
@@ -373,25 +336,29 @@ def probe_endpoint(ep: SmtpEndpoint, target: ScanTarget) -> SmtpEndpoint:
 
 @probe("smtp", timeout=40, description="the SMTP relay: STARTTLS, certificate, AUTH in clear, VRFY, open relay")
 def smtp(target: ScanTarget, ctx: ProbeContext) -> Iterable[ProbeFact | ProbeProblem]:
-    relays, source = relay_hosts(target, ctx)
+    plan = smtp_relays(target, ctx.resolver)  # which relays: decided once, for every probe
+    for message, where, status in plan.problems:
+        yield ProbeProblem("smtp_endpoint", message, where=where, status=status)
+    relays, source = plan.relays, plan.source
     if not relays:
-        yield ProbeProblem("smtp_endpoint", f"no SMTP relay to probe: no --smtp-host and no MX host of "
-                           f"{', '.join(target.mail_domains) or target.local_domain} resolves",
-                           where=target.local_domain, status=Status.WARN)
+        if source == "MX":
+            yield ProbeProblem("smtp_endpoint", f"no SMTP relay to probe: no --smtp-host and no MX host of "
+                               f"{', '.join(target.mail_domains) or target.local_domain} resolves",
+                               where=target.local_domain, status=Status.WARN)
         return
     endpoints = [SmtpEndpoint(r.name, r.address, port, mode, source) for r in relays for port, mode in PORTS
                  if r.port in (None, port)]
     endpoints += [SmtpEndpoint(r.name, r.address, r.port, "starttls", source) for r in relays
                   if r.port is not None and r.port not in dict(PORTS)]
     with ThreadPoolExecutor(max_workers=min(12, len(endpoints)), thread_name_prefix="smtp") as pool:
-        done = list(pool.map(lambda ep: probe_endpoint(ep, target), endpoints))
-    for host, address in dict.fromkeys((r.name, r.address) for r in relays):
-        mine = [ep for ep in done if ep.host == host and ep.address == address]
-        if not any(ep.open for ep in mine):
+        done = list(pool.map(lambda ep: probe_endpoint(ep, target, ctx.http.gate), endpoints))
+    for relay in dict.fromkeys(relays):
+        mine = [ep for ep in done if ep.host == relay.name and ep.address == relay.address]
+        if not any(ep.open for ep in mine) and relay.on_app_host is None:  # the app host's own: closed is right
             errors = "; ".join(ep.error for ep in mine if ep.error) or "connection refused"
             ports = ", ".join(str(ep.port) for ep in mine)
-            yield ProbeProblem("smtp_endpoint", f"no SMTP port ({ports}) answers on {host} ({address}): {errors}",
-                               where=f"{host}:{mine[0].port if mine else 25}", status=Status.WARN)
+            yield ProbeProblem("smtp_endpoint", f"no SMTP port ({ports}) answers on {relay.name} ({relay.address}): "
+                               f"{errors}", where=f"{relay.name}:{mine[0].port if mine else 25}", status=Status.WARN)
     for ep in done:
         if ep.open:
             yield ProbeFact("smtp_endpoint", ep)

@@ -28,6 +28,7 @@ from ..model import Severity, Status
 from . import charts
 from .compliance_view import compliance_view, diff_view
 from .document import DISPLAY_LIMITS, Omitted, build_document, capped, for_display, visible
+from .federation_view import federation_view
 from .priority import (
     EASE,
     EXPOSURE,
@@ -318,6 +319,7 @@ def view(doc: dict) -> dict:
         {"id": t["id"], "title": t["title"], "grade": t["grade"]["letter"], "counts": t["outcome"]} for t in threats])
     return {
         **compliance,
+        "federation": federation_view(doc),
         "doc": doc,
         "run": doc["run"],
         "several": several,
@@ -363,7 +365,7 @@ def render(result: RunResult) -> str:
 
 
 def render_document(doc: dict) -> str:
-    css, js = _asset("report.css"), _asset("report.js")
+    css, js = _asset("report.css") + _asset("federation.css"), _asset("report.js")
     template = _environment().get_template("report.html.j2")
     return template.render(
         **view(doc),

@@ -23,11 +23,13 @@ import threading
 import time
 from collections.abc import Callable
 
+from .. import kinds
 from ..facts import FactSet
 from ..inventory import Host, Inventory
+from ..kinds import APP_ROLES
 from ..net import workers
 from ..net.runner import Probe, all_probes
-from .ssh import APP_ROLES, env_from_result
+from .ssh import EARLY_KEYS, env_from_result
 
 TargetFn = Callable[[object], object]  # env (MastodonEnv or None) -> ScanTarget
 
@@ -94,7 +96,7 @@ class NetworkHalf:
     # --- fed by the SSH collection ------------------------------------------------------------
 
     def on_result(self, host: str, key: str, result: dict) -> None:
-        if self.home is None or key != "env":
+        if self.home is None or key not in EARLY_KEYS:
             return
         spec = next((h for h in self.candidates if h.name == host), None)
         if spec is None:
@@ -166,7 +168,7 @@ class NetworkHalf:
             return None
         with self.lock:
             if self.thread is None:
-                env = next((f.first("mastodon_env") for f in targets if f.has("mastodon_env")), None)
+                env = next((f.first(kinds.MASTODON_ENV) for f in targets if f.has(kinds.MASTODON_ENV)), None)
                 self._start(env)
             if self.progress is not None and self.thread.is_alive():
                 self.progress.stage(f"probing {self.inventory.web_domain} from the network", total=self.total)
@@ -179,18 +181,18 @@ class NetworkHalf:
         workers.forget_prefetched()
         if self.error is not None:
             raise self.error
-        timings = self.facts.first("probe_timings")
+        timings = self.facts.first(kinds.PROBE_TIMINGS)
         if isinstance(timings, dict):
             timings.update(self.early_timings)
         for found in (self.facts, self.early_facts):
             if found is None:
                 continue
             for kind in found.kinds():
-                if kind == "host_info" and home.has("host_info"):
+                if kind == kinds.HOST_INFO.name and home.has(kinds.HOST_INFO):
                     continue
                 for fact in found.all(kind):
                     home.add(kind, fact)
             home.problems.extend(found.problems)
             home.secrets.update(found.secrets)
         return {"start_s": self._seconds(self.started_at), "end_s": self._seconds(self.ended_at),
-                "probes": dict(sorted((self.facts.first("probe_timings") or {}).items(), key=lambda kv: -kv[1]))}
+                "probes": dict(sorted((self.facts.first(kinds.PROBE_TIMINGS) or {}).items(), key=lambda kv: -kv[1]))}

@@ -1,9 +1,13 @@
-"""The fixed list of read-only commands mastoaudit may run on an audited host.
+"""The fixed list of read-only commands mastoaudit may run on an audited host, and how they travel.
 
-Nothing else is ever sent over SSH. A command is a template; its parameters (paths, ports) are
-validated and shell-quoted before they are filled in, and the SSH worker builds the command text
-itself from this table, so a caller can choose *which* commands run, never *what* they say.
-Every command only reads: no template writes a file, changes a setting or restarts a service.
+Nothing else is ever sent over SSH. Each command is declared once, beside the fact it reads, in
+`mastoaudit/kinds.py` (`LiveFact`: the template, the roles it runs for, its parameters and its
+parser); `table()` collects them, and tests/fixtures/live/commands.txt holds every template as
+reviewed, so a change to what runs on a host shows as a change to that file. A command is a
+template; its parameters (paths, ports) are validated and shell-quoted before they are filled in,
+and the SSH worker builds the command text itself from the table, so a caller can choose *which*
+commands run, never *what* they say. Every command only reads: no template writes a file, changes
+a setting or restarts a service.
 
 Output sizes are bounded on the host (`head -c`), and files travel base64-encoded, one per line, so
 that a file's content can never be mistaken for the framing around it.
@@ -68,7 +72,7 @@ _VALIDATORS = {"paths": _paths, "path": _path, "port": _port, "config": _path, "
 
 # Reads each existing file matched by the globs: a header line (base64 path, mode, owner, group,
 # size, readable or not) and a line with the first MAX_FILE_BYTES of the content, base64-encoded.
-_READ_FILES = (
+READ_FILES = (
     "n=0; for f in {paths}; do [ -f \"$f\" ] || continue; n=$((n+1)); [ $n -gt " + str(MAX_FILES) + " ] && break; "
     "p=$(printf %s \"$f\" | base64 -w0); m=$(stat -c '%a %U %G %s' -- \"$f\" 2>/dev/null); "
     "if [ -r \"$f\" ]; then printf '@@file %s %s readable\\n' \"$p\" \"$m\"; "
@@ -76,49 +80,27 @@ _READ_FILES = (
     "else printf '@@file %s %s denied\\n' \"$p\" \"$m\"; echo; fi; done"
 )
 
-COMMANDS: dict[str, RemoteCommand] = {
-    c.id: c
-    for c in [
-        RemoteCommand("files", "config files, their modes and owners", _READ_FILES, ("paths",)),
-        RemoteCommand("files-root", "config files only root may read", _READ_FILES, ("paths",), needs_root=True),
-        RemoteCommand("nginx-dump", "nginx's whole effective configuration", "nginx -T -c {config} 2>&1", ("config",),
-                      needs_root=True),
-        RemoteCommand("sshd-effective", "sshd's effective settings", "sshd -T -f {config} 2>&1", ("config",),
-                      needs_root=True),
-        RemoteCommand("listening", "TCP and UDP sockets listening, with their processes",
-                      "ss -H -ltunp 2>/dev/null || ss -H -ltun", needs_root=True),
-        RemoteCommand("processes", "which user runs each process", "ps -eo user:32=,pid=,comm=,args= | cut -c1-400"),
-        RemoteCommand("packages", "installed package versions",
-                      "dpkg-query -W -f '${{Package}}\\t${{Version}}\\t${{db:Status-Abbrev}}\\n' 2>/dev/null"),
-        RemoteCommand("firewall", "packet filter rules", "nft list ruleset 2>/dev/null || iptables-save 2>/dev/null",
-                      needs_root=True),
-        RemoteCommand(
-            "postgres-state",
-            "PostgreSQL's effective settings and its roles' powers (no password hashes: only whether one is set)",
-            "cd / && runuser -u postgres -- psql -X -A -t -F '|' -h {socket_dir} -p {port} -d postgres"
-            " -c \"SELECT 'setting', name, setting FROM pg_settings WHERE name IN ('listen_addresses',"
-            "'password_encryption','ssl','port','log_connections','ssl_min_protocol_version')\""
-            " -c \"SELECT 'role', rolname, rolsuper, rolcreaterole, rolcreatedb, rolcanlogin, rolreplication,"
-            " rolbypassrls, (rolpassword IS NULL) FROM pg_authid ORDER BY rolname\" 2>&1",
-            ("socket_dir", "port"), needs_root=True,
-        ),
-        RemoteCommand(
-            "redis-config", "Redis's effective settings (the password stays on the host)",
-            # requirepass is read from the config on the host and fed to redis-cli on stdin; it never
-            # appears in the command text or in the output (AUTH answers OK).
-            # The first PING (argument mode) answers at once when nothing listens; fed from a pipe,
-            # redis-cli would retry the connection instead.
-            "first=$(redis-cli -h 127.0.0.1 -p {port} PING 2>&1); echo \"$first\";"
-            " case \"$first\" in *'Could not connect'*) exit 3;; esac;"
-            " {{ pw=$(sed -n 's/^[[:space:]]*requirepass[[:space:]]\\+//p' {config} 2>/dev/null | tail -n1);"
-            " [ -n \"$pw\" ] && printf 'AUTH %s\\n' \"$pw\";"
-            " printf 'PING\\nCONFIG GET bind\\nCONFIG GET protected-mode\\n"
-            "CONFIG GET port\\nCONFIG GET enable-debug-command\\nCONFIG GET enable-module-command\\nACL USERS\\n'; }}"
-            " | redis-cli -h 127.0.0.1 -p {port} 2>&1",
-            ("config", "port"), needs_root=True,
-        ),
-    ]
-}
+def table() -> dict[str, RemoteCommand]:
+    """Every allowed command by id, from the live fact declarations."""
+    global _TABLE
+    if _TABLE is None:
+        from ..kinds import LIVE_FACTS
+
+        found: dict[str, RemoteCommand] = {}
+        for fact in LIVE_FACTS:
+            if found.setdefault(fact.command.id, fact.command) != fact.command:
+                raise ValueError(f"command {fact.command.id} is declared twice, differently")
+        _TABLE = found
+    return _TABLE
+
+
+_TABLE: dict[str, RemoteCommand] | None = None
+
+
+def __getattr__(name: str) -> object:
+    if name == "COMMANDS":  # the table under its old name
+        return table()
+    raise AttributeError(name)
 
 
 def build(command_id: str, params: dict[str, object] | None = None) -> str:
@@ -127,7 +109,7 @@ def build(command_id: str, params: dict[str, object] | None = None) -> str:
 
 
 def _text(command_id: str, params: dict[str, object] | None) -> str:
-    command = COMMANDS.get(command_id)
+    command = table().get(command_id)
     if command is None:
         raise CommandRefused(f"command {command_id!r} is not on the list")
     params = params or {}
@@ -161,13 +143,11 @@ def bundle(items: list[tuple[str, str, dict[str, object]]], timeout: float) -> s
 
 
 def needs_root(command_ids: list[str]) -> bool:
-    return any(COMMANDS[c].needs_root for c in command_ids)
+    return any(table()[c].needs_root for c in command_ids)
 
 
-# --- federation (issue 9): Mastodon's database, read with psql on the db host ----------------------
-# Self-contained on purpose (validators, template, entry): the impact counts and posture queries
-# of mastoaudit.federation.queries, the same text `--db` runs with psycopg. Read-only twice over:
-# every session starts with default_transaction_read_only=on, and each statement has a time limit.
+# --- the parameters of the federation command (issue 9): Mastodon's database, read with psql ---------
+# (the command itself is declared with the mastodon_db kind in mastoaudit/kinds.py)
 
 _DATABASE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$")
 _PEER_DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?(:[0-9]{1,5})?$")
@@ -196,20 +176,4 @@ def _timeout_ms(value: object) -> str:
     return str(value)
 
 
-def _federation_command() -> RemoteCommand:
-    from ..federation.queries import psql_script
-
-    script = psql_script().replace("{", "{{").replace("}", "}}")
-    return RemoteCommand(
-        "mastodon-db-federation",
-        "Mastodon's database, read-only: peers, follow counts per domain, registrations mode, staff 2FA, "
-        "domain blocks and allows (no email addresses, no secrets)",
-        "cd / && runuser -u postgres -- env PGOPTIONS='-c default_transaction_read_only=on"
-        " -c statement_timeout={timeout_ms}' psql -X -q -A -t -F '|' -h {socket_dir} -p {port} -d {database}"
-        " {domains} -f - 2>&1 <<'MASTOAUDIT_SQL'\n" + script + "MASTOAUDIT_SQL",
-        ("socket_dir", "port", "database", "domains", "timeout_ms"), needs_root=True,
-    )
-
-
 _VALIDATORS.update({"database": _database, "domains": _domains, "timeout_ms": _timeout_ms})
-COMMANDS["mastodon-db-federation"] = _federation_command()

@@ -1,8 +1,9 @@
 """The live collector: every inventory host over SSH at once, through the SSH worker process.
 
-Plans which allow-listed commands each host gets (by role), runs the worker, and turns its
-results into one FactSet per host. The same parsers as the static audit read the files, so the
-static checks run unchanged on what was fetched; live-only facts are added beside them.
+Plans which allow-listed commands each host gets (the live fact declarations in mastoaudit/kinds.py,
+by role), runs the worker, and turns its results into one FactSet per host. The same parsers as the
+static audit read the files, so the static checks run unchanged on what was fetched; live-only facts
+are added beside them.
 """
 
 from __future__ import annotations
@@ -19,24 +20,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..facts import FactSet
+from .. import kinds
+from ..addresses import split_host_port
+from ..facts import FactSet, HostInfo
+from ..facts.mastodon import MastodonVersion
 from ..inventory import Host, Inventory
+from ..kinds import LIVE_FACTS, LiveFact, load
 from ..model import Location, Status
 from ..parsers import SourceFile, classify
 from ..parsers.base import MAX_CONFIG_BYTES, ParseError
-from ..parsers.live import (
-    FileStat,
-    PostgresLive,
-    parse_listening,
-    parse_mastodon_version,
-    parse_packages,
-    parse_pg_state,
-    parse_processes,
-    parse_redis_cli,
-)
+from ..parsers.live import FileStat, parse_mastodon_version
+from ..parsers.sshd import parse_sshd_config
 from .files import group_by_kind, parse_sources
-
-APP_ROLES = {"web", "app", "streaming", "sidekiq"}
 
 
 @dataclass(frozen=True)
@@ -48,50 +43,18 @@ class Planned:
 
 # Read before everything else, in a round trip of its own: what the network half of an audit needs
 # from the host (.env.production: the media bucket, the mail relay, secure mode), so that the
-# network probes can start while the other commands still run (cli.cmd_audit, sources/overlap.py).
-EARLY_KEYS = ("env",)
-
-
-def _p(host: Host, path: str) -> str:
-    return f"{host.path_prefix}{path}" if host.path_prefix else path
+# network probes can start while the other commands still run (sources/overlap.py).
+EARLY_KEYS = ("env-file",)
 
 
 def plan(inventory: Inventory, host: Host) -> list[Planned]:
-    """The commands one host gets, by its roles. Only ids from remote_commands.COMMANDS."""
-    roles = set(host.roles)
-    s = host.services
-    files = [_p(host, "/etc/apt/apt.conf.d/20auto-upgrades"), _p(host, "/etc/apt/apt.conf.d/50unattended-upgrades"),
-             _p(host, "/etc/systemd/system/mastodon-*.service"),
-             _p(host, "/etc/systemd/system/mastodon-*.service.d/*.conf")]
-    root_files: list[str] = []
-    steps = [
-        Planned("sshd", "sshd-effective", {"config": _p(host, s.sshd_config)}),
-        Planned("listening", "listening"),
-        Planned("processes", "processes"),
-        Planned("packages", "packages"),
-        Planned("firewall", "firewall"),
-    ]
-    early: list[Planned] = []
-    if roles & APP_ROLES:
-        app = _p(host, inventory.mastodon_path)
-        early.append(Planned("env", "files-root", {"paths": [f"{app}/.env.production"]}))
-        files += [f"{app}/lib/mastodon/version.rb", f"{app}/docker-compose.yml", f"{app}/compose.yml"]
-    if "web" in roles:
-        steps.append(Planned("nginx", "nginx-dump", {"config": _p(host, s.nginx_config)}))
-    if "db" in roles:
-        root_files += [_p(host, f"/etc/postgresql/*/main/{name}")
-                       for name in ("postgresql.conf", "pg_hba.conf", "conf.d/*.conf")]
-        pg = {"socket_dir": s.postgres_socket_dir, "port": s.postgres_port}
-        steps.append(Planned("postgres", "postgres-state", pg))
-    if "redis" in roles:
-        root_files.append(_p(host, s.redis_config))
-        steps.append(Planned("redis", "redis-config", {"config": _p(host, s.redis_config), "port": s.redis_port}))
-    if "search" in roles:
-        root_files += [_p(host, "/etc/elasticsearch/elasticsearch.yml"), _p(host, "/etc/opensearch/opensearch.yml")]
-    steps.insert(0, Planned("files", "files", {"paths": files}))
-    if root_files:
-        steps.insert(1, Planned("files-root", "files-root", {"paths": root_files}))
-    return early + steps
+    """The commands one host gets: each live fact declared for its roles, in declaration order."""
+    found = []
+    for fact in LIVE_FACTS:
+        params = fact.plan(inventory, host)
+        if params is not None:
+            found.append(Planned(fact.id, fact.id, params))
+    return found
 
 
 class MemoryFiles:
@@ -168,113 +131,79 @@ def _decode(result: dict) -> str:
     return base64.b64decode(result.get("stdout_b64", "")).decode("utf-8", "replace")
 
 
+# --- collectors: commands whose output is several facts (LiveFact.collect) ---------------------------
+
+Fetched = list  # config files read on the host, parsed once every command's output is in
+
+
+def collect_files(host: Host, text: str, facts: FactSet, fetched: Fetched) -> None:
+    """Files read on the host: their modes, then by path the release, apt's settings, or a config kind."""
+    sources, stats = parse_file_records(host, text, facts)
+    for stat in stats:
+        facts.add(kinds.FILE_STAT, stat)
+    for source in sources:
+        logical = source.path.split(":", 1)[1]
+        if logical.endswith("/lib/mastodon/version.rb"):
+            try:
+                facts.add(kinds.MASTODON_VERSION, MastodonVersion(parse_mastodon_version(source.text),
+                                                                  Location(source.path), "version.rb"))
+            except ParseError as exc:
+                facts.problem("file", f"{source.path}: {exc.message}", Location(source.path))
+            continue
+        if logical.startswith("/etc/apt/"):
+            facts.add(kinds.APT_CONFIG, source)
+            continue
+        kind = classify(logical.lstrip("/"), None)
+        if kind is not None:
+            fetched.append((kind, source))
+
+
+def collect_sshd(host: Host, text: str, facts: FactSet, fetched: Fetched) -> None:
+    """`sshd -T`: the effective settings, parsed like an sshd_config."""
+    facts.add(kinds.SSHD_CONFIG, parse_sshd_config(SourceFile(f"{host.name}:sshd -T", text.encode())))
+
+
+def collect_nginx_dump(host: Host, text: str, facts: FactSet, fetched: Fetched) -> None:
+    """`nginx -T`: every file nginx read, after a '# configuration file PATH:' line, parsed as a tree."""
+    dump = split_nginx_dump(host.name, text)
+    if dump:
+        parse_sources({"nginx": [SourceFile(p, d) for p, d in dump.items()]}, MemoryFiles(dump), facts)
+
+
+def _collect(fact: LiveFact, host: Host, result: dict, facts: FactSet, fetched: Fetched) -> None:
+    """One command's result into facts; a failure, a non-zero exit or bad output into a problem."""
+    where = f"{host.name}:{fact.where}"
+    if "error" in result:
+        facts.problem(fact.problem, f"{fact.label}: {result['error']}", Location(where))
+        return
+    text = _decode(result)
+    if fact.failure is not None and not result.get("ok"):
+        facts.problem(fact.problem, f"{fact.failure}: {text.strip()[:300]}", Location(where))
+        return
+    try:
+        if fact.collect is not None:
+            load(fact.collect)(host, text, facts, fetched)
+        else:
+            facts.add(fact.produces[0], load(fact.parse)(host.name, text))
+    except ParseError as exc:
+        facts.problem(fact.problem, f"{fact.label}: {exc.message}", Location(where, exc.line))
+
+
 def build_facts(inventory: Inventory, host: Host, results: dict[str, dict], failure: str | None) -> FactSet:
     facts = FactSet(target=host.name)
-    facts.add("host_info", {"name": host.name, "address": host.address, "roles": host.roles,
-                            "local_domain": inventory.local_domain, "web_domain": inventory.web_domain})
+    facts.add(kinds.HOST_INFO, HostInfo(host.name, host.address, tuple(host.roles), inventory.local_domain,
+                                        inventory.web_domain))
     if failure is not None:
         facts.problem("ssh", f"{host.name} ({host.address}:{host.ssh.port}): {failure}", Location(host.name))
         facts.reachable = False
         return facts
-    classified: list = []
-    for key in ("env", "files", "files-root"):
-        result = results.get(key)
-        if result is None:
-            continue
-        if "error" in result:
-            facts.problem("ssh", f"reading files: {result['error']}", Location(f"{host.name}:files"))
-            continue
-        sources, stats = parse_file_records(host, _decode(result), facts)
-        for stat in stats:
-            facts.add("file_stat", stat)
-        for source in sources:
-            logical = source.path.split(":", 1)[1]
-            if logical.endswith("/lib/mastodon/version.rb"):
-                try:
-                    facts.add("mastodon_version", {"version": parse_mastodon_version(source.text),
-                                                   "location": Location(source.path)})
-                except ParseError as exc:
-                    facts.problem("file", f"{source.path}: {exc.message}", Location(source.path))
-                continue
-            if logical.startswith("/etc/apt/"):
-                facts.add("apt_config", source)
-                continue
-            kind = classify(logical.lstrip("/"), None)
-            if kind is not None:
-                classified.append((kind, source))
-    for key, kind_name, parse in (
-        ("sshd", "sshd_config", None),
-        ("listening", "listening", parse_listening),
-        ("processes", "processes", parse_processes),
-        ("packages", "packages", parse_packages),
-    ):
-        result = results.get(key)
-        if result is None:
-            continue
-        if "error" in result:
-            facts.problem("ssh", f"{key}: {result['error']}", Location(f"{host.name}:{key}"))
-            continue
-        text = _decode(result)
-        if key == "sshd":
-            if result.get("ok"):
-                from ..parsers.sshd import parse_sshd_config
-                try:
-                    facts.add("sshd_config", parse_sshd_config(SourceFile(f"{host.name}:sshd -T", text.encode())))
-                except ParseError as exc:
-                    facts.problem("sshd_config", f"sshd -T: {exc.message}", Location(f"{host.name}:sshd -T", exc.line))
-            else:
-                facts.problem("sshd_config", f"sshd -T failed: {text.strip()[:200]}", Location(f"{host.name}:sshd -T"))
-            continue
-        try:
-            facts.add(kind_name, parse(host.name, text))  # type: ignore[misc]
-        except ParseError as exc:
-            facts.problem("ssh", f"{key}: {exc.message}", Location(f"{host.name}:{key}", exc.line))
-    firewall = results.get("firewall")
-    if firewall is not None and "error" not in firewall:
-        facts.add("firewall", {"host": host.name, "rules": _decode(firewall)})
-    nginx = results.get("nginx")
-    if nginx is not None:
-        text = _decode(nginx)
-        if "error" in nginx or not nginx.get("ok"):
-            facts.problem("nginx", f"nginx -T failed: {nginx.get('error') or text.strip()[:300]}",
-                          Location(f"{host.name}:nginx -T"))
-        else:
-            dump = split_nginx_dump(host.name, text)
-            if dump:
-                from .files import parse_sources as _parse
-                _parse({"nginx": [SourceFile(p, d) for p, d in dump.items()]}, MemoryFiles(dump), facts)
-    _postgres(host, results, facts)
-    redis = results.get("redis")
-    if redis is not None:
-        if "error" in redis:
-            facts.problem("redis", f"Redis: {redis['error']}", Location(f"{host.name}:redis-cli"))
-        else:
-            try:
-                facts.add("redis_live", parse_redis_cli(host.name, _decode(redis)))
-            except ParseError as exc:
-                facts.problem("redis", f"Redis: {exc.message}", Location(f"{host.name}:redis-cli"))
-    parse_sources(group_by_kind(classified), MemoryFiles({s.path: s.data for _, s in classified}), facts)
+    fetched: Fetched = []
+    for fact in LIVE_FACTS:
+        result = results.get(fact.id) if fact.planned_by == "audit" else None
+        if result is not None:
+            _collect(fact, host, result, facts, fetched)
+    parse_sources(group_by_kind(fetched), MemoryFiles({s.path: s.data for _, s in fetched}), facts)
     return facts
-
-
-def _postgres(host: Host, results: dict[str, dict], facts: FactSet) -> None:
-    result = results.get("postgres")
-    if result is None:
-        return
-    where = Location(f"{host.name}:psql")
-    if "error" in result:
-        facts.problem("postgresql_conf", f"PostgreSQL: {result['error']}", where)
-        return
-    text = _decode(result)
-    if not result.get("ok"):
-        facts.problem("postgresql_conf", f"PostgreSQL could not be asked: {text.strip()[:300]}", where)
-        return
-    try:
-        settings, roles = parse_pg_state(text)
-    except ParseError as exc:
-        facts.problem("postgresql_conf", f"PostgreSQL: {exc.message}", Location(where.file, exc.line))
-        return
-    facts.add("postgres_live", PostgresLive(host.name, settings, roles))
 
 
 ProgressFn = Callable[[str, str], None]
@@ -380,8 +309,8 @@ def phases(steps: list[Planned]) -> list[list[Planned]]:
 
 
 def env_from_result(inventory: Inventory, host: Host, result: dict):
-    """The host's .env.production (a MastodonEnv) from its early `env` result, or None."""
-    return build_facts(inventory, host, {"env": result}, None).first("mastodon_env")
+    """The host's .env.production (a MastodonEnv) from its early `env-file` result, or None."""
+    return build_facts(inventory, host, {EARLY_KEYS[0]: result}, None).first(kinds.MASTODON_ENV)
 
 
 def collect_hosts(inventory: Inventory, progress: ProgressFn | None = None,
@@ -399,6 +328,5 @@ def _jump(inventory: Inventory, jump: str | None) -> dict | None:
         return {"address": other.address, "port": other.ssh.port, "user": other.ssh.user, "key": other.ssh.key,
                 "known_hosts": other.ssh.known_hosts, "tofu": other.ssh.trust_on_first_use}
     user, _, hostport = jump.rpartition("@")
-    host, _, port = hostport.partition(":")
-    return {"address": host, "port": int(port) if port.isdigit() else 22, "user": user or None, "key": None,
-            "known_hosts": None, "tofu": False}
+    host, port = split_host_port(hostport, 22, strict=False)
+    return {"address": host, "port": port, "user": user or None, "key": None, "known_hosts": None, "tofu": False}

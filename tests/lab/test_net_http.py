@@ -22,7 +22,8 @@ from mastoaudit.parsers.base import SourceFile
 from mastoaudit.parsers.env import parse_mastodon_env
 from mastoaudit.registry import default_registry
 from mastoaudit.selection import Selection
-from mastoaudit.sources.network import collect_network, with_env
+from mastoaudit.sources.network import collect_network
+from mastoaudit.targets import with_env
 
 pytestmark = pytest.mark.lab
 
@@ -101,8 +102,8 @@ def test_weak_scan_is_complete(weak_scan):
 def test_version_and_nodeinfo_facts(hardened_scan, weak_scan):
     for (facts, _), version in ((hardened_scan, "4.5.11"), (weak_scan, "4.1.2")):
         found = facts.first("mastodon_version")
-        assert found["version"] == version
-        assert found["location"].file == "https://mastodon.lab/api/v2/instance"
+        assert found.version == version
+        assert found.location.file == "https://mastodon.lab/api/v2/instance"
         info = facts.first("nodeinfo")
         assert info.ok and (info.software_name, info.software_version, info.schema) == ("mastodon", version, "2.0")
 

@@ -34,7 +34,10 @@ EXPECT = yaml.safe_load((REPO / "tests/expectations/net-weak-mail.yaml").read_te
 PROBES = ("mail-dns", "dns-zone", "smtp")
 SELECT = ["mail.*", "smtp.*", "dns.*"]
 REGISTRY = default_registry(plugins=False)
-MINE = sorted(c.meta.id for c in REGISTRY if c.origin == "builtin" and c.run.__module__.endswith(".mail_net"))
+# The checks judging what the mail-dns, dns-zone and smtp probes find.
+MAIL_KINDS = {"mail_spf", "mail_dkim", "mail_dmarc", "mail_mta_sts", "mail_tls_rpt", "dns_caa", "dns_dnssec",
+              "smtp_endpoint"}
+MINE = sorted(c.meta.id for c in REGISTRY if c.origin == "builtin" and set(c.meta.needs) & MAIL_KINDS)
 
 
 def _scan_cli(env: dict, out: Path) -> dict:

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parents[2]
 EXPECT = yaml.safe_load((REPO / "tests/expectations/net-weak-tls.yaml").read_text())
 NOT_PLANTED = EXPECT.pop("not_planted")
-TLS_CHECKS = sorted(c.meta.id for c in default_registry(plugins=False) if c.run.__module__.endswith("tls_net"))
+TLS_CHECKS = sorted(c.meta.id for c in default_registry(plugins=False) if "tls_endpoint" in c.meta.needs)
 
 
 def _scan(env: dict, out: Path) -> dict:
@@ -55,7 +55,7 @@ def _where(f: dict) -> str:
 
 def test_every_tls_check_is_proven_failing_somewhere():
     assert sorted([*EXPECT, *NOT_PLANTED]) == TLS_CHECKS
-    unit_tests = (REPO / "tests/test_tls_probe.py").read_text()
+    unit_tests = (REPO / "tests/probes/test_tls.py").read_text()
     for check_id, names in NOT_PLANTED.items():
         for name in names.split(", "):
             assert f"def {name}(" in unit_tests, (check_id, name)

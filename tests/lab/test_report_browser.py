@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ..browser import (
+from ..reporting.browser import (
     PHONE,
     assert_filters,
     assert_grouping,
