@@ -243,3 +243,32 @@ def test_refederation_from_a_previous_run():
     decisions = decide(build(results, db, None), db, None, None, previous=previous)
     assert [r["domain"] for r in decisions.refederate] == ["was-old.example"]
     assert decisions.refederate[0]["source"] == "previous run"
+
+
+# --- a DSN that does not parse ----------------------------------------------------------------------
+
+DSN_PASSWORD = "s3cret-Pw!"
+
+
+@pytest.mark.parametrize("dsn", [
+    f"host=127.0.0.1 password={DSN_PASSWORD} junk",  # libpq: missing "=" after "junk"
+    f"host=127.0.0.1 password={DSN_PASSWORD} PW",  # a password with a space, unquoted: its tail is quoted back
+    f"postgresql://mastodon:{DSN_PASSWORD}%zz@127.0.0.1/db",  # invalid percent-encoded token: the password
+    f"postgres://mastodon:{DSN_PASSWORD} x@127.0.0.1/db",
+    f"postgresql://mastodon:{DSN_PASSWORD}@127.0.0.1/db?bogus=1",
+])
+@pytest.mark.parametrize("command", [["impact", "x.example"], ["peers", "--from-file", "/dev/null"]])
+def test_a_malformed_dsn_is_an_input_error_that_never_quotes_it(tmp_path, capsys, dsn, command):
+    """Before: describing a DSN that does not parse recursed until RecursionError (a traceback, exit 1),
+    and libpq's own message, which quotes the token it could not read, was meant to be shown."""
+    from mastoaudit.cli import main
+    from mastoaudit.federation.database import DatabaseUnreachable, describe_dsn_loose, read_database
+
+    assert main(["federation", *command, "--db", dsn, "-o", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert "--db: not a PostgreSQL connection string" in err
+    assert DSN_PASSWORD not in out + err and "PW" not in err and "junk" not in err
+    with pytest.raises(DatabaseUnreachable) as info:
+        read_database(dsn, ["x.example"])
+    assert DSN_PASSWORD not in str(info.value)
+    assert describe_dsn_loose(dsn) == "the given DSN"
