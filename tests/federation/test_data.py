@@ -228,6 +228,24 @@ def test_blocklist_csv_survives_mastodon_import():
     assert [r["domain"] for r in decisions.refederate] == ["fixed-now.example"]
 
 
+def test_a_peers_version_text_is_not_published_in_the_public_comment():
+    """Mastodon shows a block's public comment on the about page: the version is the peer's own text
+    (build metadata after '+' was taken whole), so a peer could have this instance publish a message
+    of its choosing."""
+    from mastoaudit.federation.decisions import shown_version
+
+    hostile = PeerResult("loud.example", "pixelfed", "0.12.4+ visit https://scam.example/free-money now")
+    fair = PeerResult("glitch.example", "pixelfed", "0.12.4+glitch.1.10.1")
+    breakdown = build([hostile, fair], osv.default_database(), None)
+    decisions = decide(breakdown, osv.default_database(), None, None)
+    comments = {r["domain"]: r["public_comment"] for r in mastodon_import(decisions.csv_text())}
+    assert set(comments) == {"loud.example", "glitch.example"}  # still blocked: 0.12.4 is affected
+    assert "scam" not in comments["loud.example"] and comments["loud.example"].startswith("pixelfed 0.12.4 is")
+    assert comments["glitch.example"].startswith("pixelfed 0.12.4+glitch.1.10.1 is")
+    assert shown_version("4.5.0-nightly.2025-07-11") == "4.5.0-nightly.2025-07-11"
+    assert shown_version("no version") == "(an unreadable version)"
+
+
 def test_a_csv_without_severity_would_suspend():
     """Why the severity is always written: Mastodon reads a missing column as suspend."""
     assert mastodon_import("#domain\nx.example\n")[0]["severity"] == "suspend"
