@@ -12,6 +12,8 @@ a merge holding an incomplete shard.
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from datetime import datetime, timedelta
 
 from . import waivers as waiver_rules
@@ -82,9 +84,10 @@ def merge_documents(reports: list[tuple[str, dict]]) -> dict:
     audited = sum(len(doc["run"]["shard"]["members"]) for _, doc in present)
     unknown_hosts = first_shard["total"] - audited
 
-    findings: list[dict] = []
-    for _, doc in present:
-        findings.extend(f for f in doc["findings"] if not f["check_id"].startswith("waiver."))
+    if first_shard["unit"] == "peer":
+        findings = _sweep_findings(present)
+    else:
+        findings = [f for _, doc in present for f in doc["findings"] if not f["check_id"].startswith("waiver.")]
     for i in missing:
         findings.append(_missing_finding(i, count, unknown_hosts if len(missing) == 1 else None, first_shard["unit"]))
 
@@ -138,6 +141,36 @@ def merge_documents(reports: list[tuple[str, dict]]) -> dict:
     doc["run"]["complete"] = not any(f["status"] == "error" for f in doc["findings"])
     doc["summary"] = summarize(doc["findings"], len(doc["checks"]))
     return doc
+
+
+def _sweep_findings(present: list[tuple[str, dict]]) -> list[dict]:
+    """The findings of a sweep's shards as the unsharded sweep has them. Unlike hosts, the shards
+    of a sweep share one target (the peer list, the database) and each judged a part of it:
+    - a finding every shard made alike (a junk line of the peer list each shard read) is one;
+    - a pass about the whole target rather than one of the shard's peers ("no peer runs a version
+      with a known advisory") is true of the merged run only when no shard found otherwise: it is
+      dropped when the same check failed, warned or errored on that target, and kept once.
+    Per-peer findings come from the one shard that owns the peer and are kept as they are."""
+    merged: Counter = Counter()
+    kept: dict[str, dict] = {}
+    whole: set[str] = set()  # the keys of passes about the whole target
+    for _, doc in present:
+        members = {m["name"] for m in doc["run"]["shard"]["members"]}
+        mine: Counter = Counter()
+        for f in doc["findings"]:
+            if f["check_id"].startswith("waiver."):
+                continue
+            about_whole = f["status"] == "pass" and f.get("subject") not in members
+            key = f"pass:{f['fingerprint']}" if about_whole else json.dumps(f, sort_keys=True)
+            mine[key] += 1
+            kept.setdefault(key, f)
+            if about_whole:
+                whole.add(key)
+        merged |= mine  # the most any one shard holds: alike findings once, a shard's own repeats kept
+    contradicted = {(f["check_id"], f["target"]) for key, f in kept.items()
+                    if key not in whole and f["status"] != "pass"}
+    return [kept[key] for key, n in merged.items() for _ in range(1 if key in whole else n)
+            if key not in whole or (kept[key]["check_id"], kept[key]["target"]) not in contradicted]
 
 
 def _merge_extra(present: list[tuple[str, dict]]) -> dict:

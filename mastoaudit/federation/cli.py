@@ -182,6 +182,13 @@ def _check_common(args: argparse.Namespace) -> None:
         raise FederationUsage("--statement-timeout: between 0 and 3600 seconds")
     if args.costly_follows < 0:
         raise FederationUsage("--costly-follows: a number of accounts, 0 or more")
+    if args.db:
+        from .database import BadDsn, describe_dsn
+
+        try:
+            describe_dsn(args.db)
+        except BadDsn as exc:  # an input error (exit 2), not an unreachable database (exit 3)
+            raise FederationUsage(f"--db: {exc}") from None
 
 
 def _read(args: argparse.Namespace, domains: list[str]):

@@ -329,6 +329,16 @@ hosts:
         assert over_ssh.impact[("threads.net", "domain")].dashboard_follows == 6014
         sent = " ".join(c for _, c in host.commands())
         assert "default_transaction_read_only=on" in sent and "statement_timeout=" in sent
+        # Thousands of domains (every peer of an affected software): the command line that carries
+        # them reaches the host as one argument of sh -c, which Linux caps at 128 KiB. Before, the
+        # whole read failed with "Argument list too long" past about 6,000 names.
+        many = domains + [f"peer{i:05d}.nowhere-in-particular.example" for i in range(6000)]
+        over_ssh, why, _ = read_over_ssh(load_inventory(inventory), many, "seed000")
+        assert why is None, why
+        direct = read_database(_socket_dsn(cluster, "seed000"), many)
+        assert over_ssh.errors == direct.errors == {}
+        assert over_ssh.impact == direct.impact and len(over_ssh.impact) == 2 * len(many)
+        assert over_ssh.peers == direct.peers and over_ssh.staff == direct.staff
         # a database that does not exist: a clear reason, not a crash
         missing, why, _ = read_over_ssh(load_inventory(inventory), [], "no_such_db")
         assert missing is None and "no_such_db" in why
@@ -348,3 +358,47 @@ def test_group_by_mastodon_measure(cluster, generated):
         rows["out"] += a in on
     got = facts.impact[("b.example", "domain")]
     assert (got.dashboard_follows, got.dashboard_followers) == (rows["in"], rows["out"])
+
+
+def test_domains_are_sent_in_parts_a_command_line_can_carry():
+    from mastoaudit.federation.queries import QueryFailed
+    from mastoaudit.federation.remote import _joined, domain_parts
+
+    names = [f"d{i:04d}.example" for i in range(1000)]  # 14 characters each, and a separator
+    parts = domain_parts(names, limit=1500)
+    assert [n for p in parts for n in p] == names and all(len(",".join(p)) <= 1500 for p in parts)
+    assert len(parts) == 10 and domain_parts([]) == [[]]
+    first = {"peers": [("a.example", False)], "impact": [("a.example",)], "staff": []}
+    second = {"peers": [("a.example", False)], "impact": [("b.example",)], "staff": QueryFailed("staff", "denied")}
+    joined = _joined([first, second])
+    assert joined["peers"] == [("a.example", False)]  # the same in every part: once
+    assert joined["impact"] == [("a.example",), ("b.example",)] and isinstance(joined["staff"], QueryFailed)
+
+
+def test_a_db_host_behind_a_bastion_is_reached_through_it(monkeypatch, tmp_path):
+    """The database host's jump host is named by its inventory name; the read kept only the db and
+    app hosts in the inventory it gave the SSH collector, so a bastion with neither role was taken
+    for a literal host name."""
+    from mastoaudit.federation import remote
+    from mastoaudit.inventory import load_inventory
+    from mastoaudit.sources.ssh import _jump
+
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("instance: {local_domain: example.social}\nhosts:\n"
+                         "  bastion: {address: 203.0.113.9, roles: [mail], ssh: {port: 2222, user: jumper}}\n"
+                         "  db1: {address: 10.0.0.5, roles: [db], ssh: {jump: bastion}}\n")
+    jumps = []
+
+    class Collector:
+        def __init__(self, inventory, command_log, hosts=None, planner=None):
+            jumps.extend(_jump(inventory, h.ssh.jump) for h in hosts or inventory.hosts if h.ssh.jump)
+
+        def start(self):
+            return self
+
+        def gather(self, progress=None):
+            return {}, {"db1": "not connected in this test"}
+
+    monkeypatch.setattr(remote, "SshCollection", Collector)
+    remote.read_over_ssh(load_inventory(inventory), ["a.example"])
+    assert jumps and jumps[0]["address"] == "203.0.113.9" and jumps[0]["port"] == 2222 and jumps[0]["user"] == "jumper"

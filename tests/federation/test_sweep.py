@@ -239,7 +239,8 @@ def test_the_instance_peer_list(world, tmp_path):
 @needs_nginx
 def test_shards_join_into_the_whole_sweep(world, tmp_path):
     listed = tmp_path / "peers.txt"
-    listed.write_text("\n".join([*GOOD, *MANY[:30], "html.hostile.test", "nowhere.peers.test"]) + "\n")
+    listed.write_text("\n".join([*GOOD, *MANY[:30], "html.hostile.test", "nowhere.peers.test", "10.0.0.1", "junk"])
+                      + "\n")
     whole_code, whole = _cli(world, tmp_path / "whole", "--from-file", str(listed))
     parts = []
     for i in (1, 2, 3):
@@ -261,6 +262,13 @@ def test_shards_join_into_the_whole_sweep(world, tmp_path):
     assert ours["sweep"]["peers"] == theirs["sweep"]["peers"] and ours["sweep"]["merged"] == 3
     assert sorted(f["fingerprint"] for f in merged["findings"] if f["status"] == "fail") == \
         sorted(f["fingerprint"] for f in whole["findings"] if f["status"] == "fail")
+    assert _verdicts(merged) == _verdicts(whole)  # finding for finding, not only the failures
+    assert merged["summary"]["by_status"] == whole["summary"]["by_status"]
+
+
+def _verdicts(report: dict) -> list[tuple]:
+    return sorted((f["check_id"], f["status"], f["target"], f["fingerprint"], str(f.get("location")))
+                  for f in report["findings"])
 
 
 # --- without nginx --------------------------------------------------------------------------------
@@ -281,6 +289,42 @@ def test_resolver_maps_and_their_errors():
     assert asyncio.run(resolver("deep.x.b.example")) == ["192.0.2.3"]  # the longest suffix wins
     assert asyncio.run(resolver("c.b.example")) == ["192.0.2.2"]
     assert asyncio.run(resolver("unmapped.example")) == []  # a closed world: no DNS at all
+
+
+def test_shards_of_a_sweep_merge_finding_for_finding(tmp_path, capsys):
+    """The shards share one target (the peer list): before, each shard's copy of every junk line and
+    its "no peer runs a version with a known advisory" pass all landed in the merged report."""
+    listed = tmp_path / "peers.txt"
+    listed.write_text("".join(f"p{i}.example\n" for i in range(12)) + "10.0.0.1\nfoo\nhttps://x.example/\n")
+    common = ["federation", "peers", "--from-file", str(listed), "--no-dns", "-q", "-f", "json", "--fail-on", "never"]
+    assert main([*common, "-o", str(tmp_path / "whole.json")]) == 0
+    for i in (1, 2, 3):
+        assert main([*common, "-o", str(tmp_path / f"s{i}.json"), "--shard", f"{i}/3"]) == 0
+    assert main(["merge", *(str(tmp_path / f"s{i}.json") for i in (1, 2, 3)), "-f", "json",
+                 "-o", str(tmp_path / "merged.json")]) == 0
+    capsys.readouterr()
+    whole, merged = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("whole", "merged"))
+    assert _verdicts(merged) == _verdicts(whole)
+    assert merged["summary"]["by_status"] == whole["summary"]["by_status"]
+    assert sum(f["check_id"] == "input.peer_list" for f in merged["findings"]) == 3
+
+
+def test_a_pass_about_the_whole_sweep_gives_way_to_a_shard_that_found_otherwise():
+    from mastoaudit.merge import _sweep_findings
+
+    def shard(members, findings):
+        return ("s", {"run": {"shard": {"members": [{"name": m} for m in members]}}, "findings": findings})
+
+    def finding(status, subject, fingerprint):
+        return {"check_id": "federation.vulnerable-peers", "status": status, "target": "peers", "subject": subject,
+                "fingerprint": fingerprint, "message": status}
+
+    clean = finding("pass", "peers", "whole")
+    assert _sweep_findings([shard(["a.example"], [clean]), shard(["b.example"], [clean])]) == [clean]
+    bad = finding("fail", "b.example", "b")
+    assert _sweep_findings([shard(["a.example"], [clean]), shard(["b.example"], [bad])]) == [bad]
+    each = finding("pass", "a.example", "a")  # a pass about one peer stays
+    assert _sweep_findings([shard(["a.example"], [each]), shard(["b.example"], [bad])]) == [each, bad]
 
 
 def test_list_only_and_the_shard_split(tmp_path, capsys):
