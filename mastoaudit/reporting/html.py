@@ -73,6 +73,7 @@ _SOURCES = {
     "packages": ("host", "packages"), "apt_config": ("host", "automatic updates"),
     "file_stat": ("host", "file modes"), "firewall": ("host", "packet filter"),
     "postgres_live": ("host", "PostgreSQL settings and roles"), "redis_live": ("host", "Redis settings"),
+    "postgres_password_hashes": ("host", "PostgreSQL password methods"),
     "mastodon_version": ("host", "Mastodon release"),
     "tls_endpoint": ("network", "TLS"), "tls_scan": ("network", "TLS"), "http_site": ("network", "HTTP headers"),
     "http_grade": ("network", "HTTP headers"), "mastodon_exposure": ("network", "exposed paths"),
@@ -139,13 +140,28 @@ def _severity_rank(name: str) -> int:
     return Severity(name).rank
 
 
-def sources(kinds: list[str]) -> list[dict]:
-    """What a target's run read, in words, by where it came from."""
+def sources(kind_names: list[str]) -> list[dict]:
+    """What a target's run read, in words, by where it came from (the kinds' declarations say
+    which source produces them; a short label where one reads better than the description)."""
+    from .. import kinds
+
+    where_of = {kinds.STATIC: "files", kinds.LIVE: "host", kinds.NETWORK: "network", kinds.FEDERATION: "database"}
     found: dict[str, list[str]] = {}
-    for kind in kinds:
-        if kind in _INTERNAL:
+    for name in kind_names:
+        if name in _INTERNAL:
             continue
-        where, label = _SOURCES.get(kind, ("other", kind.replace("_", " ")))
+        try:
+            declared = kinds.resolve(name)
+        except kinds.UnknownKind:
+            declared = None
+        if name in _SOURCES:
+            where, label = _SOURCES[name]
+        elif declared is not None:
+            where = next((where_of[s] for s in (kinds.STATIC, kinds.LIVE, kinds.NETWORK, kinds.FEDERATION)
+                          if s in declared.sources), "other")
+            label = declared.description
+        else:
+            where, label = "other", name.replace("_", " ")
         found.setdefault(where, [])
         if label not in found[where]:
             found[where].append(label)

@@ -127,3 +127,14 @@ def test_a_huge_run_is_listed_in_part_and_counted_whole(registry):
     page = render_document(doc)
     assert "and 70 more <code>nginx.autoindex</code> failures" in page
     assert f"{len(doc['findings'])} results" in page
+
+
+def test_what_was_read_is_named_in_words_for_every_declared_kind():
+    """The header never shows a collector's internal name: every declared kind has words."""
+    from mastoaudit import kinds
+    from mastoaudit.reporting.html import sources
+
+    for kind in kinds.all_kinds():
+        shown = sources([kind.name])
+        assert all("_" not in label for s in shown for label in s["labels"]), kind.name  # no fact_kind names
+        assert all(s["title"] != "other sources" for s in shown), kind.name
