@@ -349,15 +349,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
         return _finish(args, run("audit", _registry(args), selection, [], args.began), "mastoaudit-audit")
     # The SSH worker starts first: the network half and the checks load while it imports pyinfra
     # and connects (what the network half waits for, .env.production, comes from it: every tenth of
-    # a second it starts earlier is one the relay's and the media host's TLS scans start earlier).
-    # The TLS worker is started beside it, to import sslyze meanwhile. The network half starts as
-    # soon as the web host's .env.production is in (sources/overlap.py).
+    # a second it starts earlier is one the relay's and the media host's TLS scans start earlier;
+    # the TLS worker, started by the network half a moment later, gives the SSH worker's imports a
+    # head start on the two cores). The network half starts as soon as the web host's
+    # .env.production is in (sources/overlap.py).
     clock = args.began[1]
-    web_hosts = [h.name for h in chosen if "web" in h.roles]
-    if not args.no_network and inventory.network.enabled and web_hosts and web_hosts[0] in {h.name for h in mine}:
-        from .net import workers  # (the test of targets.audit_network_base, which says there is a network half)
-
-        workers.warm()
     with Progress.for_stream(sys.stderr, quiet=args.quiet) as progress:
         ssh_started = perf_counter()
         collection = SshCollection(inventory, str(args.command_log) if args.command_log else None,
