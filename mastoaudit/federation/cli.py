@@ -12,8 +12,10 @@ the federation section of the report.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -300,14 +302,36 @@ def _conclude(args, registry, selection, command: str, facts, facts_set: FactSet
 
 
 def _write_private(path: Path, text: str, what: str, mode: int = 0o600) -> None:
+    """Write `text` to `path` with `mode`. A private file (no bits for group or others: people's
+    addresses) is never written through a symbolic link nor into a file another user owns or that
+    has another name (a hard link), and its mode is set before anything is written to it: an
+    existing file that others can read is truncated and closed to them first."""
+    private = not mode & 0o077
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_NOFOLLOW if private else 0), mode)
+    except OSError as exc:
+        if private and exc.errno == errno.ELOOP:
+            raise FederationUsage(f"{what} {path}: is a symbolic link; give the file itself") from None
+        raise FederationUsage(f"{what} {path}: {exc.strerror or exc}") from None
+    try:
+        if private:
+            found = os.fstat(fd)
+            if not stat.S_ISREG(found.st_mode):
+                raise FederationUsage(f"{what} {path}: not a regular file")
+            if found.st_uid != os.geteuid() or found.st_nlink != 1:
+                why = "belongs to another user" if found.st_uid != os.geteuid() else "has other names (hard links)"
+                raise FederationUsage(f"{what} {path}: {why}; refusing to write people's addresses into it")
+        os.fchmod(fd, mode)
+        os.ftruncate(fd, 0)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fd = -1
             fh.write(text)
-        os.chmod(path, mode)
     except OSError as exc:
         raise FederationUsage(f"{what} {path}: {exc.strerror or exc}") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
 
 
 # --- federation impact ----------------------------------------------------------------------------
