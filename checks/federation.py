@@ -387,6 +387,11 @@ def blocks_enforced(facts: FactSet) -> Iterator[Outcome]:
 )
 def vulnerable_peers(facts: FactSet) -> Iterator[Outcome]:
     for breakdown in facts.all(kinds.FEDERATION_PEERS):
+        if not breakdown.verdicts and breakdown.shard is not None:
+            index, count, total = breakdown.shard
+            yield skipped(f"this shard ({index} of {count}) holds none of the {total} peer{'s' * (total != 1)}",
+                          subject="peers")
+            continue
         found = False
         for verdict in breakdown.verdicts:
             result = verdict.result

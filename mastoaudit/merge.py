@@ -149,11 +149,14 @@ def _sweep_findings(present: list[tuple[str, dict]]) -> list[dict]:
     - a finding every shard made alike (a junk line of the peer list each shard read) is one;
     - a pass about the whole target rather than one of the shard's peers ("no peer runs a version
       with a known advisory") is true of the merged run only when no shard found otherwise: it is
-      dropped when the same check failed, warned or errored on that target, and kept once.
+      dropped when the same check failed, warned or errored on that target, and kept once;
+    - a skip of a shard that holds no peers ("this shard (2 of 3) holds none of the 5 peers") says
+      nothing of the merged run once another shard judged that check on that target: dropped then.
     Per-peer findings come from the one shard that owns the peer and are kept as they are."""
     merged: Counter = Counter()
     kept: dict[str, dict] = {}
     whole: set[str] = set()  # the keys of passes about the whole target
+    empty: set[str] = set()  # the keys of skips of shards that hold no peers
     for _, doc in present:
         members = {m["name"] for m in doc["run"]["shard"]["members"]}
         mine: Counter = Counter()
@@ -166,11 +169,18 @@ def _sweep_findings(present: list[tuple[str, dict]]) -> list[dict]:
             kept.setdefault(key, f)
             if about_whole:
                 whole.add(key)
+            elif not members and f["status"] == "skip":
+                empty.add(key)
         merged |= mine  # the most any one shard holds: alike findings once, a shard's own repeats kept
     contradicted = {(f["check_id"], f["target"]) for key, f in kept.items()
-                    if key not in whole and f["status"] != "pass"}
-    return [kept[key] for key, n in merged.items() for _ in range(1 if key in whole else n)
-            if key not in whole or (kept[key]["check_id"], kept[key]["target"]) not in contradicted]
+                    if key not in whole and key not in empty and f["status"] != "pass"}
+    judged = {(f["check_id"], f["target"]) for key, f in kept.items() if key not in empty}
+
+    def keep(key: str) -> bool:
+        where = (kept[key]["check_id"], kept[key]["target"])
+        return (key not in whole or where not in contradicted) and (key not in empty or where not in judged)
+
+    return [kept[key] for key, n in merged.items() for _ in range(1 if key in whole else n) if keep(key)]
 
 
 def _merge_extra(present: list[tuple[str, dict]]) -> dict:

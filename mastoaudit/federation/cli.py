@@ -621,6 +621,10 @@ def run_peers(args: argparse.Namespace, registry, selection, shard, prepare):
     _add_database(facts_set, facts, failure, env_facts, args)
     if shard is not None and shard.index != 1:
         selection = PeersOnly(selection)
+    if shard is not None and not mine:  # judged: nothing here, which the check says in those words
+        from .breakdown import Breakdown
+
+        facts_set.add("federation_peers", Breakdown(shard=(shard.index, shard.count, len(population))))
     if facts is None:
         facts_set.target = "; ".join(sources) or "peers"
 

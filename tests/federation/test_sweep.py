@@ -309,6 +309,30 @@ def test_shards_of_a_sweep_merge_finding_for_finding(tmp_path, capsys):
     assert sum(f["check_id"] == "input.peer_list" for f in merged["findings"]) == 3
 
 
+def test_a_shard_that_holds_no_peers_says_so(tmp_path, capsys):
+    """Before, a shard with no peers of its own skipped the advisory check as "not applicable: no
+    federation_peers found for this target", as if the sweep had not run; and that skip stayed in
+    the merged report beside the other shards' verdict."""
+    listed = tmp_path / "peers.txt"
+    listed.write_text("p0.example\n")
+    owner = shard_of("p0.example", 3)
+    common = ["federation", "peers", "--from-file", str(listed), "--no-dns", "-q", "-f", "json", "--fail-on", "never"]
+    main([*common, "-o", str(tmp_path / "whole.json")])
+    for i in (1, 2, 3):
+        main([*common, "-o", str(tmp_path / f"s{i}.json"), "--shard", f"{i}/3"])
+    assert main(["merge", *(str(tmp_path / f"s{i}.json") for i in (1, 2, 3)), "-f", "json",
+                 "-o", str(tmp_path / "merged.json")]) in (0, 3)
+    capsys.readouterr()
+    for i in {1, 2, 3} - {owner}:
+        part = json.loads((tmp_path / f"s{i}.json").read_text())
+        advisory = [f for f in part["findings"] if f["check_id"] == "federation.vulnerable-peers"]
+        assert [(f["status"], f["message"]) for f in advisory] == [
+            ("skip", f"this shard ({i} of 3) holds none of the 1 peer")]
+    whole, merged = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("whole", "merged"))
+    assert _verdicts(merged) == _verdicts(whole)
+    assert not any("holds none" in f["message"] for f in merged["findings"])
+
+
 def test_a_pass_about_the_whole_sweep_gives_way_to_a_shard_that_found_otherwise():
     from mastoaudit.merge import _sweep_findings
 
