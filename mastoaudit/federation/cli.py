@@ -576,6 +576,7 @@ def run_peers(args: argparse.Namespace, registry, selection, shard, prepare):
     `prepare(targets, shard_info)` applies scope, waivers, baseline and history before the sweep."""
     from ..shard import describe
     from . import decisions as decisions_mod
+    from .report import NO_NAME_RESOLVED, no_name_resolved
     from .sweep import Sweep, SweepFailed, sweep_peers, workers_for
 
     _check_common(args)
@@ -612,6 +613,11 @@ def run_peers(args: argparse.Namespace, registry, selection, shard, prepare):
     finally:
         progress.close()
     swept.shard = str(shard) if shard else None
+    if no_name_resolved(swept.to_dict()):
+        hint = " (--no-dns: only the names in --resolve/--resolve-file resolve)" if args.no_dns else ""
+        facts_set.problem("sweep", f"{NO_NAME_RESOLVED}{hint}", Location("sweep"))
+        if not args.quiet:
+            print(f"warning: {NO_NAME_RESOLVED}{hint}", file=sys.stderr)
     if swept.not_swept:
         facts_set.problem("sweep", f"{swept.not_swept} of {len(mine)} peers were not swept: the run's time "
                           f"limit ({limits.run_time:g} s) ended first", Location("sweep"))
