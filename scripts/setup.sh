@@ -13,8 +13,9 @@ MODE="${1:-test}"
 LAB_PACKAGES=(nginx openssh-server sudo redis-server postgresql openssl iproute2 procps knot knot-dnsutils
               postfix nftables unattended-upgrades python3-venv)
 # The tests also check fixtures with docker-compose config, systemd-analyze and Ruby's dotenv (how
-# Rails reads .env.production), and open the HTML report in Debian's Chromium.
-TEST_PACKAGES=("${LAB_PACKAGES[@]}" chromium docker-compose ruby-dotenv systemd)
+# Rails reads .env.production), open the HTML report in Debian's Chromium and read its printed PDF
+# back with poppler's pdftotext.
+TEST_PACKAGES=("${LAB_PACKAGES[@]}" chromium docker-compose ruby-dotenv systemd poppler-utils)
 
 case "$MODE" in
   test) packages=("${TEST_PACKAGES[@]}") ;;
