@@ -162,7 +162,7 @@ def _unseen_for(conf: NginxConfig, d: Directive | None, servers: list[Server]) -
         for level in conf.levels(server.directive):
             if d is not None and level is d.parent:
                 break  # at d's own level an include could only repeat it, which nginx rejects
-            notes += [f"include {x.arg} ({x.file}:{x.line})" for x in level.children("include") if x.unresolved]
+            notes += [x.unseen_label() for x in level.children("include") if x.unresolved]
     return ", ".join(dict.fromkeys(notes))
 
 
@@ -184,7 +184,7 @@ def _templated(d: Directive | None) -> bool:
 
 def _unseen_note(conf: NginxConfig, node: Directive) -> str:
     unseen = conf.unseen(node)
-    return ", ".join(f"include {d.arg} ({d.file}:{d.line})" for d in unseen)
+    return ", ".join(d.unseen_label() for d in unseen)
 
 
 # --- TLS -----------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..model import Location, Status
+from ..templating import statement_lines
 
 # A config file larger than this is not a config file; reading it whole would be the attack.
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
@@ -115,6 +116,13 @@ class SourceFile:
             text = text[1:]
         # CRLF and lone CR files are read as the tools that consume them would: line by line.
         return text.replace("\r\n", "\n").replace("\r", "\n")
+
+    @property
+    def config_text(self) -> str:
+        """The text as a line-oriented format's parser reads it: a template's control statements
+        (`{% if %}`, `{{- end }}`, `<% end %>`) blanked, line numbers kept; its expressions stay and
+        make the values that hold them templated (mastoaudit.templating)."""
+        return statement_lines(self.text)
 
     def at(self, line: int | None = None) -> Location:
         return Location(self.path, line)

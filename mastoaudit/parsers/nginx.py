@@ -67,6 +67,7 @@ class Directive:
     block: list[Directive] | None = None
     parent: Directive | None = field(default=None, repr=False)
     unresolved: bool = False  # an include whose files could not be read: its settings are unseen
+    template: bool = False  # a template's own insertion (`{{ extra_config }}`, `{% include %}`): unseen too
 
     @property
     def location(self) -> Location:
@@ -109,6 +110,12 @@ class Directive:
 
     def text(self) -> str:
         return " ".join([self.name, *(_quote(a) for a in self.args)])
+
+    def unseen_label(self) -> str:
+        """How a message names an unseen include: the include, or what a template inserts there."""
+        if self.template:
+            return f"what the template inserts at {self.file}:{self.line}"
+        return f"include {self.arg} ({self.file}:{self.line})"
 
 
 def _quote(arg: str) -> str:
@@ -483,14 +490,46 @@ def _strip_if_parens(args: list[str]) -> None:
     args[:] = [a for a in args if a]
 
 
+# What a template's insertion becomes for the tokenizer: a directive of its own, turned into an
+# unseen include when the tree is built.
+_INSERT = "__mastoaudit_template_insert__"
+
+
+class TemplateError(ParseError):
+    """A template file whose literal parts do not make an nginx config (its blocks open and close
+    inside template conditions): not judged, which is not an error of the input."""
+
+
 def parse_text(source: SourceFile, scratch: Path) -> list[_Raw]:
-    """Tokenise and nest one file (no includes followed). Raises ParseError with a line."""
+    """Tokenise and nest one file (no includes followed). Raises ParseError with a line.
+
+    A template (Jinja/Ansible, Go/Helm, ERB) is read through its literal parts: control statements
+    become blank lines, each expression stays one value (and is judged as templated), and what a
+    tag inserts (`{{ extra_config }}` alone on a line, `{% include %}`) becomes an include that
+    cannot be read, so that checks hedge what it might set."""
     text = source.text
-    marker = templating.first_marker(text)
-    if marker:
-        line = text[: marker.start()].count("\n") + 1
-        raise ParseError("a template (Jinja/ERB markers), not an nginx config: values cannot be judged", line)
-    return _build(_tokens(text, scratch))
+    tpl = templating.neutralise(text, lambda n: f"{_INSERT} {n};")
+    try:
+        raw = _build(_tokens(tpl.text, scratch))
+    except ParseError as exc:
+        if tpl.is_template:
+            raise TemplateError("a template whose blocks depend on its variables (its literal parts are not a "
+                                "whole nginx config): not judged", exc.line) from None
+        raise
+    if tpl.is_template:
+        _restore(raw, tpl)
+    return raw
+
+
+def _restore(stmts: list[_Raw], tpl: templating.Neutralised) -> None:
+    for s in stmts:
+        if s.name == _INSERT and s.args and s.args[0].isdigit() and int(s.args[0]) < len(tpl.inserted):
+            s.args = [tpl.inserted[int(s.args[0])][1]]
+        else:
+            s.name = tpl.restore(s.name)
+            s.args = [tpl.restore(a) for a in s.args]
+        if s.block:
+            _restore(s.block, tpl)
 
 
 # --- building facts: roots, includes -------------------------------------------------------------
@@ -577,12 +616,18 @@ class _Builder:
                 return sorted(dict.fromkeys(posixpath.normpath(h) for h in hits)), is_glob
         return [], is_glob
 
+    def unparsed(self, path: str, exc: ParseError) -> None:
+        if isinstance(exc, TemplateError):
+            self.problem(f"{path} is {exc.message}", Location(path, exc.line), Status.SKIP)
+        else:
+            self.problem(f"cannot parse {path}: {exc.message}", Location(path, exc.line))
+
     def expand(self, path: str, ctx: tuple[str, ...] | None, parent: Directive, prefix: str,
                stack: tuple[str, ...], seen: list[str]) -> None:
         """Append the file's directives to `parent`, following includes."""
         raw = self.raw(path)
         if isinstance(raw, ParseError):
-            self.problem(f"cannot parse {path}: {raw.message}", Location(path, raw.line))
+            self.unparsed(path, raw)
             raise _Unreadable
         if isinstance(raw, OSError):
             raise _Unreadable(str(raw))
@@ -594,6 +639,12 @@ class _Builder:
                 stack: tuple[str, ...], seen: list[str]) -> None:
         assert parent.block is not None
         for s in stmts:
+            if s.name == _INSERT:
+                parent.block.append(Directive("include", list(s.args), path, s.line, None, parent, unresolved=True,
+                                              template=True))
+                self.problem(f"the template inserts configuration at {path}:{s.line}: what it sets is not judged",
+                             Location(path, s.line), Status.SKIP)
+                continue
             if ctx is not None:
                 try:
                     analyze(path, {"directive": s.name, "args": s.args, "line": s.line}, s.term, ctx,
@@ -744,7 +795,7 @@ def _reachable(roots: list[str], edges: dict[str, list[str]]) -> set[str]:
 def _add_root(b: _Builder, path: str, main: bool) -> None:
     raw = b.raw(path)
     if isinstance(raw, ParseError):
-        b.problem(f"cannot parse {path}: {raw.message}", Location(path, raw.line))
+        b.unparsed(path, raw)
         return
     if isinstance(raw, OSError):
         b.problem(f"cannot read {path}: {raw}", Location(path))

@@ -283,7 +283,7 @@ def _walk(root: str, tree: LocalTree, facts: FactSet) -> list[str]:
             kept.append(name)
         dirnames[:] = kept
         for name in sorted(filenames):
-            if name.endswith(SKIP_SUFFIXES):
+            if name.endswith(SKIP_SUFFIXES) and not name.lower().endswith(".erb"):  # ERB templates are configs
                 continue
             full = os.path.join(dirpath, name)
             (links if os.path.islink(full) else files).append(full)
