@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from mastoaudit import kinds, templating
 from mastoaudit.addresses import reach, split_host_port
@@ -18,10 +18,10 @@ from mastoaudit.checkdef import Remediation, check, failed, passed, skipped, war
 from mastoaudit.facts import FactSet
 from mastoaudit.facts.http import ONE_YEAR, SIX_MONTHS, HttpSite, Observation, nosniff, parse_hsts, redirect_verdict
 from mastoaudit.judgments.http import urls
-from mastoaudit.model import Location, Outcome, Status
+from mastoaudit.model import Location, Outcome, SkipReason, Status
 from mastoaudit.net import csp
 from mastoaudit.net.csp import escape
-from mastoaudit.parsers.nginx import Directive, NginxConfig, Server
+from mastoaudit.parsers.nginx import Directive, Header, NginxConfig, Server, location_spec, site_path
 
 NGINX_DOC = "https://nginx.org/en/docs/"
 MASTODON_INSTALL = "https://docs.joinmastodon.org/admin/install/"
@@ -454,8 +454,11 @@ def hsts_max_age(value: str) -> int | None:
 )
 def hsts(facts: FactSet) -> Iterator[Outcome]:
     for conf in facts.all(kinds.NGINX):
-        for server in _tls_servers(conf):
+        for server in [*_tls_servers(conf), *(s for s in conf.servers() if s.implicit)]:
             yield from _hsts_server(conf, server)
+
+
+HSTS = "Strict-Transport-Security"
 
 
 def _hsts_server(conf: NginxConfig, server: Server) -> Iterator[Outcome]:
@@ -465,61 +468,72 @@ def _hsts_server(conf: NginxConfig, server: Server) -> Iterator[Outcome]:
                      subject=server.label, observed=s.first("return").text(), expected="HSTS on content")
         return
     bad: list[Outcome] = []
-    good: list[Directive] = []
+    good: list[Header] = []
     judged: set[int] = set()
-    nodes = [s, *conf.locations(s)]
+    locations = conf.locations(s)
     app_host = bool(_app_locations(conf, s))
-    for node in nodes:
-        for h in conf.add_headers(node):
-            if h.name.lower() != "strict-transport-security" or id(h.directive) in judged:
+    for node in [s, *locations]:  # every HSTS value nginx sends here, whichever module sets it
+        for h in conf.resolve_header(node, HSTS).added:
+            if id(h.directive) in judged:
                 continue
             judged.add(id(h.directive))
             age = hsts_max_age(h.value)
             if templating.is_templated(h.value, "nginx") or "$" in h.value:
                 bad.append(skipped("the HSTS value is templated or a variable: cannot be judged",
-                                   at=h.directive.location, subject=server.label))
+                                   at=h.directive.location, subject=server.label, because=SkipReason.TEMPLATED))
             elif age is None or age < HSTS_MIN:
                 bad.append(failed(f"HSTS max-age is {'missing' if age is None else age}, under a year",
                                   at=h.directive.location, subject=server.label, observed=h.value,
                                   expected=f"max-age>={HSTS_MIN}"))
             else:
-                good.append(h.directive)
-    locations = conf.locations(s)
-    to_judge = [loc for loc in locations if not loc.arg.startswith("@")] or [None]
-    for loc in to_judge:
+                good.append(h)
+    expected = f"max-age>={HSTS_MIN}"
+    for loc in [loc for loc in locations if not loc.arg.startswith("@")] or [None]:
         mode = serve_mode(conf, s, loc)
-        if mode == "return" or (mode in ("app", "app-fallback") and app_host):
-            continue
         node = loc if loc is not None else s
-        if conf.header(node, "Strict-Transport-Security") is not None:
+        resolved = conf.resolve_header(node, HSTS)
+        if mode == "return" or resolved.added:
             continue
-        where = node.location
+        if mode == "app" and app_host:
+            if resolved.upstream in ("hidden", "cleared") and resolved.by is not None:
+                bad.append(failed(f"the app's own HSTS header is removed here ({resolved.by.text()})",
+                                  at=resolved.by.location, subject=_loc_subject(server, loc),
+                                  observed=f"{resolved.upstream} by {resolved.by.name}", expected=expected))
+            continue  # the app's responses carry its HSTS (Rails force_ssl)
         own = node.children("add_header")
         above = [d for lvl in conf.levels(node)[1:] for d in lvl.children("add_header")
-                 if d.arg.lower() == "strict-transport-security"]
+                 if d.arg.lower() == HSTS.lower()]
         if own and above:
             msg = (f"this location adds its own headers ({own[0].arg} ...), so by nginx's add_header rule it "
                    f"does not inherit the HSTS header set at {above[0].file}:{above[0].line}")
         else:
             msg = "responses nginx serves here carry no HSTS header"
+        subject = _loc_subject(server, loc)
         note = _unseen_note(conf, node)
         if note:
-            bad.append(warned(f"{msg}; {note} could not be read", at=where, subject=_loc_subject(server, loc),
-                              observed="no Strict-Transport-Security", expected=f"max-age>={HSTS_MIN}"))
+            bad.append(warned(f"{msg}; {note} could not be read", at=node.location, subject=subject,
+                              observed="no Strict-Transport-Security", expected=expected))
+        elif mode == "app-fallback" and app_host:
+            bad.append(warned(f"{msg}: the files nginx serves from disk here (try_files before the proxy) lack it; "
+                              "the app's own responses carry it, so browsers still learn it from the pages",
+                              at=node.location, subject=subject, observed="no Strict-Transport-Security on files",
+                              expected=expected, severity="low"))
         else:
-            bad.append(failed(msg, at=where, subject=_loc_subject(server, loc), observed="no Strict-Transport-Security",
-                              expected=f"max-age>={HSTS_MIN}"))
+            bad.append(failed(msg, at=node.location, subject=subject, observed="no Strict-Transport-Security",
+                              expected=expected))
+    assumed = ("; judged as the locations of an HTTPS server (the server that includes them is not in the tree)"
+               if server.implicit else "")
     if bad:
         yield from bad
     elif good:
         h = good[0]
-        yield passed("HSTS is set wherever nginx answers itself" + ("; the app sets it on proxied responses"
-                                                                    if app_host else ""),
-                     at=h.location, subject=server.label, observed=h.args[1], expected=f"max-age>={HSTS_MIN}")
+        app = "; the app sets its own on what is proxied to it (Rails force_ssl)" if app_host else ""
+        yield passed(f"nginx sets HSTS ({h.module} at {h.directive.file}:{h.directive.line}) on everything it "
+                     f"serves itself{app}{assumed}", at=h.directive.location, subject=server.label,
+                     observed=h.value, expected=expected)
     elif app_host:
-        yield passed("every response comes from the Mastodon app, which sets HSTS (Rails force_ssl)",
-                     at=server.location, subject=server.label, observed="set by the app",
-                     expected=f"max-age>={HSTS_MIN}")
+        yield passed(f"every response comes from the Mastodon app, which sets HSTS (Rails force_ssl){assumed}",
+                     at=server.location, subject=server.label, observed="set by the app", expected=expected)
     else:
         yield passed("the server only redirects or refuses (no content)", at=server.location,
                      subject=server.label, observed="no content served", expected="HSTS on content")
@@ -664,7 +678,7 @@ def _judge_redirect(verdict: str, d: Directive, server: Server, scope: str) -> I
 )
 def server_tokens(facts: FactSet) -> Iterator[Outcome]:
     for conf in facts.all(kinds.NGINX):
-        servers = _http_servers(conf)
+        servers = [s for s in _http_servers(conf) if not s.implicit]  # a snippet's server is not in the tree
         for d, group in _grouped(conf, servers, "server_tokens"):
             subject = _subject(group)
             if d is not None and d.arg.lower() == "off":
@@ -676,6 +690,12 @@ def server_tokens(facts: FactSet) -> Iterator[Outcome]:
                 else:
                     yield passed("the version is not announced", at=d.location, subject=subject,
                                  observed="off", expected="off")
+            elif d is None and conf.context == "http":
+                yield warned(f"server_tokens is not set in {conf.path}, a site file read without the nginx.conf that "
+                             "includes it: unless that file's http block sets it off, nginx's default (on) names "
+                             "the version in every response and error page", at=_at(conf, d, group), subject=subject,
+                             observed="unset here (the http block is not in the tree)", expected="off",
+                             severity="low")
             else:
                 yield _hedge(_unseen_for(conf, d, group), failed(
                     "responses and error pages show the nginx version", at=_at(conf, d, group),
@@ -789,12 +809,17 @@ def media_csp(facts: FactSet) -> Iterator[Outcome]:
             return failed(f"{_MEDIA_MODE[mode]} carry no Content-Security-Policy", at=node.location,
                           subject=subject, observed="missing", expected=expected)
         if templating.is_templated(h.value, "nginx"):
-            return skipped("the CSP value is templated: cannot be judged", at=h.directive.location, subject=subject)
+            return skipped("the CSP value is templated: cannot be judged", at=h.directive.location, subject=subject,
+                           because=SkipReason.TEMPLATED)
         if not csp_blocks_scripts(h.value):
             return failed("the media CSP still lets scripts run", at=h.directive.location, subject=subject,
                           observed=h.value, expected=expected)
-        return passed(f"{_MEDIA_MODE[mode]} carry a script-blocking CSP", at=h.directive.location, subject=subject,
-                      observed=h.value, expected=expected)
+        if h.only:
+            return warned(f"the script-blocking CSP is sent only for {h.only} ({h.module}): other media lack it",
+                          at=h.directive.location, subject=subject, observed=f"{h.value} (only {h.only})",
+                          expected=expected)
+        return passed(f"{_MEDIA_MODE[mode]} carry a script-blocking CSP ({h.module})", at=h.directive.location,
+                      subject=subject, observed=h.value, expected=expected)
 
     yield from _media_check(facts, judge)
 
@@ -826,8 +851,12 @@ def media_nosniff(facts: FactSet) -> Iterator[Outcome]:
             return failed(f"{_MEDIA_MODE[mode]} may be content-sniffed by browsers",
                           at=h.directive.location if h else node.location, subject=subject, observed=observed,
                           expected="nosniff")
-        return passed(f"{_MEDIA_MODE[mode]} are sent with nosniff", at=h.directive.location, subject=subject,
-                      observed=h.value, expected="nosniff")
+        if h.only:
+            return warned(f"nosniff is sent only for {h.only} ({h.module}): other media lack it",
+                          at=h.directive.location, subject=subject, observed=f"{h.value} (only {h.only})",
+                          expected="nosniff")
+        return passed(f"{_MEDIA_MODE[mode]} are sent with nosniff ({h.module})", at=h.directive.location,
+                      subject=subject, observed=h.value, expected="nosniff")
 
     yield from _media_check(facts, judge)
 
@@ -1098,25 +1127,31 @@ def app_csp(facts: FactSet) -> Iterator[Outcome]:
     for conf in facts.all(kinds.NGINX):
         for server, loc in _proxy_locations(conf):
             subject = _loc_subject(server, loc)
-            hidden = [d for d in conf.effective_all(loc, "proxy_hide_header")
-                      if d.arg.lower() == "content-security-policy"]
-            csp = conf.header(loc, "Content-Security-Policy")
+            resolved = conf.resolve_header(loc, "Content-Security-Policy")
+            csp = next((h for h in reversed(resolved.added) if not h.types), None)
             if csp is not None and templating.is_templated(csp.value, "nginx"):
                 yield skipped("the CSP value is templated: cannot be judged", at=csp.directive.location,
-                              subject=subject)
+                              subject=subject, because=SkipReason.TEMPLATED)
                 continue
             weak = csp_script_weakness(csp.value) if csp is not None else []
-            if hidden and csp is None:
-                yield failed("the app's CSP is hidden and nothing replaces it", at=hidden[0].location,
-                             subject=subject, observed="proxy_hide_header Content-Security-Policy",
-                             expected="the app's CSP passed through")
-            elif hidden and weak:
-                yield failed(f"the app's CSP is replaced by one allowing {', '.join(weak)} in scripts",
-                             at=csp.directive.location, subject=subject, observed=csp.value,  # type: ignore[union-attr]
-                             expected="the app's CSP passed through")
-            elif weak:
+            expected = "the app's CSP passed through"
+            by = resolved.by
+            how = {"hidden": "hidden (proxy_hide_header)", "cleared": "cleared (more_clear_headers)",
+                   "replaced": "replaced (more_set_headers)"}.get(resolved.upstream, "")
+            if resolved.upstream in ("hidden", "cleared") and csp is None:
+                yield failed(f"the app's CSP is {how} and nothing replaces it", at=by.location if by else loc.location,
+                             subject=subject, observed=by.text() if by else resolved.upstream, expected=expected)
+            elif resolved.upstream != "kept" and csp is not None and weak:
+                yield failed(f"the app's CSP is {how}: the policy sent instead allows {', '.join(weak)} in scripts",
+                             at=csp.directive.location, subject=subject, observed=csp.value, expected=expected)
+            elif resolved.upstream == "replaced" and csp is not None:
+                yield warned("nginx replaces the app's CSP with a fixed one (more_set_headers): Mastodon derives its "
+                             "own from its settings (asset and media hosts, streaming URL), which this one does not "
+                             "follow", at=csp.directive.location, subject=subject, observed=csp.value,
+                             expected=expected, severity="low")
+            elif weak and csp is not None:
                 yield warned(f"nginx adds a CSP allowing {', '.join(weak)} in scripts next to the app's",
-                             at=csp.directive.location, subject=subject, observed=csp.value,  # type: ignore[union-attr]
+                             at=csp.directive.location, subject=subject, observed=csp.value,
                              expected="no CSP added by nginx on app responses")
             else:
                 yield passed("the app's own CSP reaches the browser",
@@ -1162,40 +1197,168 @@ def rate_limit(facts: FactSet) -> Iterator[Outcome]:
     severity="critical",
     threats=["T-SECRETS-EXPOSED"],
     needs=[kinds.NGINX],
+    reads=[kinds.MASTODON_ENV, kinds.SYSTEMD_UNIT],
     rationale="""Mastodon's checkout holds .env.production (the secret key base, database and SMTP
-        passwords, encryption keys) next to public/. A root or alias pointing at the checkout, or
-        above it, lets anyone download those files by name. Mastodon's sample uses
-        /home/mastodon/live/public.""",
-    remediation=Remediation("Point root at the public/ directory of the checkout.",
+        passwords, encryption keys) and log/ next to public/. A location that serves files from the
+        checkout, or from a directory above it, lets anyone download those files by name. What a
+        root serves is judged, not its name: a location serves files from its root joined with the
+        URI (or from its alias), only for the URIs it matches, and a location that only proxies
+        serves nothing from disk. The checkout is where the tree puts .env.production or
+        Mastodon's units run (WorkingDirectory), the directory above a served public/, and the
+        documented places (/home/mastodon/live, the image's /opt/mastodon).""",
+    remediation=Remediation("Point root at the public/ directory of the checkout, and serve nothing else of it.",
                             "root /home/mastodon/live/public;"),
     references=[MASTODON_INSTALL, "https://nginx.org/en/docs/http/ngx_http_core_module.html#root"],
     tags=["secrets"],
 )
 def document_root(facts: FactSet) -> Iterator[Outcome]:
     for conf in facts.all(kinds.NGINX):
+        checkouts = _checkouts(facts, conf)
         for server in _mastodon_servers(conf):
             s = server.directive
-            lines = [d for d in [conf.effective(s, "root")] if d is not None] + [
-                d for loc in conf.locations(s) for name in ("root", "alias") for d in loc.children(name)]
-            if not lines:
-                yield passed("no root is set: nothing is served from disk", at=server.location, subject=server.label,
-                             observed="unset", expected="…/live/public")
+            if s.first("return") is not None:
                 continue
-            for d in lines:
-                yield _judge_root(d, server)
+            judged = [_judge_served(conf, server, served, checkouts) for served in _served_dirs(conf, s)]
+            if judged:
+                yield from judged
+            else:
+                root = conf.effective(s, "root")
+                yield passed("nothing is served from disk here: every location proxies or answers itself",
+                             at=root.location if root else server.location, subject=server.label,
+                             observed=f"root {root.arg} (serves nothing)" if root else "unset",
+                             expected="…/live/public")
 
 
-def _judge_root(d: Directive, server: Server) -> Outcome:
-    path = d.arg.rstrip("/")
-    if templating.is_templated(d.arg, "nginx"):
-        return skipped(f"the {d.name} path is templated: cannot be judged", at=d.location, subject=server.label)
-    base = path.rsplit("/", 1)[-1]
-    if path in ("", "/home", "/root", "/var", "/srv", "/opt") or base in ("live", "mastodon") or (
-            "/public" not in path and re.search(r"/(home/mastodon|mastodon)(/|$)", path)):
-        return failed(f"{d.name} exposes the Mastodon checkout (.env.production can be downloaded)", at=d.location,
-                      subject=server.label, observed=d.arg, expected="…/live/public")
-    return passed(f"{d.name} is not the application directory", at=d.location, subject=server.label,
-                  observed=d.arg, expected="…/live/public")
+# Where a Mastodon checkout is when the tree does not say: the installation guide's, the image's.
+DOCUMENTED_CHECKOUTS = ("/home/mastodon/live", "/opt/mastodon", "/mastodon")
+_SYSTEM_DIRS = {"/", "/etc", "/home", "/root", "/var", "/srv", "/opt", "/usr", "/var/www", "/home/mastodon"}
+_HOST_DIRS = re.compile(r"(^|/)((?:home|opt|srv|var|usr)/.*)$")
+
+
+def _checkouts(facts: FactSet, conf: NginxConfig) -> dict[str, str]:
+    """Mastodon checkouts this tree shows (path -> how it is known)."""
+    found = {path: "the documented location" for path in DOCUMENTED_CHECKOUTS}
+    for env in facts.all(kinds.MASTODON_ENV):
+        folder = env.path.split(":", 1)[-1].rsplit("/", 1)[0]  # host:path over SSH
+        match = _HOST_DIRS.search(folder)
+        if match:
+            found["/" + match.group(2)] = f"its .env.production ({env.path})"
+    for unit in facts.all(kinds.SYSTEMD_UNIT):
+        work = unit.last("WorkingDirectory")
+        if "mastodon" in unit.name and work is not None and work.value.startswith("/") and \
+                not templating.is_templated(work.value, "systemd"):
+            found[work.value.rstrip("/") or "/"] = f"{unit.name}'s WorkingDirectory"
+    for server in _mastodon_servers(conf):
+        root = conf.effective(server.directive, "root")
+        if root is not None and root.arg.rstrip("/").endswith("/public") and not _templated(root):
+            found.setdefault(root.arg.rstrip("/")[: -len("/public")], f"the directory above {root.arg}")
+    return found
+
+
+@dataclass(frozen=True)
+class _Served:
+    directive: Directive  # the root or alias
+    location: Directive | None
+    folder: str  # the directory files are served from for the URIs the location matches
+    uri_prefix: str  # the URI that maps to `folder`
+
+
+def _served_dirs(conf: NginxConfig, server: Directive) -> list[_Served]:
+    """Each directory a location serves files from, with the URI prefix that reaches it."""
+    out: list[_Served] = []
+    seen: set[tuple[int, str]] = set()
+    for loc in [loc for loc in conf.locations(server) if not loc.arg.startswith("@")] or [None]:
+        if serve_mode(conf, server, loc) not in ("static", "app-fallback"):
+            continue
+        node = loc if loc is not None else server
+        alias = loc.first("alias") if loc is not None else None
+        prefixes = _uri_prefixes(loc)
+        if alias is not None:
+            pairs = [(alias, alias.arg.rstrip("/") or "/", prefixes[0])]
+        else:
+            root = conf.effective(node, "root")
+            if root is None:
+                continue  # nginx's compiled-in html/ directory: not the checkout
+            base = root.arg.rstrip("/")
+            pairs = [(root, (base + p).rstrip("/") or "/", p) for p in prefixes]
+        for directive, folder, prefix in pairs:
+            if (id(directive), folder) not in seen:
+                seen.add((id(directive), folder))
+                out.append(_Served(directive, loc, folder, prefix))
+    return out
+
+
+_REGEX_PREFIX = re.compile(r"\^(/[\w./-]*)(?:\(([\w/|.-]+)\))?")
+
+
+def _uri_prefixes(loc: Directive | None) -> list[str]:
+    """The URI prefixes a location serves: its path for a prefix or exact location, the literal
+    start of an anchored regex (with a group of alternatives expanded), else "/" (anything)."""
+    if loc is None:
+        return ["/"]
+    mod, path = location_spec(loc)
+    path = site_path(mod, path)
+    if mod in ("", "^~", "="):
+        return [path if path.startswith("/") else "/"]
+    match = _REGEX_PREFIX.match(path)
+    if not match:
+        return ["/"]
+    literal, group = match.group(1), match.group(2)
+    if group and literal.endswith("/"):
+        return [literal + alt for alt in group.split("|")]
+    return [literal]
+
+
+def _within(path: str, folder: str) -> bool:
+    return folder == "/" or path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _denied(conf: NginxConfig, loc: Directive | None) -> bool:
+    """A location that answers no file: deny all, internal, or a return of 4xx."""
+    if loc is None:
+        return False
+    ret = loc.first("return")
+    if ret is not None and ret.arg.isdigit() and int(ret.arg) >= 400:
+        return True
+    if loc.first("internal") is not None:
+        return True
+    rules = [d for d in conf.effective_all(loc, "deny")] + [d for d in conf.effective_all(loc, "allow")]
+    return any(d.name == "deny" and d.arg == "all" for d in rules) and not loc.children("allow")
+
+
+def _judge_served(conf: NginxConfig, server: Server, served: _Served, checkouts: dict[str, str]) -> Outcome:
+    d = served.directive
+    where = d.location
+    subject = _loc_subject(server, served.location)
+    shown = d.arg
+    if templating.is_templated(d.arg, "nginx") or "$" in d.arg:
+        return skipped(f"the {d.name} path is templated or a variable: what it serves cannot be judged", at=where,
+                       subject=subject, because=SkipReason.TEMPLATED)
+    exposed = [(c, why) for c, why in checkouts.items() if _within(c, served.folder)]
+    if exposed:
+        checkout, why = exposed[0]
+        env = f"{checkout}/.env.production"
+        uri = served.uri_prefix.rstrip("/") + "/" + env[len(served.folder.rstrip("/")) + 1:] if served.folder != "/" \
+            else env
+        answering = conf.match_location(server.directive, uri)
+        if _denied(conf, answering):
+            return failed(f"{d.name} serves the Mastodon checkout {checkout} ({why}): log/, config/ and the code "
+                          f"are readable; {uri} itself is refused ({answering.text() if answering else ''})",
+                          at=where, subject=subject, observed=shown, expected="…/live/public", severity="high")
+        return failed(f"{d.name} serves the Mastodon checkout {checkout} ({why}): GET {uri} downloads its secrets",
+                      at=where, subject=subject, observed=shown, expected="…/live/public")
+    inside = [(c, why) for c, why in checkouts.items() if _within(served.folder, c)
+              and not _within(served.folder, c.rstrip("/") + "/public")]
+    if inside:
+        checkout, why = inside[0]
+        return warned(f"{d.name} serves {served.folder}, part of the Mastodon checkout {checkout} ({why}) outside "
+                      "public/", at=where, subject=subject, observed=shown, expected="…/live/public",
+                      severity="medium")
+    if served.folder in _SYSTEM_DIRS:
+        return failed(f"{d.name} serves {served.folder}, a system directory: every file under it can be downloaded",
+                      at=where, subject=subject, observed=shown, expected="…/live/public", severity="high")
+    return passed(f"{d.name} serves {served.folder} for {served.uri_prefix}, not a Mastodon checkout", at=where,
+                  subject=subject, observed=shown, expected="…/live/public")
 
 
 # --- as browsers see it (probe: http-headers) ---------------------------------------------------------

@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from ..model import Location, Status
+from ..model import Location, SkipReason, Status
 
 if TYPE_CHECKING:
     from ..kinds import FactKind
@@ -27,7 +27,8 @@ class InputProblem:
     kind: str
     message: str
     location: Location | None = None
-    status: Status = Status.ERROR  # ERROR: something could not be audited; WARN: audited partly
+    status: Status = Status.ERROR  # ERROR: something could not be audited; WARN: audited partly; SKIP: not judged
+    reason: SkipReason | None = None  # why, for a SKIP (a template, a file nothing reads)
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,9 @@ class FactSet:
         return names
 
     def problem(
-        self, kind: str, message: str, location: Location | None = None, status: Status = Status.ERROR
+        self, kind: str, message: str, location: Location | None = None, status: Status = Status.ERROR,
+        reason: SkipReason | None = None,
     ) -> None:
-        self.problems.append(InputProblem(kind, message, location, status))
+        if status is Status.SKIP and reason is None:
+            reason = SkipReason.infer(message)
+        self.problems.append(InputProblem(kind, message, location, status, reason))

@@ -39,7 +39,7 @@ KINDS: dict[str, Kind] = {
             "nginx", "nginx",
             names=("nginx.conf", "*/nginx.conf", "*/nginx/*", "nginx/*", "*/sites-available/*",
                    "*/sites-enabled/*", "sites-available/*", "sites-enabled/*", "*.nginx", "*.nginx.conf"),
-            sniff=_rx(r"^\s*(server|http|upstream)\s*\{"),
+            sniff=_rx(r"^\s*(server|http|upstream)\s*\{|^\s*location\s+[^\n{;]+\{"),  # a file of locations too
             sniff_suffixes=(".conf", ".vhost", ""),
         ),
         Kind(

@@ -6,7 +6,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..model import Location, Status
+from ..model import Location, SkipReason, Status
 from ..templating import statement_lines
 
 # A config file larger than this is not a config file; reading it whole would be the attack.
@@ -140,6 +140,11 @@ class ConfigFact:
     def secret_values(self) -> tuple[str, ...]:
         """Values that must never appear in a report (the engine scrubs them)."""
         return ()
+
+    def why_nothing(self) -> tuple[SkipReason, str] | None:
+        """When a check finds nothing to judge in this fact: why (an nginx file with no server
+        block), for the skip the engine reports; None when the fact has nothing to say."""
+        return None
 
 
 class FileProvider(Protocol):

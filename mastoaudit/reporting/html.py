@@ -16,7 +16,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from ..engine import RunResult
-from ..model import Severity, Status
+from ..model import SKIP_LABELS, Severity, Status
 from .compliance_view import compliance_view, diff_view
 from .document import DISPLAY_LIMITS, Omitted, build_document, capped, for_display, visible
 
@@ -120,6 +120,7 @@ def view(doc: dict) -> dict:
             "anchor": f"finding-{n}",
             "where": (f"{loc['file']}:{loc['line']}" if loc and loc["line"] else loc["file"]) if loc else None,
             "check": checks.get(f["check_id"]),
+            "skip_label": SKIP_LABELS.get(f.get("skip_reason")) if f["status"] == "skip" else None,
             "open": shown in _OPEN_BY_DEFAULT,
             "omitted": 0,
         })

@@ -160,8 +160,21 @@ def test_certificate_in_a_snippet_and_reject_handshake_servers(registry, tmp_pat
 
 
 def test_hsts_only_app_responses_pass(registry, tmp_path):
+    proxied = (f"    location / {{\n{PROXY}        proxy_pass http://backend;\n    }}\n")
+    found = results(registry, tmp_path, "nginx.hsts", {"sites-enabled/x": site(CERT + proxied)})
+    assert "every response comes from the Mastodon app" in one(found, Status.PASS).message
+
+
+def test_hsts_on_files_served_before_the_proxy_is_judged(registry, tmp_path):
+    """try_files $uri @proxy: the files nginx finds on disk are its own responses, without the app's
+    HSTS. Browsers still learn HSTS from the app's pages, so it is a low warning, and it says why."""
     found = results(registry, tmp_path, "nginx.hsts", {"sites-enabled/x": site(CERT + APP)})
-    assert "app" in one(found, Status.PASS).message
+    f = one(found, Status.WARN)
+    assert f.severity.value == "low" and "try_files before the proxy" in f.message and "location /" in f.subject
+    # the same with HSTS at the server level: a pass that gives the true reason
+    body = CERT + '    add_header Strict-Transport-Security "max-age=63072000" always;\n' + APP
+    passed = one(results(registry, tmp_path, "nginx.hsts", {"sites-enabled/x": site(body)}), Status.PASS)
+    assert "nginx sets HSTS (add_header at" in passed.message and "the app sets its own" in passed.message
 
 
 def test_hsts_static_location_drops_the_servers_header(registry, tmp_path):
@@ -202,7 +215,9 @@ def test_hsts_object_storage_proxy_needs_its_own(registry):
     found = lint(registry, FIXTURES / "nginx" / "object-storage", select=["nginx.hsts"]).findings
     assert {f.subject.split(" location")[0] for f in found if f.status is Status.FAIL} == {
         "server files.example.org:443"}
-    assert any(f.status is Status.PASS and "social" in f.subject for f in found)
+    # the Mastodon server's own static files (try_files before the proxy) lack HSTS: a low warning, since
+    # the app's pages carry it
+    assert any(f.status is Status.WARN and f.severity.value == "low" and "social" in f.subject for f in found)
 
 
 # --- plain HTTP ----------------------------------------------------------------------------------
@@ -399,6 +414,13 @@ def test_streaming_through_the_app_fallback(registry, tmp_path):
     ("proxy_hide_header Content-Security-Policy; add_header Content-Security-Policy \"default-src 'none'\";",
      Status.PASS),
     ("proxy_hide_header Content-Security-Policy; add_header Content-Security-Policy \"default-src *\";", Status.FAIL),
+    # headers-more: more_set_headers replaces the app's own policy, more_clear_headers removes it
+    ("more_set_headers \"Content-Security-Policy: script-src 'self' 'unsafe-eval'\";", Status.FAIL),
+    ("more_set_headers \"Content-Security-Policy: default-src 'self'\";", Status.WARN),
+    ("more_clear_headers Content-Security-Policy;", Status.FAIL),
+    ("more_clear_headers 'Content-Security-*';", Status.FAIL),
+    ("more_set_headers -a \"Content-Security-Policy: script-src *\";", Status.WARN),  # beside the app's
+    ("more_set_headers -s 404 \"Content-Security-Policy: script-src *\";", Status.PASS),  # error pages only
 ])
 def test_app_csp(registry, tmp_path, lines, want):
     body = CERT + f"    location / {{\n{PROXY}        {lines}\n        proxy_pass http://backend;\n    }}\n"
@@ -443,6 +465,51 @@ def test_alias_into_the_checkout_fails(registry, tmp_path):
     body = CERT + APP + "    location /files/ { alias /home/mastodon/live/; }\n"
     found = results(registry, tmp_path, "nginx.document-root", {"sites-enabled/x": site(body)})
     assert one(found, Status.FAIL).observed == "/home/mastodon/live/"
+
+
+def _roots(registry, tmp_path, body: str, extra: dict[str, str] | None = None) -> list[Finding]:
+    return results(registry, tmp_path, "nginx.document-root", {"sites-enabled/x": site(body), **(extra or {})})
+
+
+def test_a_root_is_judged_by_what_it_serves_not_by_its_name(registry, tmp_path):
+    """certbot's webroot named after the site serves /.well-known/acme-challenge/ only; a checkout set
+    as root where every location proxies serves nothing from disk."""
+    acme = "    location ^~ /.well-known/acme-challenge/ { root /var/www/mastodon; }\n"
+    found = _roots(registry, tmp_path / "acme", CERT + "    root /home/mastodon/live/public;\n" + APP + acme)
+    assert statuses(found) == ["pass", "pass"]
+    assert any("/var/www/mastodon/.well-known/acme-challenge" in f.message for f in found)
+    proxied = f"    root /home/mastodon/live;\n    location / {{\n{PROXY}        proxy_pass http://backend;\n    }}\n"
+    assert "nothing is served from disk" in one(_roots(registry, tmp_path / "proxy", CERT + proxied),
+                                                Status.PASS).message
+
+
+def test_the_checkout_served_says_which_file_downloads(registry, tmp_path):
+    f = one(_roots(registry, tmp_path / "open", CERT + "    root /home/mastodon/live;\n" + APP), Status.FAIL)
+    assert "GET /.env.production" in f.message and f.severity.value == "critical"
+    dotfiles = "    location ~ /\\. { deny all; }\n"
+    f = one(_roots(registry, tmp_path / "denied", CERT + "    root /home/mastodon/live;\n" + APP + dotfiles),
+            Status.FAIL)
+    assert f.severity.value == "high" and "is refused" in f.message
+
+
+def test_the_checkout_is_where_the_tree_puts_it(registry, tmp_path):
+    """A root that is not a documented path is the checkout when the tree shows .env.production there,
+    a unit's WorkingDirectory, or the directory above a served public/."""
+    env = {"srv/social/.env.production": "LOCAL_DOMAIN=social.example.org\n"}
+    f = one(_roots(registry, tmp_path / "env", CERT + "    root /srv/social;\n" + APP, env), Status.FAIL)
+    assert "/srv/social" in f.message and ".env.production" in f.message
+    unit = {"etc/systemd/system/mastodon-web.service": "[Service]\nUser=social\nWorkingDirectory=/opt/social\n"
+                                                       "ExecStart=/opt/social/bin/bundle exec puma\n"}
+    f = one(_roots(registry, tmp_path / "unit", CERT + "    root /opt/social;\n" + APP, unit), Status.FAIL)
+    assert "WorkingDirectory" in f.message
+    body = (CERT + "    root /usr/share/mastodon/public;\n" + APP
+            + "    location /app/ { alias /usr/share/mastodon/; }\n")
+    found = _roots(registry, tmp_path / "above", body)
+    assert "the directory above /usr/share/mastodon/public" in one(found, Status.FAIL).message
+    f = one(_roots(registry, tmp_path / "slash", CERT + "    root /;\n" + APP), Status.FAIL)
+    assert f.severity.value == "critical" and "GET /home/mastodon/live/.env.production" in f.message
+    f = one(_roots(registry, tmp_path / "var", CERT + "    root /var;\n" + APP), Status.FAIL)
+    assert f.severity.value == "high"
 
 
 # --- the demo trees against the real nginx -------------------------------------------------------
@@ -553,3 +620,41 @@ def test_a_local_object_storage_proxy_is_not_judged_as_the_app(registry, tmp_pat
     found = results(registry, tmp_path / "app", "nginx.proxy-headers",
                     {"sites-enabled/mastodon": site(CERT + APP) + media_server.replace(media, app_like)})
     assert "fail" in statuses([f for f in found if "media." in (f.subject or "")])
+
+
+def test_app_csp_replaced_at_the_server_level_by_headers_more(registry, tmp_path):
+    """Unlike add_header, more_set_headers at the server level reaches every location, however many
+    headers the location adds itself, and replaces what the app sends."""
+    body = (CERT + "    more_set_headers \"Content-Security-Policy: default-src 'self' 'unsafe-inline'\";\n"
+            + f"    location / {{\n{PROXY}        add_header X-Cached $upstream_cache_status;\n"
+            "        proxy_pass http://backend;\n    }\n")
+    f = one(results(registry, tmp_path, "nginx.app-csp", {"sites-enabled/x": site(body)}), Status.FAIL)
+    assert "replaced (more_set_headers)" in f.message and "'unsafe-inline'" in f.message and f.location.line == 9
+
+
+def test_headers_more_sets_hsts_and_media_headers(registry, tmp_path):
+    """HSTS, nosniff and the media CSP set with more_set_headers count, whatever add_header lines the
+    locations have; a header limited to some content types (-t) covers the others not."""
+    media = ("    location ~ ^/system/ {\n        add_header Cache-Control public;\n"
+             "        more_set_headers \"Content-Security-Policy: default-src 'none'; form-action 'none'\";\n"
+             "        try_files $uri =404;\n    }\n")
+    body = (CERT + '    more_set_headers "Strict-Transport-Security: max-age=63072000";\n'
+            "    root /home/mastodon/live/public;\n" + APP + media)
+    files = {"etc/nginx/nginx.conf": "events {}\nhttp {\n  more_set_headers 'X-Content-Type-Options: nosniff';\n"
+                                     "  include /etc/nginx/sites-enabled/*;\n}\n",
+             "etc/nginx/sites-enabled/x": site(body)}
+    hsts = one(results(registry, tmp_path, "nginx.hsts", files), Status.PASS)
+    assert "headers-more" in hsts.message
+    assert one(results(registry, tmp_path, "nginx.media-csp", files), Status.PASS)
+    assert one(results(registry, tmp_path, "nginx.media-nosniff", files), Status.PASS)
+    files["etc/nginx/nginx.conf"] = files["etc/nginx/nginx.conf"].replace("more_set_headers '", "more_set_headers -t "
+                                                                          "text/html '")
+    f = one(results(registry, tmp_path / "typed", "nginx.media-nosniff", files), Status.WARN)
+    assert "only for text/html" in f.message
+
+
+def test_headers_more_clearing_the_apps_hsts_fails(registry, tmp_path):
+    body = CERT + f"    location / {{\n{PROXY}        more_clear_headers Strict-Transport-Security;\n" \
+        "        proxy_pass http://backend;\n    }\n"
+    f = one(results(registry, tmp_path, "nginx.hsts", {"sites-enabled/x": site(body)}), Status.FAIL)
+    assert "the app's own HSTS header is removed" in f.message

@@ -737,3 +737,58 @@ def test_files_fetched_from_a_host_resolve_their_includes():
     tickets = conf.effective(conf.server_blocks()[0], "ssl_session_tickets")
     assert tickets.file == "web1:/etc/letsencrypt/options-ssl-nginx.conf" and tickets.line == 1
     assert len(conf.files) == 4
+
+
+# --- files of location blocks, files nothing reads -------------------------------------------------
+
+
+LOCATIONS_ONLY = ("location / {\n  try_files $uri @app;\n}\nlocation ~ ^/system/ {\n  try_files $uri =404;\n}\n"
+                  "location @app {\n  proxy_pass http://127.0.0.1:3000;\n}\n")
+
+
+def test_a_file_of_locations_included_nowhere_is_read_as_the_locations_of_a_server(tmp_path):
+    """An app package's snippet (the distribution's server includes it): judged as locations, never
+    silently skipped, and never as the main context (where nginx would refuse `location`)."""
+    for name in ("conf/nginx.conf", "snippets/mastodon.conf"):
+        facts = collect(tmp_path / name.replace("/", "-"), {name: LOCATIONS_ONLY})
+        conf = only(facts)
+        [server] = conf.servers()
+        assert server.implicit and server.listens == () and "not in the tree" in server.label
+        assert [loc.arg for loc in conf.locations(server.directive)] == ["/", "~", "@app"]
+        assert conf.match_location(server.directive, "/system/x.png").args == ["~", "^/system/"]
+        assert not facts.problems
+        reason, message = conf.why_nothing()
+        assert reason.value == "no-server-block" and "holds locations only" in message
+
+
+def test_a_file_included_in_a_server_is_judged_there(tmp_path):
+    conf = only(collect(tmp_path, {
+        "etc/nginx/nginx.conf": "events {}\nhttp { include /etc/nginx/sites-enabled/*; }\n",
+        "etc/nginx/sites-enabled/x": "server {\n  listen 443 ssl;\n  include snippets/static.conf;\n}\n",
+        "etc/nginx/snippets/static.conf": LOCATIONS_ONLY}))
+    [server] = conf.servers()
+    assert not server.implicit and len(conf.locations(server.directive)) == 3
+
+
+def test_files_nginx_does_not_read_are_said_to_be_inactive(tmp_path):
+    write(tmp_path, {
+        "etc/nginx/nginx.conf": "events {}\nhttp { include /etc/nginx/sites-enabled/*; }\n",
+        "etc/nginx/sites-available/default": "server { listen 80 default_server; }\n",
+        "etc/nginx/sites-available/site": "server { listen 80; server_name a.example; }\n"})
+    (tmp_path / "etc/nginx/sites-enabled").mkdir()
+    os.symlink("../sites-available/site", tmp_path / "etc/nginx/sites-enabled/site")
+    facts = collect_tree(tmp_path)
+    [(message, file, _line)] = problems(facts, Status.SKIP)
+    assert file.endswith("sites-available/default") and "not active" in message
+    assert [p.reason.value for p in facts.problems] == ["not-active"]
+
+
+def test_placeholder_path_prefixes_match_as_the_site_root(tmp_path):
+    conf = only(collect(tmp_path, {"conf/nginx.conf": (
+        "location __PATH__/ {\n  try_files $uri @p;\n}\nlocation ~ ^__PATH__/system/ {\n  alias __DATA__/system/;\n}\n"
+        "location ^~ {{ path }}/api/v1/streaming {\n  proxy_pass http://127.0.0.1:__PORT__;\n}\n")}))
+    server = conf.server_blocks()[0]
+    assert conf.match_location(server, "/system/a.png").args == ["~", "^__PATH__/system/"]
+    streaming = conf.match_location(server, "/api/v1/streaming")
+    target = conf.proxy_target(streaming)
+    assert (target.kind, target.host) == ("ip", "127.0.0.1")  # the port is a placeholder, the host is known
