@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
-from mastoaudit import kinds, templating
+from mastoaudit import ciphers, kinds, templating
 from mastoaudit.addresses import reach, split_host_port
 from mastoaudit.checkdef import Remediation, check, failed, passed, skipped, warned
 from mastoaudit.facts import FactSet
@@ -30,9 +30,6 @@ HSTS_MIN = 31536000  # one year
 MEDIA_URI = "/system/media_attachments/files/110/000/000/000/000/001/original/0123456789abcdef.png"
 STREAMING_URI = "/api/v1/streaming"
 BAD_PROTOCOLS = ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1")
-# Parts of an OpenSSL cipher string that add weak suites (matched on '-' / '+' separated parts).
-WEAK_CIPHER_PARTS = {"RC4", "DES", "3DES", "CBC3", "NULL", "ENULL", "ANULL", "EXP", "EXPORT", "MD5", "LOW",
-                     "ADH", "AECDH", "IDEA", "SEED", "RC2"}
 _STORAGE_HINT = re.compile(r"s3|bucket|storage|wasabi|backblaze|b2|r2\.|minio|spaces|objects|media|files|cdn", re.I)
 
 
@@ -236,86 +233,103 @@ def tls_protocols(facts: FactSet) -> Iterator[Outcome]:
                              expected="TLSv1.2 TLSv1.3")
 
 
-def cipher_verdict(spec: str) -> tuple[str, str]:
-    """("fail"|"warn"|"pass", why) for an OpenSSL cipher string as nginx passes it to OpenSSL."""
-    tokens = [t for t in re.split(r"[:, ]+", spec) if t]
-    if any(t.upper().startswith("@SECLEVEL=0") for t in tokens):
-        return "fail", "@SECLEVEL=0 re-enables every weak suite and key size the OpenSSL build has"
-    removed = {p.upper() for t in tokens if t[0] in "!-" for p in re.split(r"[+-]", t[1:]) if p}
-    weak: list[str] = []
-    broad: list[str] = []
-    for t in tokens:
-        if t[0] in "!-+@":
-            continue
-        parts = {p.upper() for p in re.split(r"[+-]", t) if p}
-        hits = sorted((parts & WEAK_CIPHER_PARTS) - removed)
-        if hits:
-            weak.append(t)
-        elif t.upper() in ("ALL", "COMPLEMENTOFALL") and "ANULL" not in removed:
-            weak.append(f"{t} (includes anonymous suites)")
-        elif t.upper() in ("ALL", "DEFAULT", "COMPLEMENTOFDEFAULT", "MEDIUM"):
-            broad.append(t)
-    if weak:
-        return "fail", f"weak suites enabled: {', '.join(weak)}"
-    if broad:
-        return "warn", f"a broad group ({', '.join(broad)}) whose contents depend on the OpenSSL build"
-    return "pass", "no weak suites named"
+NGINX_DEFAULT_CIPHERS = "HIGH:!aNULL:!MD5"  # ssl_ciphers' default (nginx.org)
+
+
+def _openssl_on_host(facts: FactSet) -> str:
+    """The host's OpenSSL, when its packages were read (audit): the one nginx expands the string with."""
+    for packages in facts.all(kinds.PACKAGES):
+        for name in ("libssl3", "libssl3t64", "libssl1.1", "openssl"):
+            if name in packages.versions:
+                return f"; the host has {name} {packages.versions[name]}"
+    return ""
+
+
+def _cipher_outcome(judgment: ciphers.CipherJudgment, at: Location, subject: str, shown: str,
+                    host_openssl: str) -> Outcome:
+    profile = judgment.profile
+    expected = f"only the suites of {profile.label}"
+    by = judgment.expanded_by + host_openssl
+    suites = len(judgment.expansion.suites)
+    verdict = judgment.verdict
+    if verdict == "fail":
+        return failed(f"weak suites enabled: {judgment.explain()} ({by})", at=at, subject=subject, observed=shown,
+                      expected=expected)
+    if verdict == "unusable":
+        return warned(f"{judgment.expansion.error} ({by}): nginx linked to the same OpenSSL would refuse to start",
+                      at=at, subject=subject, observed=shown, expected=expected)
+    if verdict == "weak":
+        return failed(f"admits {len(judgment.outside)} of its {suites} suites outside {profile.label}, some without "
+                      f"forward secrecy: {judgment.explain()} ({by})", at=at, subject=subject, observed=shown,
+                      expected=expected, severity="medium")
+    if verdict == "outside":
+        return warned(f"admits {len(judgment.outside)} of its {suites} suites outside {profile.label} (none broken): "
+                      f"{judgment.explain()} ({by})", at=at, subject=subject, observed=shown, expected=expected,
+                      severity="low")
+    inert = (f"; {len(judgment.inert)} pre-shared-key, SRP or DSS suites it also names are never negotiated by nginx"
+             if judgment.inert else "")
+    return passed(f"its {suites} suites are all in {profile.label}{inert} ({by}); TLS 1.3 suites are not set by "
+                  "this string, and protocols are judged by nginx.tls-protocols", at=at, subject=subject,
+                  observed=shown, expected=expected)
 
 
 @check(
     id="nginx.tls-ciphers",
-    title="HTTPS offers no weak cipher suites",
+    title="HTTPS offers only the cipher suites of Mozilla's profile",
     component="nginx",
     severity="high",
     threats=["T-TRANSPORT-MITM"],
     needs=[kinds.NGINX],
+    reads=[kinds.PACKAGES],
     rationale="""RC4, 3DES, NULL, EXPORT, MD5 and anonymous suites are broken or offer no
         authentication; @SECLEVEL=0 tells OpenSSL to allow all of them again together with short
-        keys. Mastodon's sample uses HIGH:!MEDIUM:!LOW:!aNULL:!NULL:!SHA; Mozilla's intermediate
-        list is the usual reference. (TLS 1.3 suites are not set by ssl_ciphers and are all
-        strong.)""",
+        keys. A string that names none of them can still admit suites without forward secrecy
+        (static RSA key exchange: a stolen key decrypts recorded traffic) and CBC suites (a long
+        record of padding oracles), which Mozilla's intermediate profile leaves out: Mastodon's own
+        sample, HIGH:!MEDIUM:!LOW:!aNULL:!NULL:!SHA, is such a string, as is nginx's default
+        HIGH:!aNULL:!MD5. The string is expanded with the OpenSSL mastoaudit runs on and each suite
+        is judged; the server's OpenSSL may expand it a little differently. (TLS 1.3 suites are not
+        set by ssl_ciphers and are all strong.)""",
     remediation=Remediation(
-        "Use Mozilla's intermediate cipher list (or Mastodon's sample string) and never lower @SECLEVEL.",
-        "ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
-        "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;",
+        "Use Mozilla's intermediate cipher list and never lower @SECLEVEL.",
+        f"ssl_ciphers {ciphers.mozilla_profile().openssl_string};\nssl_prefer_server_ciphers off;",
     ),
-    references=[MOZILLA_TLS, "https://nginx.org/en/docs/http/ngx_http_ssl_module.html#ssl_ciphers"],
+    references=[MOZILLA_TLS, "https://nginx.org/en/docs/http/ngx_http_ssl_module.html#ssl_ciphers",
+                "https://wiki.mozilla.org/Security/Server_Side_TLS"],
     tags=["tls", "mozilla-intermediate"],
 )
 def tls_ciphers(facts: FactSet) -> Iterator[Outcome]:
+    host_openssl = _openssl_on_host(facts)
     for conf in facts.all(kinds.NGINX):
         for d, servers in _grouped(conf, _tls_servers(conf), "ssl_ciphers"):
             subject = _subject(servers)
-            if d is None:
-                yield passed("ssl_ciphers is not set: nginx's default HIGH:!aNULL:!MD5 has no weak suites",
-                             at=_unset_at(conf, servers), subject=subject, observed="unset (HIGH:!aNULL:!MD5)",
-                             expected="no weak suites")
+            if d is not None and _templated(d):
+                yield skipped("ssl_ciphers is templated: cannot be judged", at=d.location, subject=subject,
+                              because=SkipReason.TEMPLATED)
                 continue
-            if _templated(d):
-                yield skipped("ssl_ciphers is templated: cannot be judged", at=d.location, subject=subject)
-                continue
-            spec = " ".join(d.args)
-            verdict, why = cipher_verdict(spec)
-            make = {"fail": failed, "warn": warned, "pass": passed}[verdict]
-            yield _hedge(_unseen_for(conf, d, servers), make(why, at=d.location, subject=subject, observed=spec,
-                                                               expected="no weak suites, no @SECLEVEL=0"))
+            spec = " ".join(d.args) if d is not None else NGINX_DEFAULT_CIPHERS
+            shown = spec if d is not None else f"unset ({NGINX_DEFAULT_CIPHERS}, nginx's default)"
+            outcome = _cipher_outcome(ciphers.judge(spec), _at(conf, d, servers), subject, shown, host_openssl)
+            yield _hedge(_unseen_for(conf, d, servers), outcome)
 
 
 @check(
     id="nginx.tls-prefer-server-ciphers",
-    title="The server, not the client, picks the cipher when the list is not all strong",
+    title="Clients choose the cipher only among strong suites (Mozilla's profile)",
     component="nginx",
     severity="low",
     threats=["T-TRANSPORT-MITM"],
     needs=[kinds.NGINX],
-    rationale="""With ssl_prefer_server_ciphers off the client chooses among the offered suites. That is
-        what Mozilla's intermediate profile does, because its list holds strong suites only; with a
-        broader or weaker list a client (or a man in the middle steering the handshake) can pick
-        the weakest. Mastodon's sample turns server preference on.""",
-    remediation=Remediation("Turn server preference on, or offer only strong suites.",
-                            "ssl_prefer_server_ciphers on;"),
+    rationale="""Mozilla's intermediate profile sets ssl_prefer_server_ciphers off: its list holds
+        strong suites only, so the client may pick (ChaCha20 on phones without AES hardware). With a
+        list that also admits weaker suites (no forward secrecy, CBC) or broken ones, off lets a
+        client, or a man in the middle steering the handshake, pick the weakest: there the server's
+        order must decide until the list is fixed (nginx.tls-ciphers judges the list itself).""",
+    remediation=Remediation("Offer only Mozilla's suites and leave the choice to clients; with a broader list, "
+                            "turn server preference on until the list is fixed.",
+                            "ssl_prefer_server_ciphers off;  # with Mozilla's intermediate ssl_ciphers"),
     references=["https://nginx.org/en/docs/http/ngx_http_ssl_module.html#ssl_prefer_server_ciphers", MOZILLA_TLS],
-    tags=["tls"],
+    tags=["tls", "mozilla-intermediate"],
 )
 def tls_prefer_server_ciphers(facts: FactSet) -> Iterator[Outcome]:
     for conf in facts.all(kinds.NGINX):
@@ -323,46 +337,79 @@ def tls_prefer_server_ciphers(facts: FactSet) -> Iterator[Outcome]:
             subject = _subject(servers)
             on = d is not None and d.arg.lower() == "on"
             observed = d.arg if d is not None else "unset (off)"
-            if on:
-                yield passed("the server's cipher order is used", at=d.location, subject=subject,
-                             observed=observed, expected="on")
+            where = _at(conf, d, servers)
+            listed = conf.effective(servers[0].directive, "ssl_ciphers")
+            if listed is not None and _templated(listed):
+                yield skipped("the cipher list is templated: cannot be judged", at=where, subject=subject,
+                              because=SkipReason.TEMPLATED)
                 continue
-            ciphers = conf.effective(servers[0].directive, "ssl_ciphers")
-            verdict = cipher_verdict(" ".join(ciphers.args))[0] if ciphers is not None else "pass"
-            if ciphers is not None and _templated(ciphers):
-                yield skipped("the cipher list is templated: cannot be judged", at=_at(conf, d, servers),
-                              subject=subject)
-            elif verdict == "pass":
-                yield passed("clients choose, but only among strong suites (Mozilla intermediate style)",
-                             at=_at(conf, d, servers), subject=subject, observed=observed,
-                             expected="on, or a list of strong suites only")
-            elif verdict == "warn":
-                yield _hedge(_unseen_for(conf, d, servers), warned(
-                    "clients choose the cipher from a broad group whose contents depend on OpenSSL",
-                    at=_at(conf, d, servers), subject=subject, observed=observed, expected="on"))
-            else:
+            judgment = ciphers.judge(" ".join(listed.args) if listed is not None else NGINX_DEFAULT_CIPHERS)
+            label = judgment.profile.label
+            strong = judgment.verdict == "pass"
+            if strong and not on:
+                yield passed(f"clients choose among strong suites only, as {label} has it (off); the suites are "
+                             "judged by nginx.tls-ciphers", at=where, subject=subject, observed=observed,
+                             expected="off with Mozilla's suites")
+            elif strong:
+                yield passed(f"the server's order is used; {label} leaves the choice to clients (off), since every "
+                             "suite in the list is strong: either is safe", at=where, subject=subject,
+                             observed=observed, expected="off with Mozilla's suites")
+            elif on:
+                yield passed("the server's order is used, so clients cannot pick the weaker suites the list also "
+                             "holds (the list itself is judged by nginx.tls-ciphers)", at=where, subject=subject,
+                             observed=observed, expected="on while the list holds weaker suites")
+            elif judgment.verdict in ("fail", "weak"):
+                kind = "broken" if judgment.verdict == "fail" else "no-forward-secrecy"
                 yield _hedge(_unseen_for(conf, d, servers), failed(
-                    "clients choose the cipher from a list that holds weak or broad suites",
-                    at=_at(conf, d, servers), subject=subject, observed=observed, expected="on"))
+                    f"clients choose the cipher from a list that holds {kind} suites ({_short(judgment)})",
+                    at=where, subject=subject, observed=observed, expected="on, or only Mozilla's suites (then off)"))
+            else:
+                yield _hedge(_unseen_for(conf, d, servers), warned(
+                    f"clients choose the cipher from a list with suites outside {label} ({_short(judgment)})",
+                    at=where, subject=subject, observed=observed, expected="on, or only Mozilla's suites (then off)"))
+
+
+def _short(judgment: ciphers.CipherJudgment) -> str:
+    names = [n for n, _ in judgment.broken] or list(judgment.outside)
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+TICKET_ROTATION = (1, 23, 2)  # nginx rotates ticket keys itself with a shared ssl_session_cache from this release
+_NGINX_PACKAGES = ("nginx", "nginx-core", "nginx-full", "nginx-light", "nginx-extras", "nginx-common", "nginx-mainline")
+
+
+def nginx_version(facts: FactSet) -> tuple[tuple[int, ...], str] | None:
+    """nginx's release on the host, when its packages were read (audit): ((1, 22, 1), "1.22.1-9+deb12u1")."""
+    for packages in facts.all(kinds.PACKAGES):
+        for name in _NGINX_PACKAGES:
+            found = re.match(r"(?:\d+:)?(\d+)\.(\d+)\.(\d+)", packages.versions.get(name, ""))
+            if found:
+                return tuple(int(x) for x in found.groups()), packages.versions[name]
+    return None
 
 
 @check(
     id="nginx.tls-session-tickets",
-    title="TLS session tickets are off",
+    title="TLS session tickets do not undo forward secrecy",
     component="nginx",
     severity="low",
     threats=["T-TRANSPORT-MITM"],
     needs=[kinds.NGINX],
-    rationale="""nginx encrypts session tickets with a key that lives as long as the worker process and
-        is never rotated, which undoes forward secrecy: whoever obtains the key can decrypt recorded
-        sessions. Mastodon's sample and Mozilla's profiles set ssl_session_tickets off (session
-        resumption still works through ssl_session_cache).""",
-    remediation=Remediation("Turn session tickets off in the http block or every TLS server.",
+    reads=[kinds.PACKAGES],
+    rationale="""Session tickets are encrypted with a key: whoever obtains it can decrypt the sessions
+        recorded while it was in use, which undoes forward secrecy. Before nginx 1.23.2 that key
+        lived as long as the worker processes and was never rotated; since 1.23.2 nginx rotates it
+        itself when ssl_session_cache is shared (the key lives in the shared memory). Mozilla's
+        profile and Mastodon's sample set ssl_session_tickets off (resumption still works through
+        the session cache); with key files (ssl_session_ticket_key) rotation is yours to do.""",
+    remediation=Remediation("Turn session tickets off (or run nginx 1.23.2+ with a shared ssl_session_cache).",
                             "ssl_session_tickets off;"),
-    references=["https://nginx.org/en/docs/http/ngx_http_ssl_module.html#ssl_session_tickets", MOZILLA_TLS],
+    references=["https://nginx.org/en/docs/http/ngx_http_ssl_module.html#ssl_session_tickets",
+                "https://nginx.org/en/CHANGES", MOZILLA_TLS],
     tags=["tls", "mozilla-intermediate"],
 )
 def tls_session_tickets(facts: FactSet) -> Iterator[Outcome]:
+    version = nginx_version(facts)
     for conf in facts.all(kinds.NGINX):
         for d, servers in _grouped(conf, _tls_servers(conf), "ssl_session_tickets"):
             subject = _subject(servers)
@@ -375,9 +422,32 @@ def tls_session_tickets(facts: FactSet) -> Iterator[Outcome]:
                              at=keys.location, subject=subject, observed="on, with ticket key files",
                              expected="off, or rotated ticket keys")
                 continue
-            yield _hedge(_unseen_for(conf, d, servers), failed(
-                "session tickets are on with a key nginx never rotates", at=_at(conf, d, servers),
-                subject=subject, observed=d.arg if d is not None else "unset (on)", expected="off"))
+            cache = conf.effective(servers[0].directive, "ssl_session_cache")
+            shared = cache is not None and any(a.startswith("shared:") for a in cache.args)
+            observed = (d.arg if d is not None else "unset (on)") + (f"; ssl_session_cache {' '.join(cache.args)}"
+                                                                     if cache is not None else "")
+            at = _at(conf, d, servers)
+            rotating = ".".join(map(str, TICKET_ROTATION))
+            if version is not None and shared and version[0] >= TICKET_ROTATION:
+                yield passed(f"session tickets are on, and nginx {version[1]} rotates their key itself (a shared "
+                             f"ssl_session_cache, nginx {rotating} and later)", at=at, subject=subject,
+                             observed=observed, expected="off, or rotated ticket keys")
+            elif version is not None:
+                why = (f"nginx {version[1]} predates key rotation ({rotating})" if version[0] < TICKET_ROTATION
+                       else "without a shared ssl_session_cache nginx does not rotate it")
+                yield _hedge(_unseen_for(conf, d, servers), failed(
+                    f"session tickets are on with a key nginx never rotates: {why}", at=at, subject=subject,
+                    observed=observed, expected="off"))
+            elif shared:
+                yield _hedge(_unseen_for(conf, d, servers), warned(
+                    f"session tickets are on: with the shared ssl_session_cache set here, nginx {rotating} and later "
+                    "rotate their key, earlier releases (Debian 12 ships 1.22.1) never do; nginx's version is not "
+                    "known from the files", at=at, subject=subject, observed=observed, expected="off",
+                    severity="low"))
+            else:
+                yield _hedge(_unseen_for(conf, d, servers), failed(
+                    "session tickets are on with a key nginx never rotates (no shared ssl_session_cache, whatever "
+                    "its version)", at=at, subject=subject, observed=observed, expected="off"))
 
 
 @check(

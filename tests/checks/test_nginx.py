@@ -5,15 +5,17 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import ssl
 import subprocess
 from pathlib import Path
 
 import pytest
-from mastoaudit_checks.nginx import cipher_verdict, csp_blocks_scripts, csp_script_weakness
+from mastoaudit_checks.nginx import csp_blocks_scripts, csp_script_weakness
 
+from mastoaudit import ciphers
 from mastoaudit.model import Finding, Status
 
-from ..conftest import DEMO, FIXTURES, lint
+from ..conftest import DEMO, FIXTURES, check_fn, lint
 
 NGINX = "/usr/sbin/nginx"
 
@@ -83,28 +85,50 @@ def test_tls_protocols(registry, tmp_path, http, server, want, line):
 
 
 @pytest.mark.parametrize(("spec", "verdict"), [
-    ("HIGH:!aNULL:!MD5", "pass"),
-    ("HIGH:!MEDIUM:!LOW:!aNULL:!NULL:!SHA", "pass"),
     ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305", "pass"),
     ("DEFAULT:@SECLEVEL=0", "fail"),
     ("HIGH:@SECLEVEL=0", "fail"),
-    ("RC4-SHA:HIGH", "fail"),
-    ("HIGH:RC4:!RC4", "pass"),  # removed again with "!"
+    ("RC4-SHA:HIGH", "fail"),  # named: this OpenSSL lacks RC4, the server's may not
+    ("HIGH:RC4:!RC4:!aNULL", "weak"),  # RC4 removed again with "!"; HIGH still holds static RSA
+    ("HIGH:!MD5", "fail"),  # HIGH holds anonymous suites (ADH-AES256-GCM-SHA384) unless !aNULL says otherwise
     ("ECDHE-RSA-DES-CBC3-SHA:HIGH", "fail"),
     ("EXP-RC4-MD5", "fail"),
     ("aNULL:HIGH", "fail"),
     ("ALL", "fail"),  # includes anonymous suites
-    ("ALL:!aNULL:!eNULL", "warn"),
-    ("DEFAULT", "warn"),
-    ("HIGH+kEECDH:HIGH+kEDH", "pass"),
+    ("ALL:!aNULL:!eNULL", "weak"),
+    ("DEFAULT", "weak"),
+    ("HIGH:!MEDIUM:!LOW:!aNULL:!NULL:!SHA", "weak"),  # Mastodon's sample: static RSA, CBC
+    ("HIGH:!aNULL:!MD5", "weak"),  # nginx's default
+    ("ECDHE+AES", "outside"),  # forward secret and authenticated, but CBC and CCM suites
+    ("EECDH+AESGCM:EDH+AESGCM", "pass"),  # AEAD with forward secrecy (DHE-DSS ones are never negotiated)
+    ("NO-SUCH-SUITE", "unusable"),
 ])
-def test_cipher_verdicts(spec, verdict):
-    assert cipher_verdict(spec)[0] == verdict
+def test_cipher_strings_as_openssl_expands_them(spec, verdict):
+    assert ciphers.judge(spec).verdict == verdict
 
 
 def test_tls_ciphers_unset_is_nginx_default(registry, tmp_path):
+    """nginx's default HIGH:!aNULL:!MD5 is judged as OpenSSL expands it."""
     found = results(registry, tmp_path, "nginx.tls-ciphers", {"sites-enabled/x": site(CERT)})
-    assert one(found, Status.PASS).observed.startswith("unset")
+    f = one(found, Status.FAIL)
+    assert f.observed.startswith("unset (HIGH:!aNULL:!MD5") and f.severity.value == "medium"
+
+
+def test_tls_ciphers_names_the_suites_and_the_openssl_that_expanded_them(registry, tmp_path):
+    found = results(registry, tmp_path, "nginx.tls-ciphers",
+                    {"sites-enabled/x": site(CERT + "    ssl_ciphers HIGH:!MEDIUM:!LOW:!aNULL:!NULL:!SHA;\n")})
+    f = one(found, Status.FAIL)
+    assert "no forward secrecy (static RSA key exchange): AES256-GCM-SHA384" in f.message
+    assert "CBC mode: " in f.message and "ECDHE-RSA-AES256-SHA384" in f.message
+    assert f"expanded with {ssl.OPENSSL_VERSION} (mastoaudit's; the server's OpenSSL may differ)" in f.message
+    assert "Mozilla's intermediate profile" in f.expected
+    mozilla = ciphers.mozilla_profile().openssl_string
+    ok = one(results(registry, tmp_path / "ok", "nginx.tls-ciphers",
+                     {"sites-enabled/x": site(CERT + f"    ssl_ciphers {mozilla};\n")}), Status.PASS)
+    assert "protocols are judged by nginx.tls-protocols" in ok.message  # says what it covers
+    forward_secret = one(results(registry, tmp_path / "fs", "nginx.tls-ciphers",
+                                 {"sites-enabled/x": site(CERT + "    ssl_ciphers ECDHE+AES;\n")}), Status.WARN)
+    assert forward_secret.severity.value == "low" and "none broken" in forward_secret.message
 
 
 def test_tls_ciphers_templated_is_skipped(registry, tmp_path):
@@ -115,8 +139,10 @@ def test_tls_ciphers_templated_is_skipped(registry, tmp_path):
 
 @pytest.mark.parametrize(("lines", "want"), [
     ("ssl_prefer_server_ciphers on; ssl_ciphers DEFAULT:@SECLEVEL=0;", Status.PASS),
-    ("ssl_prefer_server_ciphers off; ssl_ciphers ECDHE-RSA-AES128-GCM-SHA256;", Status.PASS),
-    ("ssl_ciphers ALL:!aNULL;", Status.WARN),  # unset (off) with a broad group
+    ("ssl_prefer_server_ciphers off; ssl_ciphers ECDHE-RSA-AES128-GCM-SHA256;", Status.PASS),  # Mozilla's way
+    ("ssl_prefer_server_ciphers on; ssl_ciphers ECDHE-RSA-AES128-GCM-SHA256;", Status.PASS),  # safe too
+    ("ssl_ciphers ALL:!aNULL;", Status.FAIL),  # unset (off) with static-RSA suites in the list
+    ("ssl_prefer_server_ciphers off; ssl_ciphers ECDHE+AES;", Status.WARN),  # CBC and CCM: outside, not broken
     ("ssl_prefer_server_ciphers off; ssl_ciphers RC4-SHA:HIGH;", Status.FAIL),
 ])
 def test_prefer_server_ciphers(registry, tmp_path, lines, want):
@@ -658,3 +684,37 @@ def test_headers_more_clearing_the_apps_hsts_fails(registry, tmp_path):
         "        proxy_pass http://backend;\n    }\n"
     f = one(results(registry, tmp_path, "nginx.hsts", {"sites-enabled/x": site(body)}), Status.FAIL)
     assert "the app's own HSTS header is removed" in f.message
+
+
+# --- words that are true for the versions in front of them -----------------------------------------
+
+
+def _with_packages(tmp_path: Path, body: str, versions: dict[str, str] | None):
+    from mastoaudit.parsers.live import Packages
+    from mastoaudit.sources.local import collect_tree
+
+    (tmp_path / "sites-enabled").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "sites-enabled/x").write_text(site(CERT + body))
+    facts = collect_tree(tmp_path)
+    if versions is not None:
+        facts.add("packages", Packages("web1", versions))
+    return facts
+
+
+@pytest.mark.parametrize(("versions", "cache", "want", "words"), [
+    (None, "shared:SSL:10m", Status.WARN, "nginx's version is not known from the files"),
+    (None, "builtin", Status.FAIL, "no shared ssl_session_cache"),
+    ({"nginx": "1.22.1-9+deb12u1"}, "shared:SSL:10m", Status.FAIL, "nginx 1.22.1-9+deb12u1 predates key rotation"),
+    ({"nginx": "1.26.3-3~bookworm"}, "shared:SSL:10m", Status.PASS, "rotates their key itself"),
+    ({"nginx-core": "1.24.0-2ubuntu7"}, "builtin", Status.FAIL, "without a shared ssl_session_cache"),
+])
+def test_session_tickets_know_that_nginx_1_23_2_rotates_their_key(tmp_path, versions, cache, want, words):
+    facts = _with_packages(tmp_path, f"    ssl_session_cache {cache};\n", versions)
+    [f] = check_fn("nginx.tls-session-tickets")(facts)
+    assert f.status is want and words in f.message, f.message
+
+
+def test_the_cipher_string_names_the_hosts_openssl_when_it_is_known(tmp_path):
+    facts = _with_packages(tmp_path, "    ssl_ciphers HIGH:!aNULL:!MD5;\n", {"libssl3": "3.0.15-1~deb12u1"})
+    [f] = check_fn("nginx.tls-ciphers")(facts)
+    assert "the host has libssl3 3.0.15-1~deb12u1" in f.message and ssl.OPENSSL_VERSION in f.message
