@@ -659,7 +659,31 @@ def http_redirect(facts: FactSet) -> Iterator[Outcome]:
             public = facts.public_addresses()
             if not server.plain or all(x.loopback_only and x.address not in public for x in plain):
                 continue
+            front = behind_proxy(conf, server) if not server.ssl else None
+            if front is not None:
+                yield passed("plain HTTP here is the hop from a proxy in front that terminates TLS (this server "
+                             f"trusts it: {front.text()} at {front.file}:{front.line}); redirecting visitors to "
+                             "https is that proxy's job, and it is not in the tree", at=front.location,
+                             subject=server.label, observed=f"plain HTTP behind a proxy ({front.name})",
+                             expected="301/308 to https (at the TLS-terminating proxy)")
+                continue
             yield from _redirect_server(conf, server)
+
+
+def behind_proxy(conf: NginxConfig, server: Server) -> Directive | None:
+    """The directive that shows a server sits behind another proxy (a load balancer, an ingress, a
+    CDN) that terminates TLS: it takes client addresses from it (set_real_ip_from, real_ip_header)
+    or passes its X-Forwarded-Proto on; None when nothing says so."""
+    s = server.directive
+    for name in ("set_real_ip_from", "real_ip_header"):
+        found = conf.effective(s, name)
+        if found is not None:
+            return found
+    for loc in conf.locations(s):
+        proto = conf.proxy_headers(loc).get("x-forwarded-proto")
+        if proto is not None and len(proto.args) > 1 and proto.args[1].lower() == "$http_x_forwarded_proto":
+            return proto
+    return None
 
 
 def _redirect_server(conf: NginxConfig, server: Server) -> Iterator[Outcome]:
@@ -974,7 +998,8 @@ def proxy_headers(facts: FactSet) -> Iterator[Outcome]:
             if xff is None or "$" not in xff.args[1]:
                 missing.append("X-Forwarded-For")
             proto = headers.get("x-forwarded-proto")
-            if proto is None or proto.args[1].lower() not in ("$scheme", "https"):
+            forwarded = proto is not None and proto.args[1].lower() == "$http_x_forwarded_proto" and not server.ssl
+            if proto is None or (proto.args[1].lower() not in ("$scheme", "https") and not forwarded):
                 missing.append("X-Forwarded-Proto" if proto is None else f"X-Forwarded-Proto ({proto.args[1]})")
             proxy = headers.get("proxy")
             if proxy is None or proxy.args[1] != "":
@@ -984,8 +1009,10 @@ def proxy_headers(facts: FactSet) -> Iterator[Outcome]:
             where = target.directive.location if target else loc.location
             note = _unseen_note(conf, loc)
             if not missing:
-                yield passed("the app receives the client's address, scheme and host", at=where, subject=subject,
-                             observed=expected, expected=expected)
+                scheme = (" (the scheme as the TLS-terminating proxy in front sent it: $http_x_forwarded_proto on a "
+                          "plain-HTTP server)" if forwarded else "")
+                yield passed(f"the app receives the client's address, scheme and host{scheme}", at=where,
+                             subject=subject, observed=expected, expected=expected)
             elif note:
                 yield warned(f"not seen: {', '.join(missing)}; {note} could not be read", at=where,
                              subject=subject, observed="missing: " + ", ".join(missing), expected=expected)

@@ -11,6 +11,7 @@ output live beside their parsers (mastoaudit/parsers/).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -82,6 +83,19 @@ class FactSet:
     def first(self, kind: FactKind[Any] | str) -> Any | None:
         found = self._facts.get(_name(kind))
         return found[0] if found else None
+
+    def discard(self, kind: FactKind[Any] | str, which: Callable[[Any], bool]) -> bool:
+        """Drop the facts of `kind` that `which` picks, and the problems met reading them (a file that
+        turned out not to be of that kind); whether any was dropped."""
+        name = _name(kind)
+        found = [f for f in self._facts.get(name, ()) if which(f)]
+        if not found:
+            return False
+        self._facts[name] = [f for f in self._facts[name] if not which(f)]
+        paths = {getattr(f, "path", None) for f in found}
+        self.problems = [p for p in self.problems
+                         if not (p.kind == name and p.location is not None and p.location.file in paths)]
+        return True
 
     def has(self, kind: FactKind[Any] | str) -> bool:
         return bool(self._facts.get(_name(kind)))

@@ -718,3 +718,21 @@ def test_the_cipher_string_names_the_hosts_openssl_when_it_is_known(tmp_path):
     facts = _with_packages(tmp_path, "    ssl_ciphers HIGH:!aNULL:!MD5;\n", {"libssl3": "3.0.15-1~deb12u1"})
     [f] = check_fn("nginx.tls-ciphers")(facts)
     assert "the host has libssl3 3.0.15-1~deb12u1" in f.message and ssl.OPENSSL_VERSION in f.message
+
+
+def test_plain_http_behind_a_tls_terminating_proxy(registry, tmp_path):
+    """A sidecar behind an ingress (Helm) or a load balancer: it takes client addresses from the proxy
+    and passes the proxy's X-Forwarded-Proto on. Its plain HTTP is that proxy's hop, not the visitor's."""
+    proxied = ("    set_real_ip_from 10.0.0.0/8;\n    real_ip_header X-Forwarded-For;\n    location / {\n"
+               "        proxy_set_header Host $host;\n"
+               "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
+               "        proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto;\n"
+               "        proxy_set_header Proxy \"\";\n        proxy_pass http://backend;\n    }\n")
+    files = {"sites-enabled/x": site(proxied, listen="8080")}
+    redirect = one(results(registry, tmp_path, "nginx.http-redirect", files), Status.PASS)
+    assert "terminates TLS" in redirect.message and "set_real_ip_from" in redirect.message
+    headers = one(results(registry, tmp_path, "nginx.proxy-headers", files), Status.PASS)
+    assert "$http_x_forwarded_proto" in headers.message
+    # where TLS ends here, the client's own X-Forwarded-Proto is no truth: $scheme is
+    tls = {"sites-enabled/x": site(CERT + proxied)}
+    one(results(registry, tmp_path / "tls", "nginx.proxy-headers", tls), Status.FAIL)
