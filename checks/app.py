@@ -380,7 +380,8 @@ def public_timeline(facts: FactSet) -> Iterator[Outcome]:
                              observed=seen(e), expected="401")
             elif e.status == 200 and e.recognised:
                 yield open_by_config(e, expected, "DISALLOW_UNAUTHENTICATED_API_ACCESS",
-                                      "the public timeline is readable anonymously")
+                                     "the public timeline is readable anonymously",
+                                     unset="DISALLOW_UNAUTHENTICATED_API_ACCESS" in exposure.unset)
             else:
                 yield warned(f"the public timeline answers {e.status}: not judged", at=e.at(), subject=e.url,
                              observed=f"{seen(e)}: {e.excerpt[:100]}", expected="401 or a JSON list",
