@@ -8,7 +8,8 @@ queries must not need more. Mastodon itself cannot run here: this is its schema,
 `seed_000()` builds a database shaped like seed 000 (the Hachyderm posts): 96 Pixelfed peers (33 on
 0.12.5, 46 on 0.12.4, 17 older) of which 93 have at most 5 follows across either way, 2 between 6
 and 10, and pixelfed.social 1073/956/864/651; threads.net 2033/919/26/22 with the dashboard's 6014
-and 27. The peer versions it returns stand in for what the NodeInfo sweep will read.
+and 27. The peer versions it returns are what nginx serves to the NodeInfo sweep in the demo
+(lab/seed000.py, lab/peers.py), and what `federation impact --peers` reads in the tests.
 """
 
 from __future__ import annotations
@@ -202,7 +203,10 @@ def seed_000(seed: int = 0) -> Seed000:
     # Other peers: current Mastodon and friends, a few long gone.
     others = {"mastodon.social": ("mastodon", "4.5.11"), "glitch.example": ("mastodon", "4.5.11+glitch"),
               "nightly.example": ("mastodon", "4.6.0-nightly.2026-06-01"), "misskey.example": ("misskey", "2026.5.0"),
-              "lemmy.example": ("lemmy", "0.19.17"), "gts.example": ("gotosocial", "0.19.1+git-abc1234")}
+              "lemmy.example": ("lemmy", "0.19.17"), "gts.example": ("gotosocial", "0.19.1+git-abc1234"),
+              # An old Lemmy (NodeInfo links as one object, "v" versions) still federating: affected
+              # by Lemmy's SSRF advisory, not by the Pixelfed one the moderators block for.
+              "lemmy-old.example": ("lemmy", "v0.16.7"), "akkoma.example": ("akkoma", "3.13.2")}
     gone = ["gone1.example", "gone2.example", "gone3.example", "flaky.example"]
     for domain in [*others, *gone]:
         remote = data.many(domain, 5, "m")
@@ -226,6 +230,8 @@ def seed_000(seed: int = 0) -> Seed000:
     peers += [{"domain": d, "software": "pixelfed", "version": "0.12.5"}
               for d in ("upgraded1.example", "upgraded2.example")]
     peers += [{"domain": d, "software": s, "version": v} for d, (s, v) in others.items()]
+    # Threads publishes no NodeInfo for the sweep to read (404): up, software unknown.
+    peers += [{"domain": "threads.net", "error": "http-status", "detail": "answered 404"}]
     peers += [{"domain": "gone1.example", "error": "dns", "detail": "NXDOMAIN"},
               {"domain": "gone2.example", "error": "timeout", "detail": "no answer within 10 s"},
               {"domain": "gone3.example", "error": "refused"},
@@ -242,6 +248,7 @@ def seed_000(seed: int = 0) -> Seed000:
         "unreachable_and_unavailable": ["gone1.example", "gone2.example", "gone3.example"],
         "unreachable_only": ["flaky.example"],
         "refederate": ["upgraded1.example", "upgraded2.example"],
+        "other_vulnerable": {"lemmy-old.example": "CVE-2026-29178"},
         "small_counts": small_counts,
     }
     return Seed000(data, pixelfed, peers, expected)

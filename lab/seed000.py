@@ -1,11 +1,16 @@
 """Seed 000 replayed: a throwaway PostgreSQL with Mastodon's schema, filled the way Hachyderm's
-database looked when its moderators counted by hand (lab/mastodon_db.py), and the one command that
-prints their numbers and writes the domain-block CSV.
+database looked when its moderators counted by hand (lab/mastodon_db.py); its peers served by a real
+nginx on a loopback address, each publishing NodeInfo the way its software does (lab/peers.py); and
+the one command that sweeps them, prints the seed's numbers and writes the domain-block CSV.
 
-    sudo python -m lab.seed000            # as root (the cluster runs as the postgres user)
-    sudo python -m lab.seed000 --keep     # leave the database running and print its DSN
+    sudo python -m lab.seed000            # as root (the cluster runs as postgres, nginx on port 443)
+    sudo python -m lab.seed000 --keep     # leave the database and the peers running
 
-The peer versions come from a peer-results file standing in for the NodeInfo sweep.
+The peers are reached through an explicit resolver map (`--resolve-file`, every name at nginx's
+loopback address, `--no-dns`), and only that one address is allowed (`--allow-private ADDR/32`):
+the sweep may not reach any other loopback or private address. Four peers are down the ways real
+ones are: gone1 does not resolve, gone2 trickles (timeout), gone3 refuses connections, flaky has a
+certificate from an unknown CA.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import tempfile
 from pathlib import Path
 
 from . import mastodon_db, pgcluster
+from .peers import PeerServer, ServedPeer, free_loopback
+from .peers import can_run as peers_can_run
 
 AUDIT_ROLE = "mastoaudit"
 # The audit role reads what the queries need and nothing else: no email, no password hash, no OTP secret.
@@ -27,6 +34,8 @@ GRANT SELECT ON accounts, follows, domain_blocks, domain_allows, unavailable_dom
   webauthn_credentials, instances TO {AUDIT_ROLE};
 GRANT SELECT (id, account_id, role_id, otp_required_for_login, disabled) ON users TO {AUDIT_ROLE};
 """
+# How each unreachable peer of the seed is down (lab/mastodon_db.py gives the error it stands for).
+DOWN = {"timeout": "slow", "tls": "bad-tls", "http-status": "none"}
 
 
 def build(cluster: pgcluster.Cluster, dbname: str = "mastodon_production", password: str = "demo-password",
@@ -37,36 +46,77 @@ def build(cluster: pgcluster.Cluster, dbname: str = "mastodon_production", passw
     return data
 
 
+def shape(software: str | None, version: str | None) -> str:
+    if software == "lemmy" and (version or "").startswith("v0.1"):
+        return "lemmy-old"
+    return software or "none"
+
+
+def served_peers(seed: mastodon_db.Seed000) -> tuple[list[ServedPeer], list[str]]:
+    """The seed's peers as nginx serves them, and the names that must not resolve or answer."""
+    served, refused = [], []
+    for peer in seed.peers:
+        domain, error = peer["domain"], peer.get("error")
+        if error in DOWN:
+            served.append(ServedPeer(domain, DOWN[error]))
+        elif error == "refused":
+            refused.append(domain)
+        elif error is None:
+            served.append(ServedPeer(domain, shape(peer["software"], peer["version"]), peer["version"],
+                                     f"admin@{domain}"))
+    return served, refused
+
+
+def serve(seed: mastodon_db.Seed000, directory: Path) -> tuple[PeerServer, Path, str]:
+    """Start nginx with the seed's peers; (the server, its resolver map, the address where nothing listens)."""
+    served, refused = served_peers(seed)
+    address = free_loopback()
+    server = PeerServer(served, address, directory).start()
+    nowhere = free_loopback(avoid=(address,))  # nothing listens there: connection refused
+    hosts = directory / "peers.hosts"
+    hosts.write_text(server.hosts_file({name: nowhere for name in refused}))
+    return server, hosts, nowhere
+
+
+def command(cluster_port: int, server: PeerServer, hosts: Path, nowhere: str, out: Path, env: Path) -> list[str]:
+    return [sys.executable, "-m", "mastoaudit", "federation", "peers",
+            "--db", f"postgresql://{AUDIT_ROLE}@127.0.0.1:{cluster_port}/mastodon_production",
+            "--resolve-file", str(hosts), "--no-dns", "--ca-bundle", str(server.ca),
+            "--allow-private", f"{server.address}/32", "--allow-private", f"{nowhere}/32", "--peer-timeout", "3",
+            "--impact", "threads.net", "--impact", "pixelfed.social", "--env", str(env),
+            "--block-for", "CVE-2025-30741", "--blocklist", str(out / "domain_blocks.csv"),
+            "-o", str(out), "-f", "terminal", "-f", "json", "-f", "html"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab.seed000", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--keep", action="store_true", help="leave the cluster running")
+    parser.add_argument("--keep", action="store_true", help="leave the database and the peers running")
     parser.add_argument("--out", type=Path, default=Path("reports/demo-federation"), help="where reports go")
     args = parser.parse_args(argv)
-    problem = pgcluster.can_run()
+    problem = pgcluster.can_run() or peers_can_run()
     if problem:
         print(f"seed000: {problem}", file=sys.stderr)
         return 2
     cluster = pgcluster.start()
+    server = None
     try:
         seed = build(cluster)
         args.out.mkdir(parents=True, exist_ok=True)
-        peers = args.out / "peers.json"
-        peers.write_text(mastodon_db.peers_document(seed))
+        server, hosts, nowhere = serve(seed, Path(tempfile.mkdtemp(prefix="mastoaudit-peers-")))
         env = args.out / ".env.production"
         env.write_text("LOCAL_DOMAIN=hachyderm.example\nAUTHORIZED_FETCH=false\nLIMITED_FEDERATION_MODE=false\n")
-        command = [sys.executable, "-m", "mastoaudit", "federation", "impact", "threads.net", "pixelfed.social",
-                   "--db", f"postgresql://{AUDIT_ROLE}@127.0.0.1:{cluster.port}/mastodon_production",
-                   "--peers", str(peers), "--env", str(env), "--block-for", "CVE-2025-30741",
-                   "--blocklist", str(args.out / "domain_blocks.csv"), "-o", str(args.out),
-                   "-f", "terminal", "-f", "json", "-f", "html"]
-        print("$ " + " ".join(command[1:]).replace(sys.executable, "python"), file=sys.stderr)
-        done = subprocess.run(command, env={**os.environ, "PGPASSWORD": "demo-password"})
+        run = command(cluster.port, server, hosts, nowhere, args.out, env)
+        print("$ " + " ".join(run[1:]).replace(sys.executable, "python"), file=sys.stderr)
+        done = subprocess.run(run, env={**os.environ, "PGPASSWORD": "demo-password"})
         if args.keep:
             print(f"database left running: postgresql://{AUDIT_ROLE}:demo-password@127.0.0.1:{cluster.port}/"
-                  f"mastodon_production (stop: pg_ctl -D {cluster.directory}/data stop)", file=sys.stderr)
+                  f"mastodon_production (stop: pg_ctl -D {cluster.directory}/data stop); peers: nginx on "
+                  f"{server.address}:443 (pid {server.proc.pid}), map {hosts}", file=sys.stderr)
         return done.returncode
     finally:
         if not args.keep:
+            if server is not None:
+                server.stop()
             cluster.stop()
 
 

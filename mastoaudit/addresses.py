@@ -41,6 +41,10 @@ _SPECIAL_V6 = [ipaddress.ip_network(n) for n in (
 _PRIVATE_V4 = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
 _SHARED_V4 = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = [ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48")]
+# The only IPv6 space assigned for global unicast. Outside it, what the cases above have not named
+# is reserved, and Python calls some of it global: the deprecated IPv4-compatible ::a.b.c.d and
+# SIIT's ::ffff:0:a.b.c.d, which a gateway doing NAT64/SIIT may carry to the IPv4 address inside.
+_GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")
 
 
 def parse_ip(text: str) -> IPAddress | None:
@@ -81,7 +85,7 @@ def scope(address: str | IPAddress) -> Scope | None:
             return Scope.LINK_LOCAL
         if ip in ipaddress.IPv6Network("fc00::/7"):
             return Scope.PRIVATE
-        if any(ip in net for net in _SPECIAL_V6) or not ip.is_global:
+        if any(ip in net for net in _SPECIAL_V6) or not ip.is_global or ip not in _GLOBAL_UNICAST_V6:
             return Scope.SPECIAL
         return Scope.PUBLIC
     if ip.is_loopback:

@@ -462,21 +462,31 @@ def cmd_fix(args: argparse.Namespace) -> int:
 
 
 def cmd_federation(args: argparse.Namespace) -> int:
-    from .federation.cli import FederationUsage, print_text, run_impact
-
-    if args.federation_command != "impact":
-        raise UsageError("federation: give a subcommand (impact)")
+    from .federation.cli import FederationUsage, print_text, run_impact, run_peers
     from .federation.database import describe_dsn_loose
 
+    if args.federation_command not in ("impact", "peers"):
+        raise UsageError("federation: give a subcommand (peers or impact)")
     _fail_on(args.fail_on)
     selection = _selection(args)
-    # The scope names the database without its password (the DSN may carry one).
-    where = str(args.inventory) if args.inventory else describe_dsn_loose(args.db or "")
-    _prepare(args, "federation", [where, *args.domains])
     try:
-        result, text = run_impact(args, _registry(args), selection)
+        if args.federation_command == "impact":
+            # The scope names the database without its password (the DSN may carry one).
+            where = str(args.inventory) if args.inventory else describe_dsn_loose(args.db or "")
+            _prepare(args, "federation", [where, *args.domains])
+            result, text = run_impact(args, _registry(args), selection)
+        else:
+            shard = compliance_step.parse_shard(args.shard)
+
+            def prepare(targets: list[str], shard_info: dict | None) -> None:
+                _prepare(args, "federation peers", targets, shard=shard, shard_info=shard_info)
+
+            result, text = run_peers(args, _registry(args), selection, shard, prepare)
     except FederationUsage as exc:
         raise UsageError(str(exc)) from None
+    if result is None:  # --list-only
+        print_text(text)
+        return EXIT_CLEAN
     if not args.output or args.output != "-":
         print_text(text)
     return _finish(args, result, "mastoaudit-federation")

@@ -52,7 +52,7 @@ def _side(file: str, doc: dict) -> dict:
     run = doc.get("run") or {}
     return {"file": file, "started_at": run.get("started_at", ""), "command": run.get("command", ""),
             "scope": run.get("scope"), "tool_version": (doc.get("tool") or {}).get("version", ""),
-            "complete": run.get("complete", True)}
+            "complete": not incomplete(doc)}
 
 
 def compare_reports(before: dict, after: dict, before_file: str, after_file: str) -> tuple[dict, dict]:
@@ -83,8 +83,17 @@ def compare_reports(before: dict, after: dict, before_file: str, after_file: str
     return annotated, diff
 
 
+def incomplete(report: dict) -> bool:
+    """The report is of a run that could not check everything (the run says so, or errors show it)."""
+    run = report.get("run") if isinstance(report.get("run"), dict) else {}
+    return run.get("complete", True) is False or any(f.get("status") == "error" for f in report["findings"])
+
+
 def exit_code(annotated: dict, fail_on: Severity | None) -> int:
-    """1 when a new failure (or one that got worse) is at or above `fail_on`, else 0."""
+    """3 when the new report is of an incomplete run (what it no longer shows may only be unchecked,
+    not resolved), else 1 when a new failure (or one that got worse) is at or above `fail_on`, else 0."""
+    if incomplete(annotated):
+        return 3
     if fail_on is None:
         return 0
     return int(any(counts_for_fail_on(f) and severity_rank(f["severity"]) >= fail_on.rank
@@ -109,6 +118,9 @@ def render_terminal(diff: dict) -> str:
            f"  new: {c['new']}  resolved: {c['resolved']}  changed: {c['changed']}  persisting: {c['persisting']}"]
     if not diff["same_scope"]:
         out.append("  warning: the two reports are of different scopes (targets, checks or release series)")
+    if not diff["after"]["complete"]:
+        out.append("  warning: the new run is incomplete (some results could not be checked): a finding it no "
+                   "longer shows may be unchecked rather than resolved")
     for title, items in (("New", diff["new"]), ("Resolved", diff["resolved"])):
         if items:
             out.append(f"\n{title}:")

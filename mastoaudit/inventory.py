@@ -364,12 +364,23 @@ def _pyinfra_entry(entry: object, where: str) -> tuple[str, dict]:
             and isinstance(entry[1], dict):
         name, data = entry
     else:
-        raise InventoryError(f"{where}: each host is a name or a (name, {{data}}) pair, not {excerpt(repr(entry), 60)}")
+        # The entry's shape, never its text: pyinfra host data holds ssh_password, _sudo_password...
+        raise InventoryError(f"{where}: each host is a name or a (name, {{data}}) pair, not {_shape(entry)}")
     if not _valid_address(name):
         raise InventoryError(f"{where}: not an address or host name: {excerpt(repr(name), 60)}")
     if not all(isinstance(key, str) for key in data):
         raise InventoryError(f"{where}: {name}: host data keys are names")
     return name, data
+
+
+def _shape(value: object) -> str:
+    """'a tuple of 3 items (str, dict, int)', 'an int': what an entry is, without its values."""
+    kind = type(value).__name__
+    article = "an" if kind[:1] in "aeiou" else "a"
+    if isinstance(value, tuple | list):
+        parts = ", ".join(type(v).__name__ for v in value[:4]) + (", ..." if len(value) > 4 else "")
+        return f"{article} {kind} of {len(value)} item{'s' if len(value) != 1 else ''} ({parts})"
+    return f"{article} {kind}"
 
 
 def _pyinfra_data(data: dict, key: str, kind: type, default, where: str):

@@ -12,6 +12,8 @@ a merge holding an incomplete shard.
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from datetime import datetime, timedelta
 
 from . import waivers as waiver_rules
@@ -64,7 +66,11 @@ def merge_documents(reports: list[tuple[str, dict]]) -> dict:
         if unsharded(doc["run"]["scope"])["key"] != scope["key"]:
             raise MergeError(f"{name}: shard of another run ({doc['run']['scope']['description']}); "
                              f"{first_name} is of {first['run']['scope']['description']}")
-        if (shard["count"], shard["population"]) != (first_shard["count"], first_shard["population"]):
+        # A sweep's peers come from a live database: shards that read it minutes apart may see a
+        # few more domains. Each domain still belongs to exactly one shard (the rule depends on the
+        # name alone), so their reports join; hosts and paths must match exactly.
+        population_differs = shard["population"] != first_shard["population"] and shard["unit"] != "peer"
+        if shard["count"] != first_shard["count"] or population_differs:
             raise MergeError(f"{name}: shard {shard['index']}/{shard['count']} of another split "
                              f"({shard['total']} {shard['unit']}s) than {first_name} "
                              f"({first_shard['index']}/{first_shard['count']} of {first_shard['total']})")
@@ -78,16 +84,23 @@ def merge_documents(reports: list[tuple[str, dict]]) -> dict:
     audited = sum(len(doc["run"]["shard"]["members"]) for _, doc in present)
     unknown_hosts = first_shard["total"] - audited
 
-    findings: list[dict] = []
-    for _, doc in present:
-        findings.extend(f for f in doc["findings"] if not f["check_id"].startswith("waiver."))
+    if first_shard["unit"] == "peer":
+        findings = _sweep_findings(present)
+    else:
+        findings = [f for _, doc in present for f in doc["findings"] if not f["check_id"].startswith("waiver.")]
     for i in missing:
         findings.append(_missing_finding(i, count, unknown_hosts if len(missing) == 1 else None, first_shard["unit"]))
 
     checks = {c["id"]: c for _, doc in present for c in doc["checks"]}
     position = {m["name"]: m["position"] for _, doc in present for m in doc["run"]["shard"]["members"]}
-    targets = sorted((t for _, doc in present for t in doc["run"]["targets"]),
-                     key=lambda t: position.get(t["name"], len(position)))
+    by_name: dict[str, dict] = {}  # a sweep's shards share one target (the database): listed once
+    for _, doc in present:
+        for t in doc["run"]["targets"]:
+            seen = by_name.get(t["name"])
+            by_name[t["name"]] = t if seen is None else {
+                **seen, "fact_kinds": sorted({*seen["fact_kinds"], *t["fact_kinds"]}),
+                "problems": seen["problems"] + t["problems"]}
+    targets = sorted(by_name.values(), key=lambda t: position.get(t["name"], len(position)))
     starts = [(_time(doc["run"]["started_at"]), doc["run"]["duration_s"]) for _, doc in present]
     known = [(s, d) for s, d in starts if s is not None]
     began = min(s for s, _ in known) if known else None
@@ -120,7 +133,7 @@ def merge_documents(reports: list[tuple[str, dict]]) -> dict:
         "findings": findings,
         "threats": _threats(present, findings),
         "components": first["components"],
-        "extra": {k: v for _, d in present for k, v in (d.get("extra") or {}).items()},
+        "extra": _merge_extra(present),
     }
     _merge_baseline(doc, present)
     _merge_waivers(doc, present)
@@ -128,6 +141,48 @@ def merge_documents(reports: list[tuple[str, dict]]) -> dict:
     doc["run"]["complete"] = not any(f["status"] == "error" for f in doc["findings"])
     doc["summary"] = summarize(doc["findings"], len(doc["checks"]))
     return doc
+
+
+def _sweep_findings(present: list[tuple[str, dict]]) -> list[dict]:
+    """The findings of a sweep's shards as the unsharded sweep has them. Unlike hosts, the shards
+    of a sweep share one target (the peer list, the database) and each judged a part of it:
+    - a finding every shard made alike (a junk line of the peer list each shard read) is one;
+    - a pass about the whole target rather than one of the shard's peers ("no peer runs a version
+      with a known advisory") is true of the merged run only when no shard found otherwise: it is
+      dropped when the same check failed, warned or errored on that target, and kept once.
+    Per-peer findings come from the one shard that owns the peer and are kept as they are."""
+    merged: Counter = Counter()
+    kept: dict[str, dict] = {}
+    whole: set[str] = set()  # the keys of passes about the whole target
+    for _, doc in present:
+        members = {m["name"] for m in doc["run"]["shard"]["members"]}
+        mine: Counter = Counter()
+        for f in doc["findings"]:
+            if f["check_id"].startswith("waiver."):
+                continue
+            about_whole = f["status"] == "pass" and f.get("subject") not in members
+            key = f"pass:{f['fingerprint']}" if about_whole else json.dumps(f, sort_keys=True)
+            mine[key] += 1
+            kept.setdefault(key, f)
+            if about_whole:
+                whole.add(key)
+        merged |= mine  # the most any one shard holds: alike findings once, a shard's own repeats kept
+    contradicted = {(f["check_id"], f["target"]) for key, f in kept.items()
+                    if key not in whole and f["status"] != "pass"}
+    return [kept[key] for key, n in merged.items() for _ in range(1 if key in whole else n)
+            if key not in whole or (kept[key]["check_id"], kept[key]["target"]) not in contradicted]
+
+
+def _merge_extra(present: list[tuple[str, dict]]) -> dict:
+    """Each shard's `extra`; a sweep's federation sections are joined, not overwritten."""
+    extra = {k: v for _, d in present for k, v in (d.get("extra") or {}).items()}
+    sections = [d["extra"]["federation"] for _, d in present
+                if isinstance((d.get("extra") or {}).get("federation"), dict)]
+    if len(sections) > 1:
+        from .federation.report import merge_sections
+
+        extra["federation"] = merge_sections(sections)
+    return extra
 
 
 def _threats(present: list[tuple[str, dict]], findings: list[dict]) -> list[dict]:

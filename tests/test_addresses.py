@@ -32,6 +32,10 @@ from mastoaudit.addresses import (
     ("::ffff:127.0.0.1", Scope.LOOPBACK), ("::ffff:10.0.0.1", Scope.PRIVATE),
     ("64:ff9b::a9fe:a9fe", Scope.LINK_LOCAL), ("2002:7f00:1::", Scope.LOOPBACK),
     ("::ffff:8.8.8.8", Scope.PUBLIC),
+    # Outside 2000::/3 nothing is public: IPv4-compatible and SIIT-translated forms of loopback and
+    # metadata addresses were judged public (Python's is_global says True for them).
+    ("::127.0.0.1", Scope.SPECIAL), ("::a9fe:a9fe", Scope.SPECIAL), ("::ffff:0:7f00:1", Scope.SPECIAL),
+    ("::ffff:0:a9fe:a9fe", Scope.SPECIAL), ("4000::1", Scope.SPECIAL),
 ])
 def test_scope(address, expected):
     assert scope(address) is expected
@@ -57,6 +61,7 @@ def test_policy_allows_public_and_what_the_user_named():
     assert policy.permits("10.0.0.6", name="lab.test")
     assert "169.254.169.254 (link-local, cloud metadata)" in AddressPolicy().refusal("169.254.169.254")
     assert not AddressPolicy().permits("64:ff9b::a9fe:a9fe")
+    assert not AddressPolicy().permits("::169.254.169.254") and not AddressPolicy().permits("::ffff:0:127.0.0.1")
 
 
 def test_policy_rejects_junk_entries():

@@ -209,6 +209,23 @@ def test_diff_marks_waived_findings(capsys, runs, monkeypatch):
     assert json.loads(out)["changed"][0]["fields"] == ["waived"] and code == 0
 
 
+def test_diff_of_an_incomplete_run_is_exit_3(capsys, tmp_path):
+    """A config that no longer parses turns its failures into one error: before, the diff listed them
+    as resolved and exited 0, so a scheduled diff said all was well when nothing had been checked."""
+    conf = tmp_path / "t" / "etc" / "redis" / "redis.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text("bind 0.0.0.0\nprotected-mode no\n")
+    before, after = tmp_path / "before.json", tmp_path / "after.json"
+    assert run_cli(capsys, "lint", str(tmp_path / "t"), "-f", "json", "-o", str(before), "--fail-on", "never")[0] == 0
+    conf.write_text("bind 0.0.0.0\nprotected-mode no\nrequirepass \"unterminated\n")
+    assert run_cli(capsys, "lint", str(tmp_path / "t"), "-f", "json", "-o", str(after), "--fail-on", "never")[0] == 3
+    code, out, _ = run_cli(capsys, "diff", str(before), str(after), "--fail-on", "never")
+    assert code == 3 and "the new run is incomplete" in out
+    code, out, _ = run_cli(capsys, "diff", str(before), str(after), "-f", "json")
+    assert code == 3 and json.loads(out)["after"]["complete"] is False
+    assert run_cli(capsys, "diff", str(after), str(before), "--fail-on", "never")[0] == 0  # the new one is whole
+
+
 def test_diff_writes_one_format_to_standard_output_or_a_file(capsys, runs):
     target = runs["tmp"] / "d.json"
     _code, out, _ = run_cli(capsys, "diff", str(runs["before"]), str(runs["after"]), "-f", "json", "-o", str(target),

@@ -7,9 +7,9 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .osv import AdvisoryDB, Match
+from .osv import Advisory, AdvisoryDB, Match
 from .peers import PeerResult
-from .queries import DatabaseFacts, ImpactCounts
+from .queries import DatabaseFacts
 from .versions import parse
 
 # Follow-count bands (distinct accounts, the larger direction) as seed 000 reports them.
@@ -50,9 +50,9 @@ class Breakdown:
 
 
 def build(results: Iterable[PeerResult], db: AdvisoryDB, facts: DatabaseFacts | None = None) -> Breakdown:
-    out = Breakdown()
+    """Match each peer's version against the advisories and the database's blocks, then count."""
     unavailable = facts.unavailable() if facts and facts.peers is not None else set()
-    by_software: dict[str, Counter] = defaultdict(Counter)
+    verdicts = []
     for result in sorted(results, key=lambda r: r.domain):
         if result.domain in unavailable:
             result.unavailable = True
@@ -60,14 +60,24 @@ def build(results: Iterable[PeerResult], db: AdvisoryDB, facts: DatabaseFacts | 
         matches: list[Match] | None = []
         if result.software and db.knows(result.software):
             matches = db.matches(result.software, result.version or "")
-        verdict = PeerVerdict(result, matches, block.severity if block else None, block.domain if block else None)
+        verdicts.append(PeerVerdict(result, matches, block.severity if block else None,
+                                    block.domain if block else None))
+    return summarise(verdicts)
+
+
+def summarise(verdicts: Iterable[PeerVerdict]) -> Breakdown:
+    """The counts of seed 000's breakdown from peers already judged (a run's, or shards' joined)."""
+    out = Breakdown()
+    by_software: dict[str, Counter] = defaultdict(Counter)
+    for verdict in sorted(verdicts, key=lambda v: v.result.domain):
+        result, matches = verdict.result, verdict.matches
         out.verdicts.append(verdict)
         if not verdict.federated:
             out.suspended.append(result.domain)
             continue
         if result.error is not None:
             out.errors[result.error.value] += 1
-            if not result.reachable:
+            if not result.reachable and result.swept:  # not swept: unknown, neither way
                 out.unreachable.append(result.domain)
         if result.software:
             by_software[result.software][result.version or "(no version)"] += 1
@@ -78,8 +88,20 @@ def build(results: Iterable[PeerResult], db: AdvisoryDB, facts: DatabaseFacts | 
         if result.unavailable and result.reachable and result.error is None:
             out.unavailable_but_answering.append(result.domain)
     out.by_software = dict(sorted(by_software.items(), key=lambda kv: (-sum(kv[1].values()), kv[0])))
+    unavailable = {v.result.domain for v in out.verdicts if v.result.unavailable}
     out.unreachable_and_unavailable = [d for d in out.unreachable if d in unavailable]
     out.unreachable_only = [d for d in out.unreachable if d not in unavailable]
+    return out
+
+
+def verdicts_from_section(peers: Iterable[dict]) -> list[PeerVerdict]:
+    """The judged peers of a report's federation section (as `report.section` wrote them)."""
+    out = []
+    for peer in peers:
+        matches = None if peer.get("advisories") is None else [
+            Match(Advisory(a["id"], tuple(a.get("aliases") or ()), a.get("summary") or "", a.get("severity", "medium"),
+                           ()), a.get("fixed_in")) for a in peer["advisories"]]
+        out.append(PeerVerdict(PeerResult.from_dict(peer), matches, peer.get("blocked"), peer.get("blocked_by")))
     return out
 
 
@@ -90,14 +112,3 @@ def version_groups(counter: Counter, software: str) -> list[tuple[str, int]]:
         return (parsed is None, [] if parsed is None else [-x for x in (*parsed.release, 0, 0, 0)[:6]],
                 0 if parsed is None else -parsed.phase, item[0])
     return sorted(counter.items(), key=key)
-
-
-def bands(counts: Iterable[ImpactCounts]) -> list[tuple[str, list[str]]]:
-    """Domains per follow-count band (distinct accounts, the larger direction)."""
-    out: dict[str, list[str]] = {label: [] for _, label in BANDS}
-    for c in counts:
-        for limit, label in BANDS:
-            if limit is None or c.most <= limit:
-                out[label].append(c.domain)
-                break
-    return list(out.items())

@@ -12,6 +12,7 @@ password (libpq reads PGPASSWORD or ~/.pgpass), so it does not sit in the proces
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from .queries import QUERIES, DatabaseFacts, QueryFailed, collect, psycopg_sql
@@ -24,13 +25,24 @@ class DatabaseUnreachable(Exception):
     """The database could not be reached or refused the login (message scrubbed of secrets)."""
 
 
+class BadDsn(DatabaseUnreachable):
+    """The DSN itself cannot be read (an input error): the message never quotes it."""
+
+
+_QUOTED = re.compile(r'"[^"]*"')
+
+
 def _conninfo(dsn: str) -> dict:
     from psycopg.conninfo import conninfo_to_dict
 
     try:
         return conninfo_to_dict(dsn)
     except Exception as exc:  # psycopg raises ProgrammingError for a malformed DSN
-        raise DatabaseUnreachable(f"not a PostgreSQL connection string ({_scrub_text(str(exc), dsn)})") from None
+        # libpq quotes the token it could not read, which may be (part of) the password: the kind
+        # of problem is kept, the quoted text is not. (The DSN cannot be described: it did not parse.)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        shown = _QUOTED.sub(lambda m: m[0] if m[0] == '"="' else '"…"', first)[:200]
+        raise BadDsn(f"not a PostgreSQL connection string: {shown}") from None
 
 
 def _scrub_text(text: str, dsn: str, password: str | None = None) -> str:

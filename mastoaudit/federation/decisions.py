@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass, field
 
 from .breakdown import Breakdown, PeerVerdict
 from .osv import AdvisoryDB
 from .peers import PeerResult
 from .queries import DatabaseFacts, ImpactCounts
+from .versions import parse
 
 HEADER = ["#domain", "#severity", "#reject_media", "#reject_reports", "#public_comment", "#obfuscate"]
 MAX_ROWS = 20_000
@@ -58,13 +60,28 @@ class Decisions:
                 "refederate": self.refederate, "block_for": self.advisories}
 
 
+_BUILD = re.compile(r"^[0-9A-Za-z.\-]{1,40}$")
+
+
+def shown_version(text: str | None) -> str:
+    """The version as this instance may publish it. A block's public comment is shown to everyone
+    on the instance's about page, and the version is the peer's own text: only what was read as a
+    version is repeated (release, pre-release label, short build metadata), never the rest."""
+    version = parse(text)
+    if version is None:
+        return "(an unreadable version)"
+    label = f"-{version.pre}" if version.prerelease else f"-{version.post}" if version.post else ""
+    build = f"+{version.build}" if version.build and _BUILD.match(version.build) else ""
+    return f"{version.base}{label[:40]}{build}"
+
+
 def _comment(verdict: PeerVerdict, ids: list[str], db: AdvisoryDB) -> str:
     labels = []
     for adv in db.advisories:
         if adv.id in ids:
             labels.append(adv.label)
     software = verdict.result.software or "software"
-    return (f"{software} {verdict.result.version} is affected by {', '.join(labels)}; "
+    return (f"{software} {shown_version(verdict.result.version)} is affected by {', '.join(labels)}; "
             f"we will federate again once the server is upgraded")[:1000]
 
 

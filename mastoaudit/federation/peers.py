@@ -12,7 +12,6 @@ file (one domain a line, normalised or reported here), or from the instance API 
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from enum import StrEnum
 
 import idna
 
-from ..addresses import split_host_port
+from ..addresses import parse_ip, split_host_port
 
 MAX_PEER_FILE_BYTES = 64 * 1024 * 1024
 MAX_DOMAIN_CHARS = 253
@@ -31,22 +30,31 @@ _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 class PeerError(StrEnum):
     """Why a peer's software could not be read (the sweep's vocabulary; the JSON uses the values)."""
 
-    DNS = "dns"  # the name does not resolve
-    REFUSED = "refused"  # nothing listens (connection refused or reset)
-    TLS = "tls"  # handshake failed or the certificate is not trusted
-    TIMEOUT = "timeout"  # no answer within the per-peer time limit
+    DNS = "dns"  # the name does not resolve (or DNS did not answer in time)
+    PRIVATE_ADDRESS = "private-address"  # the name resolves only to addresses the policy does not allow
+    REFUSED = "refused"  # nothing listens (connection refused)
+    UNREACHABLE = "unreachable"  # no route to the address, network unreachable
+    TLS = "tls"  # handshake failed or the certificate is not trusted for the name
+    TIMEOUT = "timeout"  # no complete answer within the per-peer time limit (a slow trickle ends here)
+    RESET = "reset"  # the connection broke during the answer
+    PROTOCOL = "protocol"  # something answered, but not valid HTTP (junk, too many or too long headers)
     HTTP_STATUS = "http-status"  # the NodeInfo documents answered with an error status
-    NOT_NODEINFO = "not-nodeinfo"  # an answer, but not a NodeInfo document (HTML, junk, wrong shape)
-    INVALID_JSON = "invalid-json"  # JSON that does not parse, or nests too deep
-    TOO_LARGE = "too-large"  # a document over the size cap (gzip bombs included)
-    REDIRECT_REFUSED = "redirect-refused"  # a redirect to an address the policy does not allow
+    NOT_NODEINFO = "not-nodeinfo"  # an answer, but not a NodeInfo document (HTML, wrong shape, no software)
+    INVALID_JSON = "invalid-json"  # JSON that does not parse
+    TOO_DEEP = "too-deep"  # JSON nested deeper than the parser's limit
+    TOO_LARGE = "too-large"  # a document over the size cap (gzip bombs included: inflated only to the cap)
+    REDIRECT_REFUSED = "redirect-refused"  # a redirect to an address the policy does not allow (not followed)
     REDIRECT_LOOP = "redirect-loop"  # too many redirects
-    PRIVATE_ADDRESS = "private-address"  # the name resolves to an address the policy does not allow
+    LINK_REFUSED = "link-refused"  # the NodeInfo link points where the policy does not allow (not fetched)
+    NOT_SWEPT = "not-swept"  # the run's time limit ended before this peer's turn: unknown, not unreachable
     OTHER = "other"
 
 
-REACHABLE_ERRORS = {PeerError.HTTP_STATUS, PeerError.NOT_NODEINFO, PeerError.INVALID_JSON, PeerError.TOO_LARGE,
-                    PeerError.REDIRECT_REFUSED, PeerError.REDIRECT_LOOP}
+# Something answered at the peer's address: the server is up (Mastodon can deliver), even if its
+# NodeInfo could not be read.
+REACHABLE_ERRORS = {PeerError.HTTP_STATUS, PeerError.NOT_NODEINFO, PeerError.INVALID_JSON, PeerError.TOO_DEEP,
+                    PeerError.TOO_LARGE, PeerError.REDIRECT_REFUSED, PeerError.REDIRECT_LOOP, PeerError.PROTOCOL,
+                    PeerError.LINK_REFUSED}
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,11 @@ class PeerResult:
     detail: str | None = None  # a short, escaped excerpt of what went wrong
     unavailable: bool = False  # Mastodon lists the domain in unavailable_domains
     nodeinfo_url: str | None = None
-    contact: str | None = None  # an admin contact the peer publishes (the sweep may fill it)
+    schema: str | None = None  # the NodeInfo schema version read ("2.1", "2.0")
+    address: str | None = None  # the address the sweep connected to
+    # An admin contact the peer publishes (NodeInfo metadata, /api/v2/instance). Public, but a
+    # person's address: held in memory for the --contacts file only, never written to a report.
+    contact: Contact | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -75,10 +87,16 @@ class PeerResult:
         """Something answered: a document, or at least an HTTP answer that was not NodeInfo."""
         return self.error is None or self.error in REACHABLE_ERRORS
 
+    @property
+    def swept(self) -> bool:
+        return self.error is not PeerError.NOT_SWEPT
+
     def to_dict(self) -> dict:
         return {"domain": self.domain, "software": self.software, "version": self.version,
                 "error": self.error.value if self.error else None, "detail": self.detail,
-                "unavailable": self.unavailable, "nodeinfo_url": self.nodeinfo_url, "contact": self.contact}
+                "unavailable": self.unavailable, "nodeinfo_url": self.nodeinfo_url, "contact": None,
+                "contact_found": self.extra.get("contact_found"),  # None: not looked for
+                "schema": self.schema, "address": self.address}
 
     @classmethod
     def from_dict(cls, data: dict) -> PeerResult:
@@ -88,10 +106,24 @@ class PeerResult:
         except ValueError:
             kind = PeerError.OTHER
         software = data.get("software")
+
+        def text(key: str) -> str | None:
+            value = data.get(key)
+            return None if value is None else str(value)
+
         return cls(domain=str(data["domain"]), software=str(software).lower() if software else None,
-                   version=None if data.get("version") is None else str(data["version"]), error=kind,
-                   detail=data.get("detail"), unavailable=bool(data.get("unavailable")),
-                   nodeinfo_url=data.get("nodeinfo_url"), contact=data.get("contact"))
+                   version=text("version"), error=kind, detail=text("detail"),
+                   unavailable=bool(data.get("unavailable")), nodeinfo_url=text("nodeinfo_url"),
+                   schema=text("schema"), address=text("address"))
+
+
+@dataclass(frozen=True)
+class Contact:
+    """An admin contact a peer publishes, for the letter seed 000 sent to the peers it blocked."""
+
+    email: str | None
+    account: str | None  # an account to write to (acct or profile URL)
+    source: str  # nodeinfo, api/v2/instance, api/v1/instance
 
 
 # --- names -------------------------------------------------------------------------------------
@@ -115,11 +147,8 @@ def normalise_domain(text: str) -> str:
         host, port = split_host_port(raw)
     except ValueError as exc:
         raise BadPeerName(str(exc)) from None
-    try:
-        ipaddress.ip_address(host)
+    if parse_ip(host) is not None:  # (BadPeerName is a ValueError: raised outside any try)
         raise BadPeerName("an IP address: peers are named by domain")
-    except ValueError:
-        pass
     host = host.rstrip(".")
     if not host or "." not in host:
         raise BadPeerName("not a fully qualified domain")

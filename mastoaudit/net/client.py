@@ -213,6 +213,32 @@ class _Inflater:
         return out
 
 
+class KeyedLimit:
+    """At most `width` holders per key at once (an address, a host); a key's semaphore lives only
+    while someone holds or waits for it, so a sweep of 30,000 addresses keeps none of them."""
+
+    def __init__(self, width: int) -> None:
+        self.width = max(1, width)
+        self._slots: dict[str, list] = {}  # key -> [semaphore, holders and waiters]
+
+    @contextlib.asynccontextmanager
+    async def slot(self, key: str):
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = [asyncio.Semaphore(self.width), 0]
+        slot[1] += 1
+        try:
+            async with slot[0]:
+                yield
+        finally:
+            slot[1] -= 1
+            if slot[1] == 0:
+                self._slots.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+
 async def bounded_map(work: Callable[[_T], Awaitable[_R]], items: Iterable[_T], in_flight: int
                       ) -> AsyncIterator[_R]:
     """work(item) for every item, at most `in_flight` at once, results as they complete. Items are
@@ -261,7 +287,7 @@ class Client:
             ctx.set_alpn_protocols(["http/1.1"])
         self._verdicts: dict[tuple[str, int, str], bool] = {}  # (address, port, name) -> chain verifies
         self._slots: asyncio.Semaphore | None = None
-        self._per_address: dict[str, list] = {}  # address -> [semaphore, users]
+        self._per_address = KeyedLimit(self.limits.per_address)  # requests in flight per address
         self._idle: dict[tuple, list[_Conn]] = {}  # key -> idle connections, the newest last
         self._idle_order: collections.OrderedDict[_Conn, None] = collections.OrderedDict()  # the oldest first
 
@@ -414,7 +440,7 @@ class Client:
         started = loop.time()
         for i, candidate in enumerate(addresses):
             key = (tls, candidate, port, host, verify if tls else "-")
-            async with self._address_slot(candidate):
+            async with self._per_address.slot(candidate):
                 try:
                     conn = self._reuse(key)
                     reused = conn is not None
@@ -447,20 +473,6 @@ class Client:
                 response.elapsed = loop.time() - started
                 return response
         raise AssertionError("unreachable: the last address raises")
-
-    @contextlib.asynccontextmanager
-    async def _address_slot(self, address: str):
-        slot = self._per_address.get(address)
-        if slot is None:
-            slot = self._per_address[address] = [asyncio.Semaphore(self.limits.per_address), 0]
-        slot[1] += 1
-        try:
-            async with slot[0]:
-                yield
-        finally:
-            slot[1] -= 1
-            if slot[1] == 0:
-                self._per_address.pop(address, None)
 
     # --- connections ----------------------------------------------------------------------------
 

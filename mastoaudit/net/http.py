@@ -113,14 +113,18 @@ class HttpClient:
     # --- HTTP ---------------------------------------------------------------------------------------
 
     def get(self, url: str, *, method: str = "GET", headers: dict[str, str] | None = None,
-            follow: bool = False, max_body: int = MAX_BODY_BYTES, address: str | None = None) -> Response:
+            follow: bool = False, max_body: int = MAX_BODY_BYTES, address: str | None = None,
+            verify: str = "record") -> Response:
+        """One request within the probe's deadline; `verify` as in Client.request ("record": connect
+        whatever the certificate and record whether it verifies; "require": fail when it does not)."""
         now = time.monotonic()
         deadline = min(now + self._core.limits.total, self.deadline if self.deadline is not None else math.inf)
         if deadline <= now:
             raise HttpError(f"{url[:200]}: the probe's time is up", Kind.TIMEOUT)
         try:
             return LOOP.run(self._core.request(url, method=method, headers=headers, follow=follow,
-                                               max_body=max_body, address=address, deadline=deadline), deadline)
+                                               max_body=max_body, address=address, deadline=deadline,
+                                               verify=verify), deadline)
         except FetchError as exc:
             raise HttpError(str(exc), exc.kind) from None
         except TimeoutError as exc:

@@ -46,6 +46,26 @@ def _app_login_check(env: str) -> str:
             " -d \"${n:-mastodon_production}\" -c 'SELECT 1' >/dev/null")
 
 
+# Settings that would write a statement's text to the server's log, and their values for a session
+# that must not: an ALTER ROLE ... PASSWORD would put the password there in clear (log_statement =
+# ddl is a common hardening; a slow or failing statement is logged whatever that says; pgaudit).
+# Set only where the server knows them (PostgreSQL 12 has no log_min_duration_sample).
+_QUIET_LOG = {"log_statement": "none", "log_min_duration_statement": "-1", "log_min_duration_sample": "-1",
+              "log_min_error_statement": "panic", "pgaudit.log": "none"}
+
+
+def scram_password_command(role: str, sql: str) -> str:
+    """Shell: set `role`'s password again from $w, hashed as SCRAM. The SQL text reaches psql on
+    stdin (not its command line, which `ps` shows), in a superuser session whose statements are not
+    logged (the password is in the statement)."""
+    cases = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in _QUIET_LOG.items())
+    quiet = (f"SELECT set_config(name, CASE name {cases} END, false) FROM pg_settings"
+             f" WHERE name IN ({', '.join(repr(k) for k in _QUIET_LOG)});")
+    return ("ws=$(printf %s \"$w\" | sed \"s/'/''/g\"); printf \"%s\\nSET password_encryption = 'scram-sha-256';"
+            f"\\nALTER ROLE %s PASSWORD '%s';\\n\" {shlex.quote(quiet)} {shlex.quote(chr(34) + role + chr(34))}"
+            f" \"$ws\" | ( {sql} -f - ) >/dev/null || mastoaudit_fail 'could not set the app role password as SCRAM'")
+
+
 @operation()
 def fix(checks: list[str], conf: str | None = None, hba: str | None = None, settings: dict[str, str] | None = None,
         rules: dict[str, str] | None = None, env: str | None = None):
@@ -95,11 +115,7 @@ def fix(checks: list[str], conf: str | None = None, hba: str | None = None, sett
                 prepare.append(f"w=$({shell.GENERATE_SECRET})")
                 prepare.append(shell.env_edit(env_path, f"{staging}/env", set_from_var={"DB_PASS": "w"}))
                 env_file = [(env_path, f"{staging}/env")]
-            # The same password hashed as SCRAM; the SQL text reaches psql on stdin, not its command line.
-            prepare.append(
-                "ws=$(printf %s \"$w\" | sed \"s/'/''/g\"); printf \"SET password_encryption = 'scram-sha-256';"
-                f"\\nALTER ROLE %s PASSWORD '%s';\\n\" {shlex.quote(chr(34) + role + chr(34))} \"$ws\" | ( {sql} -f - )"
-                " >/dev/null || mastoaudit_fail 'could not set the app role password as SCRAM'")
+            prepare.append(scram_password_command(role, sql))
     if not changed:
         return
     prepare.insert(0, f"mkdir -p {q(staging)}")

@@ -1,7 +1,10 @@
 """S3: the media bucket as an anonymous client sees it, directly and through the media host.
 
 Directly at the endpoint with boto3 (unsigned requests; signed ones as well when the user gives
-credentials in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, only with --s3-signed), and through the media alias host
+credentials in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, only with --s3-signed): boto3 builds, signs
+and parses the requests, and the scan's one outbound client sends them (`_OneClient`), so the
+endpoint's requests are judged by the scan's address policy, bounded in size and ended by the
+probe's deadline like every other request; and through the media alias host
 (S3_ALIAS_HOST, Mastodon's documented nginx proxy in front of the bucket) with the scan's HTTP
 client: can a stranger list the bucket, write into it, read a media file, reach it over plain
 HTTP, write to it from another origin (CORS)? Does the bucket hold something that looks like a
@@ -17,6 +20,7 @@ with the credentials if given); the fact says whether it was removed.
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import os
 import re
@@ -93,7 +97,56 @@ def _credentials() -> tuple[dict[str, str] | None, str | None]:
     return creds, "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY from the environment"
 
 
-def _client(settings: S3Settings, target: ScanTarget, creds: dict[str, str] | None):
+S3_BODY_BYTES = 2 * 1024 * 1024  # a listing of MAX_KEYS keys of 1,024 bytes each fits
+STREAMED_BYTES = 4096  # GetObject: the probe reads 64 bytes of an object; more is not kept
+_NOT_FORWARDED = {"user-agent", "expect", "host", "accept-encoding"}  # the client sets its own
+
+
+class EndpointUnanswered(OSError):
+    """An S3 request the outbound client could not complete (refused by the policy, timed out,
+    too large...): the attempt's error, like any other network error."""
+
+
+class _Raw(io.BytesIO):
+    """A body botocore can read (`stream()` for parsed answers, `read()` for GetObject)."""
+
+    def stream(self, **_kw):
+        yield self.getvalue()
+
+
+class _OneClient:
+    """Sends boto3's requests through the scan's outbound client (botocore's `before-send` hook:
+    an answer returned there is used instead of botocore's own connection pool), so that no S3
+    request opens a connection of its own, waits past the probe's deadline or reads an endless body."""
+
+    def __init__(self, http, verify: str) -> None:
+        self.http, self.verify = http, verify
+
+    def __call__(self, request, event_name: str = "", **_kw):
+        from botocore.awsrequest import AWSResponse, HeadersDict
+
+        body = request.body
+        if hasattr(body, "read"):
+            body = body.read(1)
+        if body:  # the probe writes empty objects only: the client sends no request bodies
+            raise EndpointUnanswered(f"{request.url[:200]}: a request with a body is not sent")
+        headers = {k: v.decode("latin-1") if isinstance(v, bytes) else str(v) for k, v in request.headers.items()
+                   if k.lower() not in _NOT_FORWARDED}
+        streamed = event_name.endswith(".GetObject")
+        try:
+            response = self.http.get(request.url, method=request.method, headers=headers,
+                                     max_body=STREAMED_BYTES if streamed else S3_BODY_BYTES, verify=self.verify)
+        except HttpError as exc:
+            raise EndpointUnanswered(str(exc)) from None
+        if response.truncated and not streamed:
+            raise EndpointUnanswered(f"{request.url[:200]}: the answer is larger than {S3_BODY_BYTES} bytes")
+        merged: dict[str, str] = {}
+        for name, value in response.headers:
+            merged[name] = f"{merged[name]}, {value}" if name in merged else value
+        return AWSResponse(request.url, response.status, HeadersDict(merged), _Raw(response.body))
+
+
+def _client(settings: S3Settings, target: ScanTarget, creds: dict[str, str] | None, http):
     import boto3
     from botocore import UNSIGNED
     from botocore.config import Config
@@ -104,8 +157,11 @@ def _client(settings: S3Settings, target: ScanTarget, creds: dict[str, str] | No
                     read_timeout=target.timeout, retries={"max_attempts": 1, "mode": "standard"},
                     s3={"addressing_style": style}, user_agent_extra="mastoaudit")
     session = boto3.session.Session()
-    return session.client("s3", endpoint_url=settings.endpoint, region_name=settings.region, config=config,
-                          verify=target.ca_bundle or True, **(creds or {}))
+    client = session.client("s3", endpoint_url=settings.endpoint, region_name=settings.region, config=config,
+                            verify=target.ca_bundle or True, **(creds or {}))
+    # The certificate must verify (as boto3 requires), against --ca-bundle when given.
+    client.meta.events.register("before-send.s3", _OneClient(http, "require"))
+    return client
 
 
 def _call(fn, **kw) -> tuple[str, dict | None, int | None, str, str]:
@@ -329,8 +385,8 @@ def collect(target: ScanTarget, ctx: ProbeContext) -> S3Fact | None:
     anon = signed = None
     if settings is not None:
         fact.endpoint_view, fact.endpoint_address = _view(target, ctx, settings.endpoint)
-        anon = _client(settings, target, None)
-        signed = _client(settings, target, creds) if creds else None
+        anon = _client(settings, target, None, ctx.http)
+        signed = _client(settings, target, creds, ctx.http) if creds else None
     prober = _Prober(target, ctx, fact, anon, signed)
 
     with ThreadPoolExecutor(max_workers=12, thread_name_prefix="s3") as pool:

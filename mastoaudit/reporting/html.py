@@ -19,6 +19,7 @@ from ..engine import RunResult
 from ..model import SKIP_LABELS, Severity, Status
 from .compliance_view import compliance_view, diff_view
 from .document import DISPLAY_LIMITS, Omitted, build_document, capped, for_display, visible
+from .federation_view import federation_view
 
 TEMPLATE_PACKAGE = "mastoaudit_templates"
 # What the report shows: the statuses, plus "waived" for a failure or warning a waiver accepts
@@ -161,6 +162,7 @@ def view(doc: dict) -> dict:
 
     return {
         **compliance_view(doc, findings),
+        "federation": federation_view(doc),
         "doc": doc,
         "run": doc["run"],
         "findings": findings,
@@ -183,7 +185,7 @@ def render(result: RunResult) -> str:
 
 
 def render_document(doc: dict) -> str:
-    css, js = _asset("report.css"), _asset("report.js")
+    css, js = _asset("report.css") + _asset("federation.css"), _asset("report.js")
     template = _environment().get_template("report.html.j2")
     return template.render(
         **view(doc),

@@ -48,6 +48,8 @@ PROBLEM_SEVERITY = {"critical": "error", "high": "error", "medium": "warning", "
                     "info": "recommendation"}
 _REMOTE = re.compile(r"^(?P<host>[^/\\:]{2,}|\[[0-9A-Fa-f:.]+\]):(?P<path>/.*)$")
 _WINDOWS_ABS = re.compile(r"^[A-Za-z]:[\\/]")
+_PEER = re.compile(r"^peer (?P<domain>[A-Za-z0-9.-]+(?::\d{1,5})?)$")  # checks/federation.py's peer locations
+_URI = re.compile(r"^(?:https?|postgresql|postgres)://[^\s]+$")
 _ESCAPED = re.compile(r"\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8})")
 
 
@@ -122,7 +124,14 @@ def _rule(check: dict, taxa: dict[str, int]) -> dict:
 
 
 def artifact_location(file: str) -> dict:
-    """A finding's file as a SARIF artifactLocation: relative paths against %SRCROOT%."""
+    """A finding's file as a SARIF artifactLocation: relative paths against %SRCROOT%; what is not
+    a file keeps an absolute URI (a peer of the federation sweep: https://DOMAIN/; a database:
+    its postgresql:// URI, which never holds a password)."""
+    peer = _PEER.match(file)
+    if peer:
+        return {"uri": f"https://{quote(peer['domain'], safe=':[]')}/"}
+    if _URI.match(file):
+        return {"uri": quote(file, safe=":/@[]#?=&")}
     remote = _REMOTE.match(file)
     if remote and not _WINDOWS_ABS.match(file):
         return {"uri": quote(remote["path"].lstrip("/"), safe="/"), "uriBaseId": TARGETROOT}

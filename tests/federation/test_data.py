@@ -228,6 +228,24 @@ def test_blocklist_csv_survives_mastodon_import():
     assert [r["domain"] for r in decisions.refederate] == ["fixed-now.example"]
 
 
+def test_a_peers_version_text_is_not_published_in_the_public_comment():
+    """Mastodon shows a block's public comment on the about page: the version is the peer's own text
+    (build metadata after '+' was taken whole), so a peer could have this instance publish a message
+    of its choosing."""
+    from mastoaudit.federation.decisions import shown_version
+
+    hostile = PeerResult("loud.example", "pixelfed", "0.12.4+ visit https://scam.example/free-money now")
+    fair = PeerResult("glitch.example", "pixelfed", "0.12.4+glitch.1.10.1")
+    breakdown = build([hostile, fair], osv.default_database(), None)
+    decisions = decide(breakdown, osv.default_database(), None, None)
+    comments = {r["domain"]: r["public_comment"] for r in mastodon_import(decisions.csv_text())}
+    assert set(comments) == {"loud.example", "glitch.example"}  # still blocked: 0.12.4 is affected
+    assert "scam" not in comments["loud.example"] and comments["loud.example"].startswith("pixelfed 0.12.4 is")
+    assert comments["glitch.example"].startswith("pixelfed 0.12.4+glitch.1.10.1 is")
+    assert shown_version("4.5.0-nightly.2025-07-11") == "4.5.0-nightly.2025-07-11"
+    assert shown_version("no version") == "(an unreadable version)"
+
+
 def test_a_csv_without_severity_would_suspend():
     """Why the severity is always written: Mastodon reads a missing column as suspend."""
     assert mastodon_import("#domain\nx.example\n")[0]["severity"] == "suspend"
@@ -243,3 +261,32 @@ def test_refederation_from_a_previous_run():
     decisions = decide(build(results, db, None), db, None, None, previous=previous)
     assert [r["domain"] for r in decisions.refederate] == ["was-old.example"]
     assert decisions.refederate[0]["source"] == "previous run"
+
+
+# --- a DSN that does not parse ----------------------------------------------------------------------
+
+DSN_PASSWORD = "s3cret-Pw!"
+
+
+@pytest.mark.parametrize("dsn", [
+    f"host=127.0.0.1 password={DSN_PASSWORD} junk",  # libpq: missing "=" after "junk"
+    f"host=127.0.0.1 password={DSN_PASSWORD} PW",  # a password with a space, unquoted: its tail is quoted back
+    f"postgresql://mastodon:{DSN_PASSWORD}%zz@127.0.0.1/db",  # invalid percent-encoded token: the password
+    f"postgres://mastodon:{DSN_PASSWORD} x@127.0.0.1/db",
+    f"postgresql://mastodon:{DSN_PASSWORD}@127.0.0.1/db?bogus=1",
+])
+@pytest.mark.parametrize("command", [["impact", "x.example"], ["peers", "--from-file", "/dev/null"]])
+def test_a_malformed_dsn_is_an_input_error_that_never_quotes_it(tmp_path, capsys, dsn, command):
+    """Before: describing a DSN that does not parse recursed until RecursionError (a traceback, exit 1),
+    and libpq's own message, which quotes the token it could not read, was meant to be shown."""
+    from mastoaudit.cli import main
+    from mastoaudit.federation.database import DatabaseUnreachable, describe_dsn_loose, read_database
+
+    assert main(["federation", *command, "--db", dsn, "-o", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert "--db: not a PostgreSQL connection string" in err
+    assert DSN_PASSWORD not in out + err and "PW" not in err and "junk" not in err
+    with pytest.raises(DatabaseUnreachable) as info:
+        read_database(dsn, ["x.example"])
+    assert DSN_PASSWORD not in str(info.value)
+    assert describe_dsn_loose(dsn) == "the given DSN"

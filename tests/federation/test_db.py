@@ -174,7 +174,8 @@ def test_seed_000_prints_the_seed_numbers_and_blocks_exactly_63(cluster, seed):
     assert done.returncode == 1, done.stderr  # vulnerable peers still federated are failures
     text = done.stdout
     assert "pixelfed: 96 (33 on 0.12.5, 46 on 0.12.4, 9 on 0.12.3, 4 on 0.12.1, 3 on 0.11.13, 1 on 0.11.9)" in text
-    assert "(CVE-2025-30741): 63 federated peers" in text
+    assert "(CVE-2025-30741): 63 federated peers (46 on 0.12.4, 17 older); 33 pixelfed peers on a fixed version" \
+        in text
     assert ("threads.net: 2033 accounts here follow 919 of its accounts; 26 of its accounts follow 22 here "
             "(dashboard: 6014 and 27 follow rows)") in text
     assert "pixelfed.social: 1073 accounts here follow 956 of its accounts; 864 of its accounts follow 651 here" in text
@@ -192,7 +193,9 @@ def test_seed_000_prints_the_seed_numbers_and_blocks_exactly_63(cluster, seed):
     threads = next(i for i in section["impact"] if i["domain"] == "threads.net")
     assert threads["domain_alone"]["dashboard_follows"] == 6014 and threads["domain_alone"]["dashboard_followers"] == 27
     assert sum(1 for f in report["findings"] if f["check_id"] == "federation.vulnerable-peers"
-               and f["status"] == "fail") == 63
+               and f["status"] == "fail" and "CVE-2025-30741" in f["message"]) == 63
+    assert [f["subject"] for f in report["findings"] if f["check_id"] == "federation.vulnerable-peers"
+            and f["status"] == "fail" and "CVE-2025-30741" not in f["message"]] == ["lemmy-old.example"]
     assert "@hachyderm.example" not in json.dumps(report)  # no email address anywhere
     assert PASSWORD not in done.stdout + done.stderr + json.dumps(report)
     never = _impact(cluster, ["threads.net", "--fail-on", "never", "-f", "json", "-o", str(out / "n.json")])
@@ -326,6 +329,16 @@ hosts:
         assert over_ssh.impact[("threads.net", "domain")].dashboard_follows == 6014
         sent = " ".join(c for _, c in host.commands())
         assert "default_transaction_read_only=on" in sent and "statement_timeout=" in sent
+        # Thousands of domains (every peer of an affected software): the command line that carries
+        # them reaches the host as one argument of sh -c, which Linux caps at 128 KiB. Before, the
+        # whole read failed with "Argument list too long" past about 6,000 names.
+        many = domains + [f"peer{i:05d}.nowhere-in-particular.example" for i in range(6000)]
+        over_ssh, why, _ = read_over_ssh(load_inventory(inventory), many, "seed000")
+        assert why is None, why
+        direct = read_database(_socket_dsn(cluster, "seed000"), many)
+        assert over_ssh.errors == direct.errors == {}
+        assert over_ssh.impact == direct.impact and len(over_ssh.impact) == 2 * len(many)
+        assert over_ssh.peers == direct.peers and over_ssh.staff == direct.staff
         # a database that does not exist: a clear reason, not a crash
         missing, why, _ = read_over_ssh(load_inventory(inventory), [], "no_such_db")
         assert missing is None and "no_such_db" in why
@@ -345,3 +358,47 @@ def test_group_by_mastodon_measure(cluster, generated):
         rows["out"] += a in on
     got = facts.impact[("b.example", "domain")]
     assert (got.dashboard_follows, got.dashboard_followers) == (rows["in"], rows["out"])
+
+
+def test_domains_are_sent_in_parts_a_command_line_can_carry():
+    from mastoaudit.federation.queries import QueryFailed
+    from mastoaudit.federation.remote import _joined, domain_parts
+
+    names = [f"d{i:04d}.example" for i in range(1000)]  # 14 characters each, and a separator
+    parts = domain_parts(names, limit=1500)
+    assert [n for p in parts for n in p] == names and all(len(",".join(p)) <= 1500 for p in parts)
+    assert len(parts) == 10 and domain_parts([]) == [[]]
+    first = {"peers": [("a.example", False)], "impact": [("a.example",)], "staff": []}
+    second = {"peers": [("a.example", False)], "impact": [("b.example",)], "staff": QueryFailed("staff", "denied")}
+    joined = _joined([first, second])
+    assert joined["peers"] == [("a.example", False)]  # the same in every part: once
+    assert joined["impact"] == [("a.example",), ("b.example",)] and isinstance(joined["staff"], QueryFailed)
+
+
+def test_a_db_host_behind_a_bastion_is_reached_through_it(monkeypatch, tmp_path):
+    """The database host's jump host is named by its inventory name; the read kept only the db and
+    app hosts in the inventory it gave the SSH collector, so a bastion with neither role was taken
+    for a literal host name."""
+    from mastoaudit.federation import remote
+    from mastoaudit.inventory import load_inventory
+    from mastoaudit.sources.ssh import _jump
+
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("instance: {local_domain: example.social}\nhosts:\n"
+                         "  bastion: {address: 203.0.113.9, roles: [mail], ssh: {port: 2222, user: jumper}}\n"
+                         "  db1: {address: 10.0.0.5, roles: [db], ssh: {jump: bastion}}\n")
+    jumps = []
+
+    class Collector:
+        def __init__(self, inventory, command_log, hosts=None, planner=None):
+            jumps.extend(_jump(inventory, h.ssh.jump) for h in hosts or inventory.hosts if h.ssh.jump)
+
+        def start(self):
+            return self
+
+        def gather(self, progress=None):
+            return {}, {"db1": "not connected in this test"}
+
+    monkeypatch.setattr(remote, "SshCollection", Collector)
+    remote.read_over_ssh(load_inventory(inventory), ["a.example"])
+    assert jumps and jumps[0]["address"] == "203.0.113.9" and jumps[0]["port"] == 2222 and jumps[0]["user"] == "jumper"

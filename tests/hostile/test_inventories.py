@@ -69,6 +69,25 @@ def test_item_12_pyinfra_shapes_are_input_errors_with_file_and_line(tmp_path, te
     assert "\x1b" not in message
 
 
+@pytest.mark.parametrize("entry", [
+    "('h1', {'ssh_password': 'S3cret-PW'}, 3)",
+    "('h1', {'_sudo_password': 'S3cret-PW'}, 'extra')",
+    "['h1', 'S3cret-PW']",
+    "{'ssh_password': 'S3cret-PW'}",
+])
+def test_a_malformed_pyinfra_host_is_described_by_its_shape_not_its_values(tmp_path, entry, capsys):
+    """pyinfra host data holds passwords: the error quoted the entry's repr (ssh_password included)."""
+    from mastoaudit.cli import main
+
+    inventory = tmp_path / "inventory.py"
+    inventory.write_text(f"web = [{entry}]\n")
+    with pytest.raises(InventoryError) as info:
+        load_inventory(inventory)
+    assert "S3cret-PW" not in str(info.value) and "pair, not a" in str(info.value)
+    assert main(["audit", "-i", str(inventory), "-o", str(tmp_path / "out")]) == 2
+    assert "S3cret-PW" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("text", "line"), YAML_SHAPES, ids=range(len(YAML_SHAPES)))
 def test_item_12_yaml_shapes_are_input_errors_with_file_and_line(tmp_path, text, line):
     path = tmp_path / "inventory.yaml"

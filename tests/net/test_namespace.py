@@ -62,8 +62,8 @@ KNOT = """server:
 database:
     storage: {d}
 zone:
-  - domain: evil.test
-    file: {d}/evil.test.zone
+  - domain: {zone}
+    file: {d}/{zone}.zone
 """
 
 CSP = ("default-src 'none'; script-src 'self'; img-src 'self' https://media.evil.test https://10.7.0.5 "
@@ -104,6 +104,61 @@ def _wait_ready(proc: subprocess.Popen, what: str) -> None:
         raise RuntimeError(f"{what} did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}")
 
 
+def make_namespaces(prefix: str, tag: str, subnet: int, addresses) -> tuple[str, str]:
+    """Two namespaces, "S" (the one that scans or sweeps) and "N" (the network), joined by a veth
+    pair on 10.SUBNET.0.0/24, S routing everything through N, `addresses` on N's end (/32 each)."""
+    s_ns, n_ns = f"{prefix}s-{tag}", f"{prefix}n-{tag}"
+    s_dev, n_dev = f"{prefix[:2]}s{tag}", f"{prefix[:2]}n{tag}"
+    sh("ip", "netns", "add", s_ns)
+    sh("ip", "netns", "add", n_ns)
+    sh("ip", "link", "add", s_dev, "type", "veth", "peer", "name", n_dev)
+    sh("ip", "link", "set", s_dev, "netns", s_ns)
+    sh("ip", "link", "set", n_dev, "netns", n_ns)
+    for ns, dev, addr in ((s_ns, s_dev, f"10.{subnet}.0.2/24"), (n_ns, n_dev, f"10.{subnet}.0.1/24")):
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        sh("ip", "-n", ns, "addr", "add", addr, "dev", dev)
+        sh("ip", "-n", ns, "link", "set", dev, "up")
+    sh("ip", "-n", s_ns, "route", "add", "default", "via", f"10.{subnet}.0.1")
+    for addr in addresses:
+        sh("ip", "-n", n_ns, "addr", "add", f"{addr}/32", "dev", n_dev)
+    return s_ns, n_ns
+
+
+def remove_namespaces(*names: str) -> None:
+    for ns in names:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def start_knot(ns: str, folder, dns: str, zone: str, text: str) -> subprocess.Popen:
+    """Knot in namespace `ns`, authoritative for `zone` (the zone file's `text`) on dns:53."""
+    folder.mkdir()
+    (folder / f"{zone}.zone").write_text(text)
+    (folder / "knot.conf").write_text(KNOT.format(dns=dns, d=folder, zone=zone))
+    return in_ns(ns, shutil.which("knotd") or "/usr/sbin/knotd", "-c", str(folder / "knot.conf"),
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_for_knot(ns: str, dns: str, name: str, address: str) -> None:
+    """Until Knot answers `name` with `address` when asked from namespace `ns`."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        dig = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c",
+                              f"import dns.resolver as r; x=r.Resolver(configure=False); x.nameservers=['{dns}'];"
+                              f"print(x.resolve('{name}','A')[0])"], capture_output=True, text=True)
+        if address in dig.stdout:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"Knot did not answer in the namespace: {dig.stderr[-500:]}")
+
+
+def serve_in(ns: str, config, what: str) -> subprocess.Popen:
+    """tests.netlab's servers and recording listeners (`config`, a JSON file) in namespace `ns`."""
+    proc = in_ns(ns, sys.executable, "-m", "tests.netlab", "serve", str(config),
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_ready(proc, what)
+    return proc
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     tag = secrets.token_hex(3)
@@ -111,24 +166,8 @@ def world(tmp_path_factory):
     d = tmp_path_factory.mktemp("netns")
     procs: list[subprocess.Popen] = []
     try:
-        sh("ip", "netns", "add", s_ns)
-        sh("ip", "netns", "add", n_ns)
-        sh("ip", "link", "add", f"vs{tag}", "type", "veth", "peer", "name", f"vn{tag}")
-        sh("ip", "link", "set", f"vs{tag}", "netns", s_ns)
-        sh("ip", "link", "set", f"vn{tag}", "netns", n_ns)
-        for ns, dev, addr in ((s_ns, f"vs{tag}", "10.200.0.2/24"), (n_ns, f"vn{tag}", "10.200.0.1/24")):
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-            sh("ip", "-n", ns, "addr", "add", addr, "dev", dev)
-            sh("ip", "-n", ns, "link", "set", dev, "up")
-        sh("ip", "-n", s_ns, "route", "add", "default", "via", "10.200.0.1")
-        for addr in (SITE, DNS, *FORBIDDEN_N):
-            sh("ip", "-n", n_ns, "addr", "add", f"{addr}/32", "dev", f"vn{tag}")
-
-        (d / "knot").mkdir()
-        (d / "knot" / "evil.test.zone").write_text(ZONE.format(dns=DNS, site=SITE))
-        (d / "knot" / "knot.conf").write_text(KNOT.format(dns=DNS, d=d / "knot"))
-        procs.append(in_ns(n_ns, shutil.which("knotd") or "/usr/sbin/knotd", "-c", str(d / "knot" / "knot.conf"),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        make_namespaces("ma-", tag, 200, (SITE, DNS, *FORBIDDEN_N))
+        procs.append(start_knot(n_ns, d / "knot", DNS, "evil.test", ZONE.format(dns=DNS, site=SITE)))
 
         _, cert, key = netlab.make_ca_and_cert(d / "pki", ["evil.test", "mta-sts.evil.test"], [SITE])
         home = ["respond", 200, "<html>evil</html>", [["Content-Type", "text/html"],
@@ -150,29 +189,16 @@ def world(tmp_path_factory):
         (d / "s.json").write_text(json.dumps({"log": str(s_log),
                                               "listeners": [[a, p] for a in FORBIDDEN_S for p in PORTS]}))
         for ns, config in ((n_ns, d / "n.json"), (s_ns, d / "s.json")):
-            proc = in_ns(ns, sys.executable, "-m", "tests.netlab", "serve", str(config),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            procs.append(proc)
-            _wait_ready(proc, f"the servers in {ns}")
+            procs.append(serve_in(ns, config, f"the servers in {ns}"))
         # The hostile site's own requests are logged apart from the forbidden listeners' connections.
         site_log.touch()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:  # Knot answers
-            dig = subprocess.run(["ip", "netns", "exec", s_ns, sys.executable, "-c",
-                                  f"import dns.resolver as r; x=r.Resolver(configure=False); x.nameservers=['{DNS}'];"
-                                  "print(x.resolve('meta.evil.test','A')[0])"], capture_output=True, text=True)
-            if "169.254.169.254" in dig.stdout:
-                break
-            time.sleep(0.2)
-        else:
-            raise RuntimeError(f"Knot did not answer in the namespace: {dig.stderr[-500:]}")
+        wait_for_knot(s_ns, DNS, "meta.evil.test", "169.254.169.254")
         yield {"s": s_ns, "n": n_ns, "dir": d, "logs": (d / "network-side.jsonl", s_log)}
     finally:
         for proc in procs:
             proc.kill()
             proc.wait(timeout=10)
-        for ns in (s_ns, n_ns):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        remove_namespaces(s_ns, n_ns)
 
 
 def _events(world) -> list[dict]:

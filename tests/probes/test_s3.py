@@ -259,3 +259,71 @@ def test_secrets_are_offered_for_scrubbing():
     facts = FactSet("x")
     facts.add("s3", f)
     assert "s3cr3t-value" in facts.secrets and "s3cr3t" not in repr(f)
+
+
+# --- the endpoint's requests go through the one outbound client ------------------------------------
+
+
+@pytest.fixture
+def hostile_endpoint():
+    """An S3 endpoint on loopback whose bucket trickles its listing or sends an endless one."""
+    from tests import netlab
+
+    routes = {"/b": netlab.trickle(0.2), "/endless": netlab.huge()}
+    server = netlab.HttpServer("127.0.0.1", 0, routes)
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize("bucket, words", [("b", "no complete answer"), ("endless", "larger than")])
+def test_endpoint_requests_are_bounded_by_the_one_client(hostile_endpoint, bucket, words):
+    """Issue 7 item 7 for boto3: a listing trickled a byte at a time (or never ending) ends with the
+    probe's deadline (or at the size cap) as that attempt's error. Before, botocore's own connection
+    read on with a per-read timeout only: the probe's worker threads outlived the report and the
+    process never exited."""
+    import threading
+    import time
+
+    from mastoaudit.net.dns import Resolver
+    from mastoaudit.net.http import HttpClient
+    from mastoaudit.net.runner import ProbeContext
+    from mastoaudit.net.target import ScanTarget
+
+    endpoint = f"http://127.0.0.1:{hostile_endpoint.port}"
+    target = ScanTarget("site.test", "site.test", "site.test", addresses=("127.0.0.1",), timeout=1,
+                        s3=S3Settings(endpoint, bucket))
+    resolver = Resolver(target)
+    http = HttpClient(target, resolver)
+    got: list = []
+    worker = threading.Thread(target=lambda: got.append(S.collect(target, ProbeContext(
+        resolver, http.bounded(time.monotonic() + 4)))), daemon=True)
+    worker.start()
+    worker.join(60)  # a guard, not a measure: without the bound the probe never returns
+    http.close()
+    assert not worker.is_alive(), "the S3 probe outlived its deadline"
+    listing = next(a for a in got[0].listings if a.via == "endpoint")
+    assert listing.outcome == "error" and words in listing.detail, listing
+    agents = {v for r in hostile_endpoint.requests for k, v in r["headers"] if k.lower() == "user-agent"}
+    assert hostile_endpoint.requests and all(a.startswith("mastoaudit/") for a in agents), agents
+
+
+def test_endpoint_requests_obey_the_address_policy():
+    """The endpoint named by the user may be private; a host its answers point to may not: the
+    same requests, sent by boto3 without the client, connected wherever botocore was told."""
+    import time
+
+    from botocore.awsrequest import AWSPreparedRequest
+
+    from mastoaudit.net.dns import Resolver
+    from mastoaudit.net.http import HttpClient
+    from mastoaudit.net.target import ScanTarget
+
+    target = ScanTarget("site.test", "site.test", "site.test", addresses=("127.0.0.1",), timeout=1)
+    http = HttpClient(target, Resolver(target)).bounded(time.monotonic() + 5)
+    send = S._OneClient(http, "require")
+    request = AWSPreparedRequest("GET", "http://169.254.169.254/b?list-type=2", {}, None, False)
+    with pytest.raises(S.EndpointUnanswered, match="not a public address"):
+        send(request, event_name="before-send.s3.ListObjectsV2")
+    request = AWSPreparedRequest("PUT", "http://127.0.0.1:9/b/k", {}, b"data", False)
+    with pytest.raises(S.EndpointUnanswered, match="body"):
+        send(request, event_name="before-send.s3.PutObject")

@@ -483,3 +483,36 @@ def test_the_redis_check_gives_up_when_nothing_answers(tmp_path):
     done = subprocess.run(["sh", "-c", f"out=$( {{ {check}; }} 2>&1 ) || {{ echo \"failed: $out\"; exit 3; }}"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 3 and "does not answer PING" in done.stdout
+
+
+def test_the_scram_password_change_keeps_the_password_out_of_the_server_log():
+    """The fix sets the app role's password again as SCRAM with ALTER ROLE ... PASSWORD: on a server
+    that logs DDL (a common hardening), logs slow statements or failing ones, the statement (and the
+    password in it) went to the PostgreSQL log in clear."""
+    from lab import pgcluster
+    from mastoaudit.operations.postgresql import scram_password_command
+
+    if pgcluster.can_run() is not None:
+        pytest.skip(pgcluster.can_run())
+    cluster = pgcluster.start({"log_statement": "'all'", "log_min_duration_statement": "0",
+                               "log_min_error_statement": "'debug5'"})
+    try:
+        cluster.psql("SET password_encryption = 'md5'; CREATE ROLE mastodon LOGIN PASSWORD 'old-one';")
+        password = "N3w-p4ss'word-in-the-env"
+        sql = (f"runuser -u postgres -- {cluster.bindir / 'psql'} -X -A -t -q -v ON_ERROR_STOP=1"
+               f" -h {cluster.socket_dir} -p {cluster.port} -d postgres")
+        snippet = scram_password_command("mastodon", sql)
+        done = subprocess.run(["bash", "-c", "mastoaudit_fail() { echo \"$1\"; exit 1; }\nw=\"$1\"\n" + snippet,
+                               "-", password], capture_output=True, text=True, cwd="/", timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        stored = cluster.psql("SELECT rolpassword FROM pg_authid WHERE rolname = 'mastodon'").strip()
+        assert stored.startswith("SCRAM-SHA-256$")
+        log = (Path(cluster.socket_dir) / "log").read_text()
+        assert "set_config" in log  # the server does log this session's statements up to the change
+        assert "N3w-p4ss" not in log
+        # ... and the login works with the password as the app has it
+        login = subprocess.run(["psql", cluster.dsn(user="mastodon"), "-X", "-A", "-t", "-c", "SELECT 1"],
+                               env={**os.environ, "PGPASSWORD": password}, capture_output=True, text=True, timeout=30)
+        assert login.stdout.strip() == "1", login.stderr
+    finally:
+        cluster.stop()
