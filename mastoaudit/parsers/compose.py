@@ -144,7 +144,7 @@ class _Builder:
 def load_located(source: SourceFile) -> Any:
     """The document as plain values in YMap/YSeq containers that know their lines."""
     try:
-        node = yamlsafe.compose(source.text, COMPOSE_TAGS, core_schema=True)
+        node = yamlsafe.compose(source.text, COMPOSE_TAGS, core_schema=True, templates=True)
     except yamlsafe.YamlError as exc:
         raise ParseError(exc.problem, exc.line) from None
     if node is None:

@@ -71,3 +71,20 @@ def test_redis_and_sshd(tmp_path):
     redis = facts.first("redis_conf")
     assert redis is not None and redis.secret_values() == ()
     assert facts.first("sshd_config") is not None
+
+
+def test_yaml_configs(tmp_path):
+    """A role's docker-compose.yml.j2 and elasticsearch.yml.j2: unquoted expressions are values (not
+    YAML flow mappings), control lines are blank lines."""
+    facts = lint_files(tmp_path, {
+        "templates/docker-compose.yml.j2": "services:\n  web:\n    image: {{ mastodon_image }}\n{% if expose %}\n"
+                                           "    ports:\n      - {{ bind }}:3000:3000\n{% endif %}\n",
+        "templates/elasticsearch.yml.j2": "network.host: {{ es_bind }}\n{% if secure %}\n"
+                                          "xpack.security.enabled: true\n{% endif %}\n",
+    })
+    [compose] = facts.all("compose")
+    web = compose.services["web"]
+    assert web.image == "{{ mastodon_image }}" and [p.exposure for p in web.ports] == ["templated"]
+    [es] = facts.all("elasticsearch_yml")
+    assert es.settings["network.host"].value == "{{ es_bind }}"
+    assert es.settings["xpack.security.enabled"].location.line == 3
