@@ -89,6 +89,7 @@ def strength(value: str) -> Strength:
 _REPEAT_SCAN = 512  # the search for repetitions is quadratic: bounded for hostile input (a secret is far shorter)
 _KEYBOARD = ("1234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm", "qwertzuiop", "yxcvbnm", "azertyuiop",
              "qsdfghjklm", "wxcvbn", "1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik9ol0p")
+_WALKS = frozenset(w[i:i + 4] for row in _KEYBOARD for w in (row, row[::-1]) for i in range(len(w) - 3))
 
 
 def _unpredicted(value: str) -> tuple[int, str | None]:
@@ -100,15 +101,10 @@ def _unpredicted(value: str) -> tuple[int, str | None]:
         if ord(value[i]) - ord(value[i - 1]) == ord(value[i - 1]) - ord(value[i - 2]):
             how[i] = "a sequence"
     lowered = value.lower()
-    for row in _KEYBOARD:
-        for walk in (row, row[::-1]):
-            for start in range(len(walk) - 3):
-                piece = walk[start:start + 4]
-                at = lowered.find(piece)
-                while at >= 0:
-                    for i in range(at + 1, at + 4):
-                        how[i] = how[i] or "a keyboard walk"
-                    at = lowered.find(piece, at + 1)
+    for at in range(n - 3):
+        if lowered[at:at + 4] in _WALKS:
+            for i in range(at + 1, at + 4):
+                how[i] = how[i] or "a keyboard walk"
     i = 4
     while i < min(n, _REPEAT_SCAN):  # a repetition of an earlier part of at least four characters
         length = 0

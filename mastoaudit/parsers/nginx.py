@@ -455,7 +455,10 @@ class NginxConfig(ConfigFact):
         d = location.first("proxy_pass")
         if d is None or not d.args:
             return None
-        return classify_target(d, self.upstreams())
+        found = d.__dict__.get("_target")  # checks ask many times; the tree never changes after parsing
+        if found is None:
+            found = d.__dict__["_target"] = classify_target(d, self.upstreams())
+        return found
 
     def falls_back_to(self, server: Directive, location: Directive) -> Directive | None:
         """The named location a `try_files ... @name` in this location ends in, if any."""
@@ -498,11 +501,12 @@ def classify_target(d: Directive, upstreams: dict[str, Directive]) -> ProxyTarge
     hostport = re.split(r"[/?]", rest, maxsplit=1)[0]
     if "$" in hostport:
         return ProxyTarget(raw, scheme, hostport, None, "variable", d)
-    host, sep, port_text = hostport.rpartition(":")
-    if sep and host and templating.is_templated(port_text, "nginx") and not templating.is_templated(host, "nginx"):
-        hostport = host  # 127.0.0.1:__PORT__: the port is filled in later, the host is known
-    if templating.is_templated(hostport, "nginx"):
-        return ProxyTarget(raw, scheme, hostport, None, "variable", d)
+    if any(c in hostport for c in "{_@<"):  # a template or placeholder may be in it
+        host, sep, port_text = hostport.rpartition(":")
+        if sep and host and templating.is_templated(port_text, "nginx") and not templating.is_templated(host, "nginx"):
+            hostport = host  # 127.0.0.1:__PORT__: the port is filled in later, the host is known
+        if templating.is_templated(hostport, "nginx"):
+            return ProxyTarget(raw, scheme, hostport, None, "variable", d)
     host, port = split_host_port(hostport, strict=False)
     if host in upstreams:
         return ProxyTarget(raw, scheme, host, port, "upstream", d, upstreams[host])
