@@ -22,9 +22,10 @@ from .registry import CheckLoadError, Registry, default_registry
 from .reporting import FORMATS
 from .reporting.document import build_document
 from .reporting.output import write_reports
+from .reporting.progress import Progress
 from .selection import SELECTOR_HELP, Selection
 from .sources.local import InputError, collect_tree
-from .targets import ScanOptions, TargetError, audit_network, scan_target, select_probes, with_addresses
+from .targets import ScanOptions, TargetError, scan_target, select_probes, with_addresses
 from .textsafe import SafeWriter
 from .verdict import exit_code
 
@@ -44,6 +45,10 @@ def _add_report_options(g, *, formats: str = "(default: terminal, html and json)
     g.add_argument("--fail-on", default="low", metavar="SEVERITY", help=f"exit 1 when {fail_on} (default: low)")
     if show_passed:
         g.add_argument("--show-passed", action="store_true", help="list passed results on the terminal too")
+        if "--quiet" not in g._option_string_actions:  # `federation peers` has its own (its progress bar)
+            g.add_argument("--quiet", "-q", action="store_true",
+                           help="for CI: no progress, and the terminal report is the verdict and one line per "
+                                "failing check")
 
 
 def _add_run_options(p: argparse.ArgumentParser, shard: bool = False) -> None:
@@ -130,7 +135,6 @@ def build_parser() -> argparse.ArgumentParser:
                        help="accept and remember host keys not yet in known_hosts (default: refuse them)")
     audit.add_argument("--command-log", type=Path, metavar="FILE",
                        help="append every command sent to the hosts to FILE (JSON lines)")
-    audit.add_argument("--quiet", "-q", action="store_true", help="no per-host progress on stderr")
     audit.add_argument("--no-network", action="store_true",
                        help="skip the network probes (TLS, headers, ports, mail DNS, SMTP, S3) of the web hosts")
     _add_run_options(audit, shard=True)
@@ -214,14 +218,15 @@ def _finish(args: argparse.Namespace, result: RunResult, stem: str) -> int:
 
 def _report(args: argparse.Namespace, doc: dict, stem: str, prepared: Compliance | None) -> int:
     fail_on = _fail_on(args.fail_on)
+    quiet = getattr(args, "quiet", False)
     try:
-        written = write_reports(doc, args.formats, args.output, stem, show_passed=args.show_passed)
+        written = write_reports(doc, args.formats, args.output, stem, show_passed=args.show_passed, quiet=quiet)
     except (ValueError, OSError) as exc:
         raise UsageError(f"cannot write reports: {exc}") from None
-    for path in written:
+    for path in written if not quiet else ():
         print(f"wrote {path}", file=sys.stderr)
     kept = prepared.record(doc) if prepared else None
-    if kept:
+    if kept and not quiet:
         print(f"kept {kept} (history of {doc['run']['scope']['description']})", file=sys.stderr)
     return exit_code(doc, fail_on)
 
@@ -313,6 +318,7 @@ def cmd_checks(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from dataclasses import replace
+    from time import perf_counter
 
     from .inventory import InventoryError, load_inventory
     from .shard import describe
@@ -341,36 +347,63 @@ def cmd_audit(args: argparse.Namespace) -> int:
              describe(shard, "host", [h.name for h in mine], [h.name for h in chosen]) if shard else None)
     if not mine:  # an empty shard: a complete run of nothing, so that the merge finds every part
         return _finish(args, run("audit", _registry(args), selection, [], args.began), "mastoaudit-audit")
-    # The SSH worker starts first: the checks load while it imports pyinfra and connects.
-    collection = SshCollection(inventory, str(args.command_log) if args.command_log else None, hosts=mine).start()
-    try:
-        registry = _registry(args)
-    except CheckLoadError:
-        collection.finish()
-        raise
-
-    def progress(host: str, event: str) -> None:
-        if not args.quiet:
-            print(f"  {host}: {event}", file=sys.stderr, flush=True)
-
-    if not args.quiet:
-        part = f" (shard {shard} of {len(chosen)})" if shard else ""
-        print(f"auditing {len(mine)} host(s){part} of {inventory.web_domain} over SSH", file=sys.stderr)
-    targets = collection.finish(progress)
-    if not args.no_network and inventory.network.enabled:
+    # The SSH worker starts first: the checks load while it imports pyinfra and connects. The
+    # network half starts as soon as the web host's .env.production is in (sources/overlap.py).
+    clock = args.began[1]
+    with Progress.for_stream(sys.stderr, quiet=args.quiet) as progress:
+        network = _network_half(args, inventory, chosen, mine, clock, progress)
+        ssh_started = perf_counter()
+        collection = SshCollection(inventory, str(args.command_log) if args.command_log else None,
+                                   hosts=mine).start()
         try:
-            network = audit_network(inventory, targets, chosen)
-        except TargetError as exc:
-            raise UsageError(str(exc)) from None
-        if network is not None:
-            from .sources.network import collect_network
+            registry = _registry(args)
+        except CheckLoadError:
+            collection.finish()
+            raise
+        part = f" (shard {shard} of {len(chosen)})" if shard else ""
+        progress.stage(f"auditing {len(mine)} host{'s' if len(mine) != 1 else ''}{part} of {inventory.web_domain} "
+                       "over SSH", total=len(mine))
 
-            home, target = network
-            progress(home.target, "probing from the network")
-            collect_network(target, facts=home)
-            progress(home.target, "network probes done")
+        def on_host(host: str, event: str) -> None:
+            if event.startswith("connected"):
+                progress.update(f"{host} connected")
+            elif event.startswith("failed"):
+                progress.note(f"  {host}: {event}")
+                progress.advance(f"{host} failed")
+            else:
+                progress.advance(f"{host} {event}")
+            if network is not None:
+                network.on_host(host, event)
+
+        targets = collection.finish(on_host, network.on_result if network is not None else None)
+        ssh_ended = perf_counter()
+        network_timings = network.finish(targets) if network is not None else None
+    checks_started = perf_counter()
     result = run("audit", registry, selection, targets, args.began)
+    result.extra["timings"] = {
+        "ssh": {"start_s": round(ssh_started - clock, 3), "end_s": round(ssh_ended - clock, 3)},
+        **({"network": network_timings} if network_timings else {}),
+        "checks": {"start_s": round(checks_started - clock, 3), "end_s": round(perf_counter() - clock, 3)},
+    }
     return _finish(args, result, "mastoaudit-audit")
+
+
+def _network_half(args: argparse.Namespace, inventory, chosen: list, mine: list, clock: float, progress: Progress):
+    """The network half of the audit (sources/overlap.py), or None (--no-network, no network section,
+    no web host in this run). The target comes from mastoaudit/targets.py."""
+    from .sources.overlap import NetworkHalf
+    from .targets import audit_network_base, with_env
+
+    if args.no_network or not inventory.network.enabled:
+        return None
+    try:
+        found = audit_network_base(inventory, mine, chosen)
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
+    if found is None:
+        return None
+    home, base = found
+    return NetworkHalf(inventory, mine, home, lambda env: with_env(base, env), clock, progress)
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
@@ -385,12 +418,18 @@ def cmd_scan(args: argparse.Namespace) -> int:
     except TargetError as exc:
         raise UsageError(str(exc)) from None
     _prepare(args, "scan", [target.name])
+    if any(p.name == "tls" for p in probes):
+        from .net import workers
+
+        workers.warm()  # the TLS worker imports sslyze while the checks load and the name resolves
     registry = _registry(args)
     try:
         target = with_addresses(target)
     except TargetError as exc:
         raise UsageError(str(exc)) from None
-    facts = collect_network(target, probes=probes)
+    with Progress.for_stream(sys.stderr, quiet=args.quiet) as progress:
+        progress.stage(f"probing {target.web_domain} from the network", total=len(probes))
+        facts = collect_network(target, probes=probes, on_done=lambda name: progress.advance(f"{name} done"))
     result = run("scan", registry, selection, [facts], args.began)
     return _finish(args, result, "mastoaudit-scan")
 

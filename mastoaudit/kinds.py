@@ -303,10 +303,17 @@ def _files(inventory: Inventory, host: Host) -> dict[str, object]:
     return {"paths": paths}
 
 
+def _env_file(inventory: Inventory, host: Host) -> dict[str, object] | None:
+    """An app host's .env.production: read first, on its own (see read_live below)."""
+    if not APP_ROLES & set(host.roles):
+        return None
+    return {"paths": [f"{on_host(host, inventory.mastodon_path)}/.env.production"]}
+
+
 def _root_files(inventory: Inventory, host: Host) -> dict[str, object] | None:
-    """Files only root may read: the secrets and the data stores' configs, by role."""
+    """Files only root may read: the data stores' configs, by role (.env.production: env-file)."""
     roles = set(host.roles)
-    paths = [f"{on_host(host, inventory.mastodon_path)}/.env.production"] if roles & APP_ROLES else []
+    paths: list[str] = []
     if "db" in roles:
         paths += [on_host(host, f"/etc/postgresql/*/main/{name}")
                   for name in ("postgresql.conf", "pg_hba.conf", "conf.d/*.conf")]
@@ -317,6 +324,14 @@ def _root_files(inventory: Inventory, host: Host) -> dict[str, object] | None:
     return {"paths": paths} if paths else None
 
 
+# Declared first and read in a round trip of its own (sources/ssh.py EARLY_KEYS): the audit's network
+# half needs the web host's .env.production (the bucket, the relay, secure mode) and starts as soon
+# as it is in, while the other commands still run (sources/overlap.py).
+read_live(FILE_STAT, MASTODON_ENV,
+          command=RemoteCommand("env-file", "Mastodon's .env.production (only root may read it)", READ_FILES,
+                                ("paths",), needs_root=True),
+          collect="mastoaudit.sources.ssh:collect_files", problem="ssh", label="reading files", where="files",
+          params=_env_file)
 read_live(FILE_STAT, APT_CONFIG, MASTODON_VERSION, COMPOSE, SYSTEMD_UNIT,
           command=RemoteCommand("files", "config files, their modes and owners", READ_FILES, ("paths",)),
           collect="mastoaudit.sources.ssh:collect_files", problem="ssh", label="reading files", where="files",

@@ -203,18 +203,17 @@ def with_env(target: ScanTarget, env: MastodonEnv | None) -> ScanTarget:
     return replace(target, **changes)
 
 
-def audit_network(inventory: Inventory, facts: list[FactSet], hosts: Sequence[InventoryHost] | None = None,
-                  ) -> tuple[FactSet, ScanTarget] | None:
-    """The network half of an audit: the instance probed from here, as an outsider would, with what
-    the web host's .env.production says (S3 bucket, SMTP relay, secure mode) as expectations.
-    `facts`: what this run collected over SSH; `hosts`: the audited hosts of the whole run (all of
-    the inventory's unless --limit; in a --shard run, more than `facts` covers).
-    Returns the host whose findings the network results join (the first web host) and the target;
-    None when there is no web host, or when the web host is another shard's (that shard probes).
-    TargetError for a bad network section."""
+def audit_network_base(inventory: Inventory, audited: Sequence[InventoryHost],
+                       hosts: Sequence[InventoryHost] | None = None) -> tuple[InventoryHost, ScanTarget] | None:
+    """The network half of an audit before anything is read: the host whose findings the network
+    results join (the first web host) and the target from the inventory alone (`with_env` adds what
+    its .env.production says). `audited`: this run's hosts; `hosts`: the audited hosts of the whole
+    run (all of the inventory's unless --limit; in a --shard run, more than `audited`). None when
+    there is no web host, or when it is another shard's (that shard probes). TargetError for a bad
+    network section."""
     hosts = inventory.hosts if hosts is None else hosts
     web_hosts = [h for h in hosts if "web" in h.roles]
-    home = next((f for f in facts if web_hosts and f.target == web_hosts[0].name), None)
+    home = next((h for h in audited if web_hosts and h.name == web_hosts[0].name), None)
     if home is None:
         return None
     net = inventory.network
@@ -222,13 +221,26 @@ def audit_network(inventory: Inventory, facts: list[FactSet], hosts: Sequence[In
         resolver = parse_resolver(net.resolver) if net.resolver else None
     except ValueError as exc:
         raise TargetError(f"{inventory.source}: network.resolver: {exc}") from None
-    target = ScanTarget(
-        name=home.target, local_domain=inventory.local_domain, web_domain=inventory.web_domain,
+    return home, ScanTarget(
+        name=home.name, local_domain=inventory.local_domain, web_domain=inventory.web_domain,
         addresses=tuple(h.address for h in web_hosts), hosts=dict(net.resolve), resolver=resolver,
         ca_bundle=net.ca_bundle, scan_addresses=tuple(h.address for h in hosts),
         ports=tuple(dict.fromkeys([*SENSITIVE_PORTS, *net.ports])),
         mail_domains=(inventory.local_domain,), dkim_selectors=net.dkim_selectors or DEFAULT_DKIM_SELECTORS,
         tls_profile=net.tls_profile, timeout=net.timeout,
     )
+
+
+def audit_network(inventory: Inventory, facts: list[FactSet], hosts: Sequence[InventoryHost] | None = None,
+                  ) -> tuple[FactSet, ScanTarget] | None:
+    """The network half of an audit once the SSH collection is done: the first web host's facts (the
+    network results join them) and the target with what its .env.production says (S3 bucket, SMTP
+    relay, secure mode) as expectations. `facts`: what this run collected over SSH; `hosts` as in
+    audit_network_base. The audit itself starts the probes earlier (sources/overlap.py)."""
+    audited = [h for h in (inventory.hosts if hosts is None else hosts) if any(f.target == h.name for f in facts)]
+    found = audit_network_base(inventory, audited, hosts)
+    if found is None:
+        return None
+    home, target = found
     env = next((f.first(kinds.MASTODON_ENV) for f in facts if f.has(kinds.MASTODON_ENV)), None)
-    return home, with_env(target, env)
+    return next(f for f in facts if f.target == home.name), with_env(target, env)

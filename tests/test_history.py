@@ -122,7 +122,8 @@ STATES = [
 
 def test_the_trend_chart_in_the_page(capsys, tmp_path, tree):
     page = make_history(capsys, tmp_path, tree, STATES).read_text()
-    chart = page[page.index('<svg class="trend-chart"'):page.index("</svg>")]
+    start = page.index('<svg class="trend-chart"')
+    chart = page[start:page.index("</svg>", start)]
     # high (root login, password auth) and critical (empty passwords) failed at some point: two
     # series of six points each, with their own marker shapes; medium/low/info never did.
     assert re.findall(r'data-series="(\w+)"', chart) == ["critical", "high"]

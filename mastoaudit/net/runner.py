@@ -82,20 +82,22 @@ def all_probes() -> list[Probe]:
 
 
 def run_probes(target: ScanTarget, facts: FactSet, probes: list[Probe] | None = None,
-               max_workers: int = 16, run_timeout: float | None = None) -> dict[str, float]:
+               max_workers: int = 16, run_timeout: float | None = None,
+               on_done: Callable[[str], None] | None = None) -> dict[str, float]:
     """Run the probes at once (bounded by max_workers); returns each probe's duration. With
-    `run_timeout`, no probe runs past that many seconds from now either."""
+    `run_timeout`, no probe runs past that many seconds from now either. `on_done(name)` is
+    called as each probe ends (a progress display)."""
     probes = probes if probes is not None else all_probes()
     resolver = Resolver(target)
     client = HttpClient(target, resolver, deadline=None if run_timeout is None else time.monotonic() + run_timeout)
     try:
-        return _run(target, facts, probes, max_workers, resolver, client)
+        return _run(target, facts, probes, max_workers, resolver, client, on_done)
     finally:
         client.close()
 
 
 def _run(target: ScanTarget, facts: FactSet, probes: list[Probe], max_workers: int, resolver: Resolver,
-         client: HttpClient) -> dict[str, float]:
+         client: HttpClient, on_done: Callable[[str], None] | None = None) -> dict[str, float]:
     results: Queue = Queue()
     pending = list(probes)
     running: dict[str, tuple[float, Probe, float]] = {}  # name -> (started, probe, seconds it may take)
@@ -134,12 +136,16 @@ def _run(target: ScanTarget, facts: FactSet, probes: list[Probe], max_workers: i
                     durations[name] = limit
                     facts.problem("network", f"probe {name} did not finish within {limit:.0f} s",
                                   Location(f"{target.name}:{name}"))
+                    if on_done is not None:
+                        on_done(name)
             start_more()
             continue
         if name not in running:
             continue  # finished after being given up on
         running.pop(name)
         durations[name] = round(took, 3)
+        if on_done is not None:
+            on_done(name)
         for item in items:
             if isinstance(item, ProbeFact):
                 try:

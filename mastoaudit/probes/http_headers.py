@@ -34,6 +34,7 @@ from ..facts.http import (
     redirect_verdict,
     referrer_policy,
 )
+from ..grade import letter
 from ..net import csp
 from ..net.csp import escape
 from ..net.http import HttpClient, HttpError
@@ -144,12 +145,7 @@ def media_from_instance(doc: object, web_domain: str, media_hosts: Iterable[str]
 
 # --- the Observatory-style grade ------------------------------------------------------------------
 
-GRADES = ((100, "A+"), (90, "A"), (85, "A-"), (80, "B+"), (70, "B"), (65, "B-"), (60, "C+"), (50, "C"),
-          (45, "C-"), (40, "D+"), (30, "D"), (25, "D-"), (0, "F"))
-
-
-def letter(score: int) -> str:
-    return next(g for floor, g in GRADES if score >= floor)
+# The bands (GRADES, letter) live in mastoaudit/grade.py, shared with the report's grades.
 
 
 def _test(name: str, result: str, points: int, detail: str) -> dict:

@@ -7,8 +7,10 @@ The probe in three parts, each a module of its own:
   and PostgreSQL on 5432 on the target's own addresses;
 - here: a quick TCP connect decides which of them are tried, a plain EHLO (SMTP) or SSLRequest
   (PostgreSQL) tells "no TLS offered" apart from "not this protocol";
-- how (`tls_sslyze`): every TLS endpoint goes into ONE sslyze Scanner, which scans them in
-  parallel, and the results are read into facts.
+- how (`tls_sslyze`): each TLS endpoint is scanned by sslyze in a process of its own, forked from
+  the TLS worker (net/workers.py), so the scans run side by side on every core and come back as
+  facts; without the worker (MASTOAUDIT_WORKERS=0) they all go into one sslyze Scanner here. An
+  audit starts the web domain's scans before anything is read (`prefetch`); the probe takes them.
 
 Facts (mastoaudit/facts/tls.py): `tls_endpoint` (a TlsEndpoint per host:port, TLS offered or not)
 and `tls_scan` (a TlsScanSummary: what was tried and did not answer). sslyze is imported inside the
@@ -21,17 +23,20 @@ import contextlib
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import BinaryIO
 
 from ..facts.tls import POSTGRES_STARTTLS, SMTP_STARTTLS, SMTPS, TlsEndpoint, TlsScanSummary
 from ..model import Status
+from ..net import workers
 from ..net.relays import smtp_relays
 from ..net.runner import ProbeContext, ProbeFact, ProbeProblem, probe
 from ..net.sockets import TcpGate
 from ..net.target import ScanTarget
 from ..net.text import excerpt
-from .tls_endpoints import Candidate, postgres_candidates, smtp_candidates, web_candidates
-from .tls_sslyze import EHLO_NAME, endpoint_from_result, error_text, load_profile, run_scanner, scan_request
+from .tls_endpoints import Candidate, postgres_candidates, smtp_candidates, web_candidates, web_domain_candidates
+from .tls_sslyze import EHLO_NAME, load_profile, run_scanner, scan_endpoint, scan_request
+from .tls_sslyze import outcome as scan_outcome
 
 BUDGET_S = 30.0  # the whole probe; the runner's limit is a little longer
 MAX_REPLY_LINES = 64
@@ -152,6 +157,58 @@ def _pre_check(gate: TcpGate, c: Candidate, timeout: float) -> TlsEndpoint | Pro
     return None
 
 
+def _scan_key(target: ScanTarget, c: Candidate) -> tuple:
+    """What a scan's result depends on: the endpoint and the target's scan settings."""
+    return (c, target.ca_bundle, target.timeout, target.tls_profile)
+
+
+def prefetch(target: ScanTarget) -> None:
+    """Start the scans of the web domain now, in the TLS worker (the scan's address policy judges
+    them first, as in the probe); the probe takes their results when it gets there. An audit calls
+    this before its SSH collection is done: these scans need nothing from the hosts."""
+    scanner = workers.scanner()
+    if scanner is None:
+        return
+    policy = target.address_policy()
+    deadline = time.monotonic() + BUDGET_S
+    for c in web_domain_candidates(target):
+        if policy.refusal(c.address, c.host) is None:
+            workers.prefetch(_scan_key(target, c), scanner.submit(target, c, deadline))
+
+
+def _scan_all(target: ScanTarget, to_scan: list[Candidate], deadline: float) -> list[ProbeFact | ProbeProblem]:
+    """Every endpoint's scan, in the order given: side by side in processes of the TLS worker when it
+    can be used (an endpoint it cannot serve is scanned here), else all in one sslyze Scanner here.
+    The deadline holds either way."""
+    if not to_scan:
+        return []
+    scanner = workers.scanner()
+    if scanner is not None:
+        futures = [workers.take_prefetched(_scan_key(target, c)) or scanner.submit(target, c, deadline)
+                   for c in to_scan]
+        found: list[ProbeFact | ProbeProblem] = []
+        for c, future in zip(to_scan, futures, strict=True):
+            try:
+                found.append(future.result(timeout=max(0.1, deadline - time.monotonic() + 1)))
+            except FutureTimeout:
+                found.append(scan_outcome(c, None, "the TLS scan did not finish in time", target,
+                                     load_profile(target.tls_profile), BUDGET_S))
+            except workers.WorkerGone:
+                found.append(scan_endpoint(target, c, deadline, BUDGET_S))
+        return found
+    profile = load_profile(target.tls_profile)
+    requests, problems = {}, {}
+    for c in to_scan:
+        try:
+            requests[c] = scan_request(target, c)
+        except (ValueError, UnicodeError) as exc:
+            problems[c] = ProbeProblem("tls_endpoint", f"{c.where}: cannot be scanned: {excerpt(str(exc))}", c.where)
+    results, trouble = run_scanner(list(requests.values()), deadline) if requests else ({}, None)
+    return [problems[c] if c in problems else scan_outcome(c, results.get(requests[c].uuid), trouble, target,
+                                                           profile, BUDGET_S)
+            for c in to_scan]
+
+
 @probe("tls", timeout=BUDGET_S + 5, description="TLS of the web, media, mail relay and database endpoints (sslyze)")
 def tls_probe(target: ScanTarget, ctx: ProbeContext) -> Iterator[ProbeFact | ProbeProblem]:
     started = time.monotonic()
@@ -200,39 +257,10 @@ def tls_probe(target: ScanTarget, ctx: ProbeContext) -> Iterator[ProbeFact | Pro
             yield outcome
 
     scanned: list[str] = []
-    if to_scan:
-        profile = load_profile(target.tls_profile)
-        requests = {}
-        for c in to_scan:
-            try:
-                requests[c] = scan_request(target, c)
-            except (ValueError, UnicodeError) as exc:
-                yield ProbeProblem("tls_endpoint", f"{c.where}: cannot be scanned: {excerpt(str(exc))}", c.where)
-        results, trouble = run_scanner(list(requests.values()), deadline) if requests else ({}, None)
-        for c, request in requests.items():
-            result = results.get(request.uuid)
-            if result is None:
-                yield ProbeProblem("tls_endpoint", f"{c.where}: {trouble or 'no result'} "
-                                   f"({BUDGET_S:.0f} s for the whole TLS scan)", c.where)
-            elif result.scan_result is None:
-                trace = result.connectivity_error_trace
-                kind = getattr(getattr(trace, "exc_type", None), "__name__", "")
-                if kind == "ServerRejectedOpportunisticTlsNegotiation":
-                    yield ProbeFact("tls_endpoint", TlsEndpoint(
-                        c.host, c.port, c.address, c.kind, c.sni, c.where, tls_offered=False,
-                        refusal=error_text(trace)))
-                else:
-                    yield ProbeProblem("tls_endpoint", f"{c.where}: TLS could not be negotiated: {error_text(trace)}",
-                                       c.where)
-            else:
-                try:
-                    endpoint = endpoint_from_result(c, result, target, profile)
-                except Exception as exc:  # one odd server must not cost the others
-                    yield ProbeProblem("tls_endpoint", f"{c.where}: the scan result could not be read: "
-                                       f"{type(exc).__name__}: {excerpt(str(exc))}", c.where)
-                    continue
-                scanned.append(c.where)
-                yield ProbeFact("tls_endpoint", endpoint)
+    for result in _scan_all(target, to_scan, deadline):
+        if isinstance(result, ProbeFact) and result.fact.tls_offered:
+            scanned.append(result.fact.where)
+        yield result
     yield ProbeFact("tls_scan", TlsScanSummary(
         profile=target.tls_profile, scanned=tuple(scanned), closed=tuple(c.where for c in closed),
         postgres_tried=tuple(c.where for c in postgres), notes=tuple(notes),

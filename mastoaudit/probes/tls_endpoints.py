@@ -66,6 +66,16 @@ def web_candidates(target: ScanTarget, ctx: ProbeContext, smtp_names: set[str],
     return found
 
 
+def web_domain_candidates(target: ScanTarget) -> list[Candidate]:
+    """The web domain's HTTPS endpoints at the addresses the target names (an audit's web hosts):
+    known before anything is read or resolved, exactly as web_candidates lists them."""
+    if not target.addresses or parse_ip(target.web_domain) is not None:
+        return []
+    several = len(target.addresses) > 1
+    return [Candidate(target.web_domain, HTTPS_PORT, a, HTTPS, target.web_domain, True,
+                      _where(target.web_domain, HTTPS_PORT, a, several)) for a in target.addresses]
+
+
 def smtp_candidates(plan: RelayPlan) -> list[Candidate]:
     """The relays' SMTP ports: the configured one, or 25 and 587 (STARTTLS) and 465 (TLS)."""
     found: list[Candidate] = []

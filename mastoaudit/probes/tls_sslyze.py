@@ -382,3 +382,40 @@ def _run_scanner(scanner: Any, requests: list[Any], deadline: float) -> tuple[di
         if isinstance(item, Exception):
             return results, f"sslyze failed: {type(item).__name__}: {excerpt(str(item))}"
         results[item.uuid] = item
+
+
+# --- one endpoint, down to plain data (what the TLS worker's processes return) ---------------------
+
+
+def outcome(c: Candidate, result: Any, trouble: str | None, target: ScanTarget, profile: ProfileSpec,
+            budget: float):
+    """What one endpoint's sslyze result says: ProbeFact(tls_endpoint) or the ProbeProblem."""
+    from ..net.runner import ProbeFact, ProbeProblem
+
+    if result is None:
+        return ProbeProblem("tls_endpoint", f"{c.where}: {trouble or 'no result'} "
+                            f"({budget:.0f} s for the whole TLS scan)", c.where)
+    if result.scan_result is None:
+        trace = result.connectivity_error_trace
+        kind = getattr(getattr(trace, "exc_type", None), "__name__", "")
+        if kind == "ServerRejectedOpportunisticTlsNegotiation":
+            return ProbeFact("tls_endpoint", TlsEndpoint(
+                c.host, c.port, c.address, c.kind, c.sni, c.where, tls_offered=False, refusal=error_text(trace)))
+        return ProbeProblem("tls_endpoint", f"{c.where}: TLS could not be negotiated: {error_text(trace)}", c.where)
+    try:
+        return ProbeFact("tls_endpoint", endpoint_from_result(c, result, target, profile))
+    except Exception as exc:  # one odd server must not cost the others
+        return ProbeProblem("tls_endpoint", f"{c.where}: the scan result could not be read: "
+                            f"{type(exc).__name__}: {excerpt(str(exc))}", c.where)
+
+
+def scan_endpoint(target: ScanTarget, c: Candidate, deadline: float, budget: float):
+    """One endpoint's whole scan, as plain data (a process of the TLS worker runs this)."""
+    from ..net.runner import ProbeProblem
+
+    try:
+        request = scan_request(target, c)
+    except (ValueError, UnicodeError) as exc:
+        return ProbeProblem("tls_endpoint", f"{c.where}: cannot be scanned: {excerpt(str(exc))}", c.where)
+    results, trouble = run_scanner([request], deadline)
+    return outcome(c, results.get(request.uuid), trouble, target, load_profile(target.tls_profile), budget)

@@ -19,27 +19,30 @@ DEFAULT_DIR = Path("reports")
 Render = Callable[[str, dict, bool], str]
 
 
-def render_run(fmt: str, doc: dict, colour: bool = False, show_passed: bool = False) -> str:
+def render_run(fmt: str, doc: dict, colour: bool = False, show_passed: bool = False, quiet: bool = False) -> str:
     if fmt == "terminal":
         from .terminal import render_document
 
-        return render_document(doc, colour=colour, show_passed=show_passed)
+        return render_document(doc, colour=colour, show_passed=show_passed, quiet=quiet)
     return document_renderer(fmt)(doc)
 
 
 def write_reports(doc: dict, formats: list[str] | None, out: str | None, stem: str,
                   stdout: TextIO | None = None, render: Render | None = None,
-                  show_passed: bool = False) -> list[Path]:
+                  show_passed: bool = False, quiet: bool = False) -> list[Path]:
+    """`quiet` (--quiet): the terminal report is the verdict and one line per failing check."""
+    from .terminal import colour_wanted
+
     stdout = stdout or sys.stdout
     streams = render is None  # a run's own JSON is written finding by finding (huge runs)
     if render is None:
         def render(fmt: str, document: dict, colour: bool) -> str:
-            return render_run(fmt, document, colour, show_passed)
+            return render_run(fmt, document, colour, show_passed, quiet)
     formats = list(dict.fromkeys(formats or DEFAULT_FORMATS))
     files = [f for f in formats if f != "terminal"]
     written: list[Path] = []
     if "terminal" in formats and not (out and not files):
-        colour = stdout.isatty()
+        colour = colour_wanted(stdout)
         # The report escaped every value itself; its own colours go to the stream underneath
         # (textsafe.SafeWriter would escape them).
         (getattr(stdout, "raw", stdout) if colour else stdout).write(render("terminal", doc, colour))

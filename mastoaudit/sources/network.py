@@ -7,6 +7,8 @@ with what the network shows).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .. import kinds
 from ..facts import FactSet, HostInfo
 from ..net.runner import Probe, all_probes, run_probes
@@ -17,14 +19,16 @@ from ..net.target import ScanTarget
 RUN_BUDGET = 90.0
 
 
-def collect_network(target: ScanTarget, facts: FactSet | None = None,
-                    probes: list[Probe] | None = None) -> FactSet:
-    """Run every probe against the target; add the facts to `facts` (a live host's) or a new set."""
+def collect_network(target: ScanTarget, facts: FactSet | None = None, probes: list[Probe] | None = None,
+                    on_done: Callable[[str], None] | None = None) -> FactSet:
+    """Run every probe against the target; add the facts to `facts` (a live host's) or a new set.
+    `on_done(name)` is called as each probe ends."""
     facts = facts if facts is not None else FactSet(target=target.name)
     if not facts.has(kinds.HOST_INFO):
         facts.add(kinds.HOST_INFO, HostInfo(target.name, target.addresses[0] if target.addresses else "", ("web",),
                                             target.local_domain, target.web_domain))
     facts.add(kinds.SCAN_TARGET, target)
-    durations = run_probes(target, facts, probes if probes is not None else all_probes(), run_timeout=RUN_BUDGET)
+    durations = run_probes(target, facts, probes if probes is not None else all_probes(), run_timeout=RUN_BUDGET,
+                           on_done=on_done)
     facts.add(kinds.PROBE_TIMINGS, durations)
     return facts

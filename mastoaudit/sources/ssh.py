@@ -41,6 +41,12 @@ class Planned:
     params: dict = field(default_factory=dict)
 
 
+# Read before everything else, in a round trip of its own: what the network half of an audit needs
+# from the host (.env.production: the media bucket, the mail relay, secure mode), so that the
+# network probes can start while the other commands still run (sources/overlap.py).
+EARLY_KEYS = ("env-file",)
+
+
 def plan(inventory: Inventory, host: Host) -> list[Planned]:
     """The commands one host gets: each live fact declared for its roles, in declaration order."""
     found = []
@@ -201,6 +207,7 @@ def build_facts(inventory: Inventory, host: Host, results: dict[str, dict], fail
 
 
 ProgressFn = Callable[[str, str], None]
+ResultFn = Callable[[str, str, dict], None]
 
 
 class SshCollection:
@@ -228,6 +235,7 @@ class SshCollection:
                 "command_timeout": ssh.command_timeout, "host_timeout": ssh.host_timeout,
                 "commands": [{"key": p.key, "id": p.id, "params": p.params}
                              for p in self.planner(self.inventory, host)],
+                "early": list(EARLY_KEYS),
             })
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.started = time.monotonic()
@@ -238,12 +246,14 @@ class SshCollection:
         self.proc.stdin.close()
         return self
 
-    def finish(self, progress: ProgressFn | None = None) -> list[FactSet]:
-        """Audit every host concurrently; an unreachable host ends as an error, never an abort."""
-        results, failures = self.gather(progress)
+    def finish(self, progress: ProgressFn | None = None, on_result: ResultFn | None = None) -> list[FactSet]:
+        """Audit every host concurrently; an unreachable host ends as an error, never an abort.
+        `on_result(host, key, result)` sees each command's result as it arrives."""
+        results, failures = self.gather(progress, on_result)
         return [build_facts(self.inventory, h, results[h.name], failures.get(h.name)) for h in self.hosts]
 
-    def gather(self, progress: ProgressFn | None = None) -> tuple[dict[str, dict[str, dict]], dict[str, str]]:
+    def gather(self, progress: ProgressFn | None = None, on_result: ResultFn | None = None,
+               ) -> tuple[dict[str, dict[str, dict]], dict[str, str]]:
         """The worker's raw results per host and command key, and the hosts that failed (why)."""
         proc = self.proc
         assert proc is not None and proc.stdout is not None and proc.stderr is not None
@@ -269,6 +279,8 @@ class SshCollection:
                 kind = event.get("event")
                 if kind == "result":
                     results[name][event["key"]] = event
+                    if on_result is not None:
+                        on_result(name, event["key"], event)
                 elif kind == "failed":
                     failures[name] = event.get("error", "failed")
                 elif kind == "done":
@@ -286,6 +298,19 @@ class SshCollection:
                 if name not in done:
                     failures.setdefault(name, f"SSH worker stopped ({tail[0][:200]}) after {elapsed:.0f} s")
         return results, failures
+
+
+def phases(steps: list[Planned]) -> list[list[Planned]]:
+    """The round trips a host's commands travel in, as the SSH worker runs them: the early ones
+    (EARLY_KEYS), then the rest; an empty one is skipped."""
+    early = [p for p in steps if p.key in EARLY_KEYS]
+    rest = [p for p in steps if p.key not in EARLY_KEYS]
+    return [group for group in (early, rest) if group]
+
+
+def env_from_result(inventory: Inventory, host: Host, result: dict):
+    """The host's .env.production (a MastodonEnv) from its early `env-file` result, or None."""
+    return build_facts(inventory, host, {EARLY_KEYS[0]: result}, None).first(kinds.MASTODON_ENV)
 
 
 def collect_hosts(inventory: Inventory, progress: ProgressFn | None = None,

@@ -189,12 +189,14 @@ def test_an_unreachable_host_has_one_problem_and_no_facts_beyond_itself():
 def test_plan_by_role():
     web = {p.id for p in plan(INVENTORY, _host("weak", roles=("web",)))}
     db = {p.id: p.params for p in plan(INVENTORY, _host("weak", roles=("db",)))}
-    assert {"files", "files-root", "nginx-dump", "listening"} <= web and "postgres-state" not in web
+    # A web host's .env.production comes first, on its own (env-file: the network half waits for it).
+    assert {"env-file", "files", "nginx-dump", "listening"} <= web and "postgres-state" not in web
+    assert plan(INVENTORY, _host("weak", roles=("web",)))[0].id == "env-file"
     assert "nginx-dump" not in db and db["postgres-state"] == {"socket_dir": "/var/run/postgresql", "port": 5432}
     assert db["postgres-password-hashes"] == db["postgres-state"] and "postgres-password-hashes" not in web
     assert "/srv/lab/hosts/weak/etc/postgresql/*/main/pg_hba.conf" in db["files-root"]["paths"]
     bare = {p.id for p in plan(INVENTORY, _host("weak", roles=("mail",)))}
-    assert "files-root" not in bare  # nothing only root may read on a mail host
+    assert not {"files-root", "env-file"} & bare  # nothing only root may read on a mail host
     for host in (_host("weak"), _host("weak", roles=("web",))):
         for p in plan(INVENTORY, host):
             remote_commands.build(p.id, p.params)  # every planned command builds from the table

@@ -642,3 +642,48 @@ def test_an_untrusted_chain_is_not_called_strictness(tmp_path):
     [o] = judge("tls.certificate-trusted", endpoint(certificates=(deployment(
         trusted=False, trusted_by=(), trust_error="validation failed: candidates exhausted"),)))
     assert "strict" not in o.message and o.severity is None
+
+
+def test_scans_in_the_worker_process_equal_scans_here(weak_tls_server, monkeypatch):
+    """The TLS worker (net/workers.py, net/tls_worker.py) scans each endpoint in a process of its
+    own; what comes back is the same TlsEndpoint as a scan in this process. When the worker has
+    ended, what was waiting fails over and the next scan starts a new one."""
+    from mastoaudit.net import workers
+
+    port = weak_tls_server
+    target = _target(web_domain="weak.test", addresses=("127.0.0.1",))
+    candidates = [tls_endpoints.Candidate("weak.test", port, "127.0.0.1", HTTPS, "weak.test", True,
+                                          f"weak.test:{port}")]
+    monkeypatch.delenv("MASTOAUDIT_WORKERS", raising=False)
+    scanner = workers.scanner()
+    assert scanner is not None
+    [remote] = tls._scan_all(target, candidates, time.monotonic() + 25)
+    monkeypatch.setenv("MASTOAUDIT_WORKERS", "0")
+    assert workers.scanner() is None
+    [here] = tls._scan_all(target, candidates, time.monotonic() + 25)
+
+    def comparable(outcome):
+        e = outcome.fact
+        return (e.where, e.protocols, e.protocols_scanned, tuple(sorted(c.name for c in e.ciphers)),
+                e.certificates[0].leaf.key, e.certificates[0].trusted, e.vulnerabilities, e.errors)
+
+    assert isinstance(remote.fact, TlsEndpoint) and remote.fact.tls_offered
+    assert comparable(remote) == comparable(here)
+    scanner.close()
+    future = scanner.submit(target, candidates[0], time.monotonic() + 25)
+    with pytest.raises(workers.WorkerGone):
+        future.result(timeout=5)
+    monkeypatch.delenv("MASTOAUDIT_WORKERS")
+    fresh = workers.scanner()
+    assert fresh is not None and fresh is not scanner
+    workers.shutdown()
+
+
+def test_prefetch_lists_what_the_probe_scans_first():
+    """The audit's early scans are the web domain's endpoints exactly as the probe lists them, so
+    the probe finds them; an address the scan's policy refuses is not scanned early either."""
+    target = _target(web_domain="m.example", local_domain="m.example", addresses=("192.0.2.10", "192.0.2.11"))
+    early = tls_endpoints.web_domain_candidates(target)
+    listed = tls_endpoints.web_candidates(target, None, set(), [], [])
+    assert early and early == [c for c in listed if c.host == "m.example"]
+    assert tls_endpoints.web_domain_candidates(_target(web_domain="m.example", addresses=())) == []

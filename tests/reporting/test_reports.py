@@ -349,11 +349,15 @@ def test_html_escapes_hostile_values(hostile):
 def test_html_content(mixed):
     text, page = _page(mixed)
     assert "Incomplete run." in text
-    assert 'id="by-component"' in text and 'id="by-threat"' in text and 'id="component-host"' in text
-    # one <details class="finding"> per finding, carrying its filterable attributes
-    findings = [a for t, a in page.tags if t == "details" and "finding" in (a.get("class") or "")]
-    assert len(findings) == len(mixed.findings)
-    assert {a["data-status"] for a in findings} == {s.value for s in Status}
+    assert 'id="details"' in text and 'id="by-threat"' in text and 'id="component-host"' in text
+    # one row per finding (its place), in one <details class="entry"> per check, target and status,
+    # which carries the filterable attributes
+    places = [a for t, a in page.tags if t == "tr" and "place" in (a.get("class") or "").split()]
+    assert sorted(a["data-fingerprint"] for a in places) == sorted(f.fingerprint for f in mixed.findings)
+    entries = [a for t, a in page.tags if t == "details" and "entry" in (a.get("class") or "").split()]
+    assert sum(int(a["data-count"]) for a in entries) == len(mixed.findings)
+    assert len({(a["data-check"], a["data-target"], a["data-status"]) for a in entries}) == len(entries)
+    assert {a["data-status"] for a in entries} == {s.value for s in Status}
     # checks and their remediation, and the "left to people" mitigations of the catalogue
     assert "Set PermitEmptyPasswords to no (the default)." in text and "<pre" in text
     assert "Left to people" in text and 'id="threat-T-ADMIN-ACCESS"' in text

@@ -16,7 +16,7 @@ import pytest
 
 from mastoaudit.model import Status
 from mastoaudit.sources import remote_commands
-from mastoaudit.sources.ssh import plan
+from mastoaudit.sources.ssh import phases, plan
 
 from .. import sshhost
 from ..conftest import DEMO, ROOT
@@ -164,9 +164,9 @@ def test_only_allow_listed_commands_were_sent(host, audit):
     from mastoaudit.inventory import load_inventory
 
     inventory = load_inventory(audit["inventory"])
-    bundles = {
-        remote_commands.bundle([(p.key, p.id, p.params) for p in plan(inventory, h)], h.ssh.command_timeout)
-        for h in inventory.hosts
+    bundles = {  # one per round trip: the early .env.production read, then the rest
+        remote_commands.bundle([(p.key, p.id, p.params) for p in group], h.ssh.command_timeout)
+        for h in inventory.hosts for group in phases(plan(inventory, h))
     }
     received = host.commands()
     assert received, "the wrapper recorded nothing"
@@ -254,8 +254,26 @@ def test_jump_host(host, tmp_path):
         code, doc = _audit_json(inventory, tmp_path / "r.json")
         assert code in (0, 1), doc["findings"][:3]
         assert {t["name"] for t in doc["run"]["targets"]} == {"first", "behind"}
-        assert len(second.commands()) == 1 and len(host.commands()) == before + 1
+        from mastoaudit.inventory import load_inventory
+
+        loaded = load_inventory(inventory)
+        trips = {h.name: len(phases(plan(loaded, h))) for h in loaded.hosts}  # round trips per host
+        assert len(second.commands()) == trips["behind"] and len(host.commands()) == before + trips["first"]
         assert any(f["target"] == "behind" and f["status"] == "pass" for f in doc["findings"])
     finally:
         second.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_env_production_comes_first_in_a_round_trip_of_its_own(host, tmp_path):
+    """The network half of an audit waits only for .env.production (sources/overlap.py): the worker
+    reads it before everything else and reports it as soon as it has it."""
+    from mastoaudit.inventory import load_inventory
+    from mastoaudit.sources.ssh import SshCollection
+
+    inventory = load_inventory(_mini_inventory(tmp_path / "inv.yaml", host, host.known_hosts))
+    arrived: list[str] = []
+    [facts] = SshCollection(inventory).start().finish(on_result=lambda name, key, result: arrived.append(key))
+    expected = {p.key for p in plan(inventory, inventory.hosts[0])} - {"env-file"}
+    assert arrived[0] == "env-file" and set(arrived[1:]) == expected
+    assert facts.has("mastodon_env") and facts.first("mastodon_env").get("LOCAL_DOMAIN") is not None
