@@ -558,6 +558,7 @@ def _hsts_server(conf: NginxConfig, server: Server) -> Iterator[Outcome]:
             else:
                 good.append(h)
     expected = f"max-age>={HSTS_MIN}"
+    from_disk: list[str] = []  # try_files before the proxy: files without nginx's HSTS, pages with the app's
     for loc in [loc for loc in locations if not loc.arg.startswith("@")] or [None]:
         mode = serve_mode(conf, s, loc)
         node = loc if loc is not None else s
@@ -584,25 +585,44 @@ def _hsts_server(conf: NginxConfig, server: Server) -> Iterator[Outcome]:
             bad.append(warned(f"{msg}; {note} could not be read", at=node.location, subject=subject,
                               observed="no Strict-Transport-Security", expected=expected))
         elif mode == "app-fallback" and app_host:
-            bad.append(warned(f"{msg}: the files nginx serves from disk here (try_files before the proxy) lack it; "
-                              "the app's own responses carry it, so browsers still learn it from the pages",
-                              at=node.location, subject=subject, observed="no Strict-Transport-Security on files",
-                              expected=expected, severity="low"))
+            # Mastodon's documented shape (try_files $uri @proxy): robots.txt, favicon.ico and the
+            # like come from disk without HSTS, but a browser keeps HSTS for the host once any
+            # response carries it, and every page comes from the app. Only a fallback that removes
+            # the app's header leaves the host without it.
+            fallback = conf.falls_back_to(s, loc) if loc is not None else None
+            upstream = conf.resolve_header(fallback, HSTS) if fallback is not None else None
+            if upstream is not None and upstream.upstream in ("hidden", "cleared") and upstream.by is not None:
+                bad.append(failed(f"the app's own HSTS header is removed where nginx falls back to it "
+                                  f"({upstream.by.text()})", at=upstream.by.location, subject=subject,
+                                  observed=f"{upstream.upstream} by {upstream.by.name}", expected=expected))
+            elif own and above:  # the server's HSTS meant for these files is dropped by add_header's rule
+                bad.append(warned(f"{msg}: the files nginx serves from disk here (try_files before the proxy) "
+                                  "lack it; the app's own responses carry it, so browsers still learn it from "
+                                  "the pages", at=node.location, subject=subject,
+                                  observed="no Strict-Transport-Security on files", expected=expected,
+                                  severity="low"))
+            else:
+                from_disk.append(subject)
         else:
             bad.append(failed(msg, at=node.location, subject=subject, observed="no Strict-Transport-Security",
                               expected=expected))
     assumed = ("; judged as the locations of an HTTPS server (the server that includes them is not in the tree)"
                if server.implicit else "")
+    disk = (f"; the files nginx finds on disk at {', '.join(from_disk)} (try_files before the proxy) carry no "
+            "HSTS of their own, which is enough: every page comes from the app with its header, and a browser "
+            "keeps HSTS for the whole host once it has seen it") if from_disk else ""
     if bad:
         yield from bad
     elif good:
         h = good[0]
         app = "; the app sets its own on what is proxied to it (Rails force_ssl)" if app_host else ""
-        yield passed(f"nginx sets HSTS ({h.module} at {h.directive.file}:{h.directive.line}) on everything it "
-                     f"serves itself{app}{assumed}", at=h.directive.location, subject=server.label,
-                     observed=h.value, expected=expected)
+        where = "on everything else it serves itself" if from_disk else "on everything it serves itself"
+        yield passed(f"nginx sets HSTS ({h.module} at {h.directive.file}:{h.directive.line}) {where}{app}{disk}"
+                     f"{assumed}", at=h.directive.location, subject=server.label, observed=h.value, expected=expected)
     elif app_host:
-        yield passed(f"every response comes from the Mastodon app, which sets HSTS (Rails force_ssl){assumed}",
+        yield passed(f"the pages come from the Mastodon app, which sets HSTS (Rails force_ssl){disk}{assumed}"
+                     if from_disk else
+                     f"every response comes from the Mastodon app, which sets HSTS (Rails force_ssl){assumed}",
                      at=server.location, subject=server.label, observed="set by the app", expected=expected)
     else:
         yield passed("the server only redirects or refuses (no content)", at=server.location,

@@ -192,15 +192,29 @@ def test_hsts_only_app_responses_pass(registry, tmp_path):
 
 
 def test_hsts_on_files_served_before_the_proxy_is_judged(registry, tmp_path):
-    """try_files $uri @proxy: the files nginx finds on disk are its own responses, without the app's
-    HSTS. Browsers still learn HSTS from the app's pages, so it is a low warning, and it says why."""
-    found = results(registry, tmp_path, "nginx.hsts", {"sites-enabled/x": site(CERT + APP)})
-    f = one(found, Status.WARN)
-    assert f.severity.value == "low" and "try_files before the proxy" in f.message and "location /" in f.subject
+    """try_files $uri @proxy (Mastodon's documented shape): the files nginx finds on disk carry no
+    HSTS of their own, but every page comes from the app with its header and a browser keeps HSTS
+    for the whole host: a pass that says so. A fallback that removes the app's header fails."""
+    found = results(registry, tmp_path / "docs", "nginx.hsts", {"sites-enabled/x": site(CERT + APP)})
+    p = one(found, Status.PASS)
+    assert "try_files before the proxy" in p.message and "location /" in p.message
+    assert "keeps HSTS for the whole host" in p.message
     # the same with HSTS at the server level: a pass that gives the true reason
     body = CERT + '    add_header Strict-Transport-Security "max-age=63072000" always;\n' + APP
-    passed = one(results(registry, tmp_path, "nginx.hsts", {"sites-enabled/x": site(body)}), Status.PASS)
+    passed = one(results(registry, tmp_path / "server", "nginx.hsts", {"sites-enabled/x": site(body)}), Status.PASS)
     assert "nginx sets HSTS (add_header at" in passed.message and "the app sets its own" in passed.message
+    # the fallback hides the app's header: the host never sends HSTS
+    hidden = APP.replace("proxy_pass http://backend;", "proxy_hide_header Strict-Transport-Security;\n"
+                         "        proxy_pass http://backend;")
+    f = one(results(registry, tmp_path / "hidden", "nginx.hsts", {"sites-enabled/x": site(CERT + hidden)}),
+            Status.FAIL)
+    assert "removed where nginx falls back to it" in f.message and "proxy_hide_header" in f.message
+    # HSTS set for the server and silently dropped on the files by a location's own add_header: the
+    # admin's intent defeated by nginx's inheritance rule, a low warning
+    dropped = (CERT + '    add_header Strict-Transport-Security "max-age=63072000" always;\n'
+               + APP.replace("{ try_files", '{ add_header Cache-Control "public"; try_files'))
+    w = one(results(registry, tmp_path / "dropped", "nginx.hsts", {"sites-enabled/x": site(dropped)}), Status.WARN)
+    assert w.severity.value == "low" and "does not inherit" in w.message and "try_files before the proxy" in w.message
 
 
 def test_hsts_static_location_drops_the_servers_header(registry, tmp_path):
@@ -241,9 +255,10 @@ def test_hsts_object_storage_proxy_needs_its_own(registry):
     found = lint(registry, FIXTURES / "nginx" / "object-storage", select=["nginx.hsts"]).findings
     assert {f.subject.split(" location")[0] for f in found if f.status is Status.FAIL} == {
         "server files.example.org:443"}
-    # the Mastodon server's own static files (try_files before the proxy) lack HSTS: a low warning, since
-    # the app's pages carry it
-    assert any(f.status is Status.WARN and f.severity.value == "low" and "social" in f.subject for f in found)
+    # the Mastodon server's own static files (try_files before the proxy) lack HSTS: a pass that says
+    # why that is enough (the app's pages carry it)
+    assert any(f.status is Status.PASS and "try_files before the proxy" in f.message and "social" in f.subject
+               for f in found)
 
 
 # --- plain HTTP ----------------------------------------------------------------------------------
