@@ -50,7 +50,8 @@ def unsigned_actor_fetch(facts: FactSet) -> Iterator[Outcome]:
                 yield passed(f"an unsigned fetch is refused ({e.status})", at=e.at(), subject=e.url,
                              observed=seen(e), expected="401")
             elif e.status == 200 and e.recognised:
-                yield open_by_config(e, expected, "AUTHORIZED_FETCH", "the actor is served to an unsigned request")
+                yield open_by_config(e, expected, "AUTHORIZED_FETCH", "the actor is served to an unsigned request",
+                                     unset={"AUTHORIZED_FETCH", "LIMITED_FEDERATION_MODE"} <= exposure.unset)
             else:
                 yield warned(f"the actor answers {e.status}: not judged", at=e.at(), subject=e.url,
                              observed=f"{seen(e)}: {e.excerpt[:100]}", expected="401, or 200 with the actor",

@@ -24,7 +24,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from ..engine import RunResult
-from ..model import Severity, Status
+from ..model import SKIP_LABELS, Severity, Status
 from . import charts
 from .compliance_view import compliance_view, diff_view
 from .document import DISPLAY_LIMITS, Omitted, build_document, capped, for_display, visible
@@ -207,10 +207,13 @@ def _entries(listed: list, findings: list[dict], severities: dict[tuple[str, str
 
 
 def _by_reason(entries: list[dict]) -> list[dict]:
-    """Skipped entries grouped by what their first place says (the reason), largest group first."""
+    """Skipped entries grouped by their reason (SkipReason's label; a skip from an older document
+    without one by what its first place says), largest group first. Each entry still shows its
+    own words."""
     reasons: dict[str, list[dict]] = {}
     for e in entries:
-        reasons.setdefault(e["first"]["message"], []).append(e)
+        first = e["first"]
+        reasons.setdefault(SKIP_LABELS.get(first.get("skip_reason")) or first["message"], []).append(e)
     groups = [{"reason": r, "entries": es, "count": sum(e["count"] for e in es)} for r, es in reasons.items()]
     groups.sort(key=lambda g: -g["count"])
     return groups
