@@ -83,11 +83,12 @@ _SOURCES = {
     "mail_mta_sts": ("network", "mail DNS"), "mail_tls_rpt": ("network", "mail DNS"), "dns_caa": ("network", "DNS"),
     "dns_dnssec": ("network", "DNS"),
     "mastodon_db": ("database", "Mastodon's database"), "database": ("database", "Mastodon's database"),
-    "federation_peers": ("database", "peers"), "peer_list": ("database", "peers"),
-    "advisories": ("database", "advisories"),
+    # A sweep reads peers from a file or another instance as well as from the database: its own heading.
+    "federation_peers": ("peers", "their software and versions"), "peer_list": ("peers", "the peer list"),
+    "advisories": ("peers", "the advisories they are matched against"),
 }
 _SOURCE_TITLES = {"files": "configuration files", "host": "the live host", "network": "the network",
-                  "database": "Mastodon's database", "other": "other sources"}
+                  "database": "Mastodon's database", "peers": "the fediverse peers", "other": "other sources"}
 _INTERNAL = {"host_info", "scan_target", "probe_timings"}  # bookkeeping, not something read
 
 
