@@ -1,7 +1,7 @@
 """How far mastoaudit's SPF and DMARC verdicts agree with checkdmarc's, on the lab's zones and on a
 corpus of records, with every disagreement explained.
 
-    sudo python bench/agreement_mail.py          # from the repository root; needs the lab (root)
+    python3 bench/agreement_mail.py          # from the repository root; needs the lab (root)
 
 Part 1 brings the lab up in each profile (holding it like a test session) and asks both tools about
 mastodon.lab through the lab's Knot (127.0.0.53). Part 2 publishes nothing: each corpus record is fed
@@ -283,7 +283,7 @@ def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
 
 def main() -> int:
     if os.geteuid() != 0:
-        print("the lab needs root: sudo python bench/agreement_mail.py", file=sys.stderr)
+        print("the lab needs root: python3 bench/agreement_mail.py", file=sys.stderr)
         return 2
     from lab.core import exclusive_use
 

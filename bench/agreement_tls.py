@@ -1,6 +1,6 @@
 """Agreement: mastoaudit's TLS verdicts against sslyze's command line and testssl.sh, on the lab.
 
-    sudo python bench/agreement_tls.py [--profile hardened --profile weak] [--no-testssl] [--keep DIR]
+    python3 bench/agreement_tls.py [--profile hardened --profile weak] [--no-testssl] [--keep DIR]
 
 For each lab profile (brought up under the lab's session lock), the web endpoint mastodon.lab:443
 on the profile's address is judged three ways:

@@ -1,6 +1,6 @@
 """Bench: a live audit over SSH of one host, then of a fleet of 20 sshd targets on loopback.
 
-    sudo python bench/bench_audit.py [--hosts 20] [--lab-inventory PATH]
+    python3 bench/bench_audit.py [--hosts 20] [--lab-inventory PATH]
 
 Each target is a real sshd on 127.0.0.1 (its own port and host key) serving the demo/hardened tree
 through the inventory's path_prefix, so every allow-listed command runs for real. With

@@ -4,7 +4,7 @@ PostgreSQL (lab/pgcluster.py), as root. Prints the data generation time separate
 - the counts for 500 peers at once in one pass, against one query per domain.
 Target: one domain under 1 s. Nothing is asserted; the figures are printed.
 
-    sudo python bench/bench_federation.py [--accounts 1000000] [--follows 10000000]
+    python3 bench/bench_federation.py [--accounts 1000000] [--follows 10000000]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Bench: remediation on the weak lab; prints wall times, never asserted in tests.
 
-    sudo python bench/bench_remediation.py [--hosts 200]
+    python3 bench/bench_remediation.py [--hosts 200]
 
 1. Plan generation: `mastoaudit fix --plan` from the weak lab's audit report, as the pyinfra deploy
    (-o deploy.py) beside the text plan (--format terminal, what a user had before: advice to apply

@@ -1,7 +1,7 @@
 """Bench: the whole network scan of the lab (TLS, headers, exposure, ports, mail DNS, SMTP, S3)
 against testssl.sh on the same web endpoint.
 
-    sudo python bench/bench_scan.py [--profile weak|hardened] [--runs 3] [--no-testssl]
+    python3 bench/bench_scan.py [--profile weak|hardened] [--runs 3] [--no-testssl]
 
 Brings the lab up in the profile (and back to how it was at the end), times `mastoaudit scan` a few
 times (wall time and peak RSS of the process), times Debian's testssl.sh once on the lab's HTTPS

@@ -1,7 +1,7 @@
 """Bench: `mastoaudit federation peers` sweeping 30,000 peers (the size of today's fediverse) served
 by a local nginx (lab/peers.py) over HTTPS with verified certificates, a tenth of them hostile.
 
-    sudo python bench/bench_sweep.py [--peers 30000] [--hostile 0.1] [--addresses 250]
+    python3 bench/bench_sweep.py [--peers 30000] [--hostile 0.1] [--addresses 250]
                                      [--in-flight 512] [--per-address 8] [--peer-timeout 5]
 
 The real command runs as a subprocess, end to end: the peer list from a file, the sweep, the

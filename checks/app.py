@@ -52,12 +52,16 @@ _SEVERITY_ORDER = [s.value for s in Severity]
     tags=["live", "network", "advisories"],
 )
 def mastodon_version(facts: FactSet) -> Iterator[Outcome]:
-    found_versions = [(f.version, f.location) for f in facts.all(kinds.MASTODON_VERSION)]
+    found_versions = [(f.version, f.location, "") for f in facts.all(kinds.MASTODON_VERSION)]
     for compose in facts.all(kinds.COMPOSE):
-        found_versions += [(version, where) for _service, version, where in compose.mastodon_versions()]
+        for _service, version, where in compose.mastodon_versions():
+            written = compose.written(where)
+            how = f" (the image tag, written {written}, interpolated from {compose.env_path})" if written else ""
+            if (version, where, how) not in found_versions:
+                found_versions.append((version, where, how))
     if not found_versions and not facts.has(kinds.MASTODON_VERSION):
         yield skipped("no Mastodon release found (version.rb, the instance API or a pinned image tag)")
-    for version, where in found_versions:
+    for version, where, how in found_versions:
         advisories = affecting("mastodon", version)
         if advisories is None:
             yield failed(f"the version {version!r} cannot be read", at=where, observed=version,
@@ -67,7 +71,7 @@ def mastodon_version(facts: FactSet) -> Iterator[Outcome]:
             worst = max((a.severity for a in advisories), key=_SEVERITY_ORDER.index)
             ids = ", ".join(a.id for a in advisories)
             upgrade = max((a.fixed_in for a in advisories if a.fixed_in), key=lambda v: version_tuple(v) or ())
-            yield failed(f"Mastodon {version} is affected by {len(advisories)} known advisories: {ids}", at=where,
+            yield failed(f"Mastodon {version}{how} is affected by {len(advisories)} known advisories: {ids}", at=where,
                          subject="advisories", observed=version, expected=f">= {upgrade}", severity=worst)
         else:
             yield passed(f"no known advisory affects Mastodon {version}", at=where, subject="advisories",
@@ -376,7 +380,8 @@ def public_timeline(facts: FactSet) -> Iterator[Outcome]:
                              observed=seen(e), expected="401")
             elif e.status == 200 and e.recognised:
                 yield open_by_config(e, expected, "DISALLOW_UNAUTHENTICATED_API_ACCESS",
-                                      "the public timeline is readable anonymously")
+                                     "the public timeline is readable anonymously",
+                                     unset="DISALLOW_UNAUTHENTICATED_API_ACCESS" in exposure.unset)
             else:
                 yield warned(f"the public timeline answers {e.status}: not judged", at=e.at(), subject=e.url,
                              observed=f"{seen(e)}: {e.excerpt[:100]}", expected="401 or a JSON list",

@@ -18,7 +18,7 @@ from mastoaudit import kinds
 from mastoaudit.checkdef import Remediation, check, errored, failed, passed, skipped, warned
 from mastoaudit.facts import FactSet
 from mastoaudit.judgments.exposure import REDIRECTS, expectation, open_by_config, seen
-from mastoaudit.model import Location, Outcome, Severity
+from mastoaudit.model import Location, Outcome, Severity, SkipReason
 
 
 @check(
@@ -50,7 +50,8 @@ def unsigned_actor_fetch(facts: FactSet) -> Iterator[Outcome]:
                 yield passed(f"an unsigned fetch is refused ({e.status})", at=e.at(), subject=e.url,
                              observed=seen(e), expected="401")
             elif e.status == 200 and e.recognised:
-                yield open_by_config(e, expected, "AUTHORIZED_FETCH", "the actor is served to an unsigned request")
+                yield open_by_config(e, expected, "AUTHORIZED_FETCH", "the actor is served to an unsigned request",
+                                     unset={"AUTHORIZED_FETCH", "LIMITED_FEDERATION_MODE"} <= exposure.unset)
             else:
                 yield warned(f"the actor answers {e.status}: not judged", at=e.at(), subject=e.url,
                              observed=f"{seen(e)}: {e.excerpt[:100]}", expected="401, or 200 with the actor",
@@ -387,6 +388,11 @@ def blocks_enforced(facts: FactSet) -> Iterator[Outcome]:
 )
 def vulnerable_peers(facts: FactSet) -> Iterator[Outcome]:
     for breakdown in facts.all(kinds.FEDERATION_PEERS):
+        if not breakdown.verdicts and breakdown.shard is not None:
+            index, count, total = breakdown.shard
+            yield skipped(f"this shard ({index} of {count}) holds none of the {total} peer{'s' * (total != 1)}",
+                          subject="peers")
+            continue
         found = False
         for verdict in breakdown.verdicts:
             result = verdict.result
@@ -407,6 +413,17 @@ def vulnerable_peers(facts: FactSet) -> Iterator[Outcome]:
                 yield failed(f"{result.domain} runs {shown}, affected by {ids}, and is still federated", at=where,
                              subject=result.domain, observed=shown[:120],
                              expected=f">= {fixes[-1]}" if fixes else "a fixed release", severity=worst)
-        if not found:
-            yield passed(f"none of {len(breakdown.verdicts)} peers runs a version with a known advisory",
-                         subject="peers", observed=str(len(breakdown.verdicts)), expected="no advisories")
+        if found:
+            continue
+        federated = [v for v in breakdown.verdicts if v.federated]
+        read = [v for v in federated if v.result.software]
+        if federated and not read:  # nothing was learned: never a pass over peers no one read
+            yield skipped(f"the software of none of the {len(federated)} federated peer{'s' * (len(federated) != 1)} "
+                          "could be read (each ended in an error: see the federation section)",
+                          subject="peers", because=SkipReason.NO_ANSWER)
+            continue
+        unread = len(federated) - len(read)
+        yield passed(f"none of the {len(read)} peer{'s' * (len(read) != 1)} whose software was read runs a "
+                     "version with a known advisory"
+                     + (f"; {unread} could not be read, and are not judged" if unread else ""),
+                     subject="peers", observed=str(len(read)), expected="no advisories")

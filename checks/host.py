@@ -388,8 +388,11 @@ def _label(row: PortResult) -> str:
 
 
 def _severity(row: PortResult) -> str:
-    service = row.service if row.service in SERVICES else PORT_SERVICES.get(row.port, "")
-    return SERVICES.get(service, ("", "medium"))[1]
+    """By what answered: an identified service's own severity (an SSH or web server on the PostgreSQL
+    port is not PostgreSQL); the port's usual owner's only for what could not be identified."""
+    if row.service and row.service != "unknown":
+        return SERVICES.get(row.service, ("", "medium"))[1]
+    return SERVICES.get(PORT_SERVICES.get(row.port, ""), ("", "medium"))[1]
 
 
 @check(

@@ -373,9 +373,11 @@ def unauthenticated_api(facts: FactSet) -> Iterator[Outcome]:
             yield passed("anonymous API access is refused", at=var_at(env, var), subject=var.key, observed=var.value,
                          expected="true")
         else:
-            yield warned("anonymous clients can read the public API", at=var_at(env, var),
-                         subject="DISALLOW_UNAUTHENTICATED_API_ACCESS",
-                         observed=var.value if var and var.is_set else "unset (false)", expected="true")
+            unset = var is None or not var.is_set
+            yield warned("anonymous clients can read the public API" + (
+                ": the variable is unset, and Mastodon's default (false) allows it" if unset else ""),
+                at=var_at(env, var), subject="DISALLOW_UNAUTHENTICATED_API_ACCESS",
+                observed="unset (false)" if unset else var.value, expected="true")
 
 
 def _networks(value: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network | None]:

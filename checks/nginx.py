@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
-from mastoaudit import kinds, templating
+from mastoaudit import ciphers, kinds, templating
 from mastoaudit.addresses import reach, split_host_port
 from mastoaudit.checkdef import Remediation, check, failed, passed, skipped, warned
 from mastoaudit.facts import FactSet
 from mastoaudit.facts.http import ONE_YEAR, SIX_MONTHS, HttpSite, Observation, nosniff, parse_hsts, redirect_verdict
 from mastoaudit.judgments.http import urls
-from mastoaudit.model import Location, Outcome, Status
+from mastoaudit.model import Location, Outcome, SkipReason, Status
 from mastoaudit.net import csp
 from mastoaudit.net.csp import escape
-from mastoaudit.parsers.nginx import Directive, NginxConfig, Server
+from mastoaudit.parsers.nginx import Directive, Header, NginxConfig, Server, location_spec, site_path
 
 NGINX_DOC = "https://nginx.org/en/docs/"
 MASTODON_INSTALL = "https://docs.joinmastodon.org/admin/install/"
@@ -30,9 +30,6 @@ HSTS_MIN = 31536000  # one year
 MEDIA_URI = "/system/media_attachments/files/110/000/000/000/000/001/original/0123456789abcdef.png"
 STREAMING_URI = "/api/v1/streaming"
 BAD_PROTOCOLS = ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1")
-# Parts of an OpenSSL cipher string that add weak suites (matched on '-' / '+' separated parts).
-WEAK_CIPHER_PARTS = {"RC4", "DES", "3DES", "CBC3", "NULL", "ENULL", "ANULL", "EXP", "EXPORT", "MD5", "LOW",
-                     "ADH", "AECDH", "IDEA", "SEED", "RC2"}
 _STORAGE_HINT = re.compile(r"s3|bucket|storage|wasabi|backblaze|b2|r2\.|minio|spaces|objects|media|files|cdn", re.I)
 
 
@@ -162,7 +159,7 @@ def _unseen_for(conf: NginxConfig, d: Directive | None, servers: list[Server]) -
         for level in conf.levels(server.directive):
             if d is not None and level is d.parent:
                 break  # at d's own level an include could only repeat it, which nginx rejects
-            notes += [f"include {x.arg} ({x.file}:{x.line})" for x in level.children("include") if x.unresolved]
+            notes += [x.unseen_label() for x in level.children("include") if x.unresolved]
     return ", ".join(dict.fromkeys(notes))
 
 
@@ -184,7 +181,7 @@ def _templated(d: Directive | None) -> bool:
 
 def _unseen_note(conf: NginxConfig, node: Directive) -> str:
     unseen = conf.unseen(node)
-    return ", ".join(f"include {d.arg} ({d.file}:{d.line})" for d in unseen)
+    return ", ".join(d.unseen_label() for d in unseen)
 
 
 # --- TLS -----------------------------------------------------------------------------------------
@@ -236,86 +233,103 @@ def tls_protocols(facts: FactSet) -> Iterator[Outcome]:
                              expected="TLSv1.2 TLSv1.3")
 
 
-def cipher_verdict(spec: str) -> tuple[str, str]:
-    """("fail"|"warn"|"pass", why) for an OpenSSL cipher string as nginx passes it to OpenSSL."""
-    tokens = [t for t in re.split(r"[:, ]+", spec) if t]
-    if any(t.upper().startswith("@SECLEVEL=0") for t in tokens):
-        return "fail", "@SECLEVEL=0 re-enables every weak suite and key size the OpenSSL build has"
-    removed = {p.upper() for t in tokens if t[0] in "!-" for p in re.split(r"[+-]", t[1:]) if p}
-    weak: list[str] = []
-    broad: list[str] = []
-    for t in tokens:
-        if t[0] in "!-+@":
-            continue
-        parts = {p.upper() for p in re.split(r"[+-]", t) if p}
-        hits = sorted((parts & WEAK_CIPHER_PARTS) - removed)
-        if hits:
-            weak.append(t)
-        elif t.upper() in ("ALL", "COMPLEMENTOFALL") and "ANULL" not in removed:
-            weak.append(f"{t} (includes anonymous suites)")
-        elif t.upper() in ("ALL", "DEFAULT", "COMPLEMENTOFDEFAULT", "MEDIUM"):
-            broad.append(t)
-    if weak:
-        return "fail", f"weak suites enabled: {', '.join(weak)}"
-    if broad:
-        return "warn", f"a broad group ({', '.join(broad)}) whose contents depend on the OpenSSL build"
-    return "pass", "no weak suites named"
+NGINX_DEFAULT_CIPHERS = "HIGH:!aNULL:!MD5"  # ssl_ciphers' default (nginx.org)
+
+
+def _openssl_on_host(facts: FactSet) -> str:
+    """The host's OpenSSL, when its packages were read (audit): the one nginx expands the string with."""
+    for packages in facts.all(kinds.PACKAGES):
+        for name in ("libssl3", "libssl3t64", "libssl1.1", "openssl"):
+            if name in packages.versions:
+                return f"; the host has {name} {packages.versions[name]}"
+    return ""
+
+
+def _cipher_outcome(judgment: ciphers.CipherJudgment, at: Location, subject: str, shown: str,
+                    host_openssl: str) -> Outcome:
+    profile = judgment.profile
+    expected = f"only the suites of {profile.label}"
+    by = judgment.expanded_by + host_openssl
+    suites = len(judgment.expansion.suites)
+    verdict = judgment.verdict
+    if verdict == "fail":
+        return failed(f"weak suites enabled: {judgment.explain()} ({by})", at=at, subject=subject, observed=shown,
+                      expected=expected)
+    if verdict == "unusable":
+        return warned(f"{judgment.expansion.error} ({by}): nginx linked to the same OpenSSL would refuse to start",
+                      at=at, subject=subject, observed=shown, expected=expected)
+    if verdict == "weak":
+        return failed(f"admits {len(judgment.outside)} of its {suites} suites outside {profile.label}, some without "
+                      f"forward secrecy: {judgment.explain()} ({by})", at=at, subject=subject, observed=shown,
+                      expected=expected, severity="medium")
+    if verdict == "outside":
+        return warned(f"admits {len(judgment.outside)} of its {suites} suites outside {profile.label} (none broken): "
+                      f"{judgment.explain()} ({by})", at=at, subject=subject, observed=shown, expected=expected,
+                      severity="low")
+    inert = (f"; {len(judgment.inert)} pre-shared-key, SRP or DSS suites it also names are never negotiated by nginx"
+             if judgment.inert else "")
+    return passed(f"its {suites} suites are all in {profile.label}{inert} ({by}); TLS 1.3 suites are not set by "
+                  "this string, and protocols are judged by nginx.tls-protocols", at=at, subject=subject,
+                  observed=shown, expected=expected)
 
 
 @check(
     id="nginx.tls-ciphers",
-    title="HTTPS offers no weak cipher suites",
+    title="HTTPS offers only the cipher suites of Mozilla's profile",
     component="nginx",
     severity="high",
     threats=["T-TRANSPORT-MITM"],
     needs=[kinds.NGINX],
+    reads=[kinds.PACKAGES],
     rationale="""RC4, 3DES, NULL, EXPORT, MD5 and anonymous suites are broken or offer no
         authentication; @SECLEVEL=0 tells OpenSSL to allow all of them again together with short
-        keys. Mastodon's sample uses HIGH:!MEDIUM:!LOW:!aNULL:!NULL:!SHA; Mozilla's intermediate
-        list is the usual reference. (TLS 1.3 suites are not set by ssl_ciphers and are all
-        strong.)""",
+        keys. A string that names none of them can still admit suites without forward secrecy
+        (static RSA key exchange: a stolen key decrypts recorded traffic) and CBC suites (a long
+        record of padding oracles), which Mozilla's intermediate profile leaves out: Mastodon's own
+        sample, HIGH:!MEDIUM:!LOW:!aNULL:!NULL:!SHA, is such a string, as is nginx's default
+        HIGH:!aNULL:!MD5. The string is expanded with the OpenSSL mastoaudit runs on and each suite
+        is judged; the server's OpenSSL may expand it a little differently. (TLS 1.3 suites are not
+        set by ssl_ciphers and are all strong.)""",
     remediation=Remediation(
-        "Use Mozilla's intermediate cipher list (or Mastodon's sample string) and never lower @SECLEVEL.",
-        "ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
-        "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;",
+        "Use Mozilla's intermediate cipher list and never lower @SECLEVEL.",
+        f"ssl_ciphers {ciphers.mozilla_profile().openssl_string};\nssl_prefer_server_ciphers off;",
     ),
-    references=[MOZILLA_TLS, "https://nginx.org/en/docs/http/ngx_http_ssl_module.html#ssl_ciphers"],
+    references=[MOZILLA_TLS, "https://nginx.org/en/docs/http/ngx_http_ssl_module.html#ssl_ciphers",
+                "https://wiki.mozilla.org/Security/Server_Side_TLS"],
     tags=["tls", "mozilla-intermediate"],
 )
 def tls_ciphers(facts: FactSet) -> Iterator[Outcome]:
+    host_openssl = _openssl_on_host(facts)
     for conf in facts.all(kinds.NGINX):
         for d, servers in _grouped(conf, _tls_servers(conf), "ssl_ciphers"):
             subject = _subject(servers)
-            if d is None:
-                yield passed("ssl_ciphers is not set: nginx's default HIGH:!aNULL:!MD5 has no weak suites",
-                             at=_unset_at(conf, servers), subject=subject, observed="unset (HIGH:!aNULL:!MD5)",
-                             expected="no weak suites")
+            if d is not None and _templated(d):
+                yield skipped("ssl_ciphers is templated: cannot be judged", at=d.location, subject=subject,
+                              because=SkipReason.TEMPLATED)
                 continue
-            if _templated(d):
-                yield skipped("ssl_ciphers is templated: cannot be judged", at=d.location, subject=subject)
-                continue
-            spec = " ".join(d.args)
-            verdict, why = cipher_verdict(spec)
-            make = {"fail": failed, "warn": warned, "pass": passed}[verdict]
-            yield _hedge(_unseen_for(conf, d, servers), make(why, at=d.location, subject=subject, observed=spec,
-                                                               expected="no weak suites, no @SECLEVEL=0"))
+            spec = " ".join(d.args) if d is not None else NGINX_DEFAULT_CIPHERS
+            shown = spec if d is not None else f"unset ({NGINX_DEFAULT_CIPHERS}, nginx's default)"
+            outcome = _cipher_outcome(ciphers.judge(spec), _at(conf, d, servers), subject, shown, host_openssl)
+            yield _hedge(_unseen_for(conf, d, servers), outcome)
 
 
 @check(
     id="nginx.tls-prefer-server-ciphers",
-    title="The server, not the client, picks the cipher when the list is not all strong",
+    title="Clients choose the cipher only among strong suites (Mozilla's profile)",
     component="nginx",
     severity="low",
     threats=["T-TRANSPORT-MITM"],
     needs=[kinds.NGINX],
-    rationale="""With ssl_prefer_server_ciphers off the client chooses among the offered suites. That is
-        what Mozilla's intermediate profile does, because its list holds strong suites only; with a
-        broader or weaker list a client (or a man in the middle steering the handshake) can pick
-        the weakest. Mastodon's sample turns server preference on.""",
-    remediation=Remediation("Turn server preference on, or offer only strong suites.",
-                            "ssl_prefer_server_ciphers on;"),
+    rationale="""Mozilla's intermediate profile sets ssl_prefer_server_ciphers off: its list holds
+        strong suites only, so the client may pick (ChaCha20 on phones without AES hardware). With a
+        list that also admits weaker suites (no forward secrecy, CBC) or broken ones, off lets a
+        client, or a man in the middle steering the handshake, pick the weakest: there the server's
+        order must decide until the list is fixed (nginx.tls-ciphers judges the list itself).""",
+    remediation=Remediation("Offer only Mozilla's suites and leave the choice to clients; with a broader list, "
+                            "turn server preference on until the list is fixed.",
+                            "ssl_prefer_server_ciphers off;  # with Mozilla's intermediate ssl_ciphers"),
     references=["https://nginx.org/en/docs/http/ngx_http_ssl_module.html#ssl_prefer_server_ciphers", MOZILLA_TLS],
-    tags=["tls"],
+    tags=["tls", "mozilla-intermediate"],
 )
 def tls_prefer_server_ciphers(facts: FactSet) -> Iterator[Outcome]:
     for conf in facts.all(kinds.NGINX):
@@ -323,46 +337,79 @@ def tls_prefer_server_ciphers(facts: FactSet) -> Iterator[Outcome]:
             subject = _subject(servers)
             on = d is not None and d.arg.lower() == "on"
             observed = d.arg if d is not None else "unset (off)"
-            if on:
-                yield passed("the server's cipher order is used", at=d.location, subject=subject,
-                             observed=observed, expected="on")
+            where = _at(conf, d, servers)
+            listed = conf.effective(servers[0].directive, "ssl_ciphers")
+            if listed is not None and _templated(listed):
+                yield skipped("the cipher list is templated: cannot be judged", at=where, subject=subject,
+                              because=SkipReason.TEMPLATED)
                 continue
-            ciphers = conf.effective(servers[0].directive, "ssl_ciphers")
-            verdict = cipher_verdict(" ".join(ciphers.args))[0] if ciphers is not None else "pass"
-            if ciphers is not None and _templated(ciphers):
-                yield skipped("the cipher list is templated: cannot be judged", at=_at(conf, d, servers),
-                              subject=subject)
-            elif verdict == "pass":
-                yield passed("clients choose, but only among strong suites (Mozilla intermediate style)",
-                             at=_at(conf, d, servers), subject=subject, observed=observed,
-                             expected="on, or a list of strong suites only")
-            elif verdict == "warn":
-                yield _hedge(_unseen_for(conf, d, servers), warned(
-                    "clients choose the cipher from a broad group whose contents depend on OpenSSL",
-                    at=_at(conf, d, servers), subject=subject, observed=observed, expected="on"))
-            else:
+            judgment = ciphers.judge(" ".join(listed.args) if listed is not None else NGINX_DEFAULT_CIPHERS)
+            label = judgment.profile.label
+            strong = judgment.verdict == "pass"
+            if strong and not on:
+                yield passed(f"clients choose among strong suites only, as {label} has it (off); the suites are "
+                             "judged by nginx.tls-ciphers", at=where, subject=subject, observed=observed,
+                             expected="off with Mozilla's suites")
+            elif strong:
+                yield passed(f"the server's order is used; {label} leaves the choice to clients (off), since every "
+                             "suite in the list is strong: either is safe", at=where, subject=subject,
+                             observed=observed, expected="off with Mozilla's suites")
+            elif on:
+                yield passed("the server's order is used, so clients cannot pick the weaker suites the list also "
+                             "holds (the list itself is judged by nginx.tls-ciphers)", at=where, subject=subject,
+                             observed=observed, expected="on while the list holds weaker suites")
+            elif judgment.verdict in ("fail", "weak"):
+                kind = "broken" if judgment.verdict == "fail" else "no-forward-secrecy"
                 yield _hedge(_unseen_for(conf, d, servers), failed(
-                    "clients choose the cipher from a list that holds weak or broad suites",
-                    at=_at(conf, d, servers), subject=subject, observed=observed, expected="on"))
+                    f"clients choose the cipher from a list that holds {kind} suites ({_short(judgment)})",
+                    at=where, subject=subject, observed=observed, expected="on, or only Mozilla's suites (then off)"))
+            else:
+                yield _hedge(_unseen_for(conf, d, servers), warned(
+                    f"clients choose the cipher from a list with suites outside {label} ({_short(judgment)})",
+                    at=where, subject=subject, observed=observed, expected="on, or only Mozilla's suites (then off)"))
+
+
+def _short(judgment: ciphers.CipherJudgment) -> str:
+    names = [n for n, _ in judgment.broken] or list(judgment.outside)
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+TICKET_ROTATION = (1, 23, 2)  # nginx rotates ticket keys itself with a shared ssl_session_cache from this release
+_NGINX_PACKAGES = ("nginx", "nginx-core", "nginx-full", "nginx-light", "nginx-extras", "nginx-common", "nginx-mainline")
+
+
+def nginx_version(facts: FactSet) -> tuple[tuple[int, ...], str] | None:
+    """nginx's release on the host, when its packages were read (audit): ((1, 22, 1), "1.22.1-9+deb12u1")."""
+    for packages in facts.all(kinds.PACKAGES):
+        for name in _NGINX_PACKAGES:
+            found = re.match(r"(?:\d+:)?(\d+)\.(\d+)\.(\d+)", packages.versions.get(name, ""))
+            if found:
+                return tuple(int(x) for x in found.groups()), packages.versions[name]
+    return None
 
 
 @check(
     id="nginx.tls-session-tickets",
-    title="TLS session tickets are off",
+    title="TLS session tickets do not undo forward secrecy",
     component="nginx",
     severity="low",
     threats=["T-TRANSPORT-MITM"],
     needs=[kinds.NGINX],
-    rationale="""nginx encrypts session tickets with a key that lives as long as the worker process and
-        is never rotated, which undoes forward secrecy: whoever obtains the key can decrypt recorded
-        sessions. Mastodon's sample and Mozilla's profiles set ssl_session_tickets off (session
-        resumption still works through ssl_session_cache).""",
-    remediation=Remediation("Turn session tickets off in the http block or every TLS server.",
+    reads=[kinds.PACKAGES],
+    rationale="""Session tickets are encrypted with a key: whoever obtains it can decrypt the sessions
+        recorded while it was in use, which undoes forward secrecy. Before nginx 1.23.2 that key
+        lived as long as the worker processes and was never rotated; since 1.23.2 nginx rotates it
+        itself when ssl_session_cache is shared (the key lives in the shared memory). Mozilla's
+        profile and Mastodon's sample set ssl_session_tickets off (resumption still works through
+        the session cache); with key files (ssl_session_ticket_key) rotation is yours to do.""",
+    remediation=Remediation("Turn session tickets off (or run nginx 1.23.2+ with a shared ssl_session_cache).",
                             "ssl_session_tickets off;"),
-    references=["https://nginx.org/en/docs/http/ngx_http_ssl_module.html#ssl_session_tickets", MOZILLA_TLS],
+    references=["https://nginx.org/en/docs/http/ngx_http_ssl_module.html#ssl_session_tickets",
+                "https://nginx.org/en/CHANGES", MOZILLA_TLS],
     tags=["tls", "mozilla-intermediate"],
 )
 def tls_session_tickets(facts: FactSet) -> Iterator[Outcome]:
+    version = nginx_version(facts)
     for conf in facts.all(kinds.NGINX):
         for d, servers in _grouped(conf, _tls_servers(conf), "ssl_session_tickets"):
             subject = _subject(servers)
@@ -375,9 +422,32 @@ def tls_session_tickets(facts: FactSet) -> Iterator[Outcome]:
                              at=keys.location, subject=subject, observed="on, with ticket key files",
                              expected="off, or rotated ticket keys")
                 continue
-            yield _hedge(_unseen_for(conf, d, servers), failed(
-                "session tickets are on with a key nginx never rotates", at=_at(conf, d, servers),
-                subject=subject, observed=d.arg if d is not None else "unset (on)", expected="off"))
+            cache = conf.effective(servers[0].directive, "ssl_session_cache")
+            shared = cache is not None and any(a.startswith("shared:") for a in cache.args)
+            observed = (d.arg if d is not None else "unset (on)") + (f"; ssl_session_cache {' '.join(cache.args)}"
+                                                                     if cache is not None else "")
+            at = _at(conf, d, servers)
+            rotating = ".".join(map(str, TICKET_ROTATION))
+            if version is not None and shared and version[0] >= TICKET_ROTATION:
+                yield passed(f"session tickets are on, and nginx {version[1]} rotates their key itself (a shared "
+                             f"ssl_session_cache, nginx {rotating} and later)", at=at, subject=subject,
+                             observed=observed, expected="off, or rotated ticket keys")
+            elif version is not None:
+                why = (f"nginx {version[1]} predates key rotation ({rotating})" if version[0] < TICKET_ROTATION
+                       else "without a shared ssl_session_cache nginx does not rotate it")
+                yield _hedge(_unseen_for(conf, d, servers), failed(
+                    f"session tickets are on with a key nginx never rotates: {why}", at=at, subject=subject,
+                    observed=observed, expected="off"))
+            elif shared:
+                yield _hedge(_unseen_for(conf, d, servers), warned(
+                    f"session tickets are on: with the shared ssl_session_cache set here, nginx {rotating} and later "
+                    "rotate their key, earlier releases (Debian 12 ships 1.22.1) never do; nginx's version is not "
+                    "known from the files", at=at, subject=subject, observed=observed, expected="off",
+                    severity="low"))
+            else:
+                yield _hedge(_unseen_for(conf, d, servers), failed(
+                    "session tickets are on with a key nginx never rotates (no shared ssl_session_cache, whatever "
+                    "its version)", at=at, subject=subject, observed=observed, expected="off"))
 
 
 @check(
@@ -454,8 +524,11 @@ def hsts_max_age(value: str) -> int | None:
 )
 def hsts(facts: FactSet) -> Iterator[Outcome]:
     for conf in facts.all(kinds.NGINX):
-        for server in _tls_servers(conf):
+        for server in [*_tls_servers(conf), *(s for s in conf.servers() if s.implicit)]:
             yield from _hsts_server(conf, server)
+
+
+HSTS = "Strict-Transport-Security"
 
 
 def _hsts_server(conf: NginxConfig, server: Server) -> Iterator[Outcome]:
@@ -465,61 +538,92 @@ def _hsts_server(conf: NginxConfig, server: Server) -> Iterator[Outcome]:
                      subject=server.label, observed=s.first("return").text(), expected="HSTS on content")
         return
     bad: list[Outcome] = []
-    good: list[Directive] = []
+    good: list[Header] = []
     judged: set[int] = set()
-    nodes = [s, *conf.locations(s)]
+    locations = conf.locations(s)
     app_host = bool(_app_locations(conf, s))
-    for node in nodes:
-        for h in conf.add_headers(node):
-            if h.name.lower() != "strict-transport-security" or id(h.directive) in judged:
+    for node in [s, *locations]:  # every HSTS value nginx sends here, whichever module sets it
+        for h in conf.resolve_header(node, HSTS).added:
+            if id(h.directive) in judged:
                 continue
             judged.add(id(h.directive))
             age = hsts_max_age(h.value)
             if templating.is_templated(h.value, "nginx") or "$" in h.value:
                 bad.append(skipped("the HSTS value is templated or a variable: cannot be judged",
-                                   at=h.directive.location, subject=server.label))
+                                   at=h.directive.location, subject=server.label, because=SkipReason.TEMPLATED))
             elif age is None or age < HSTS_MIN:
                 bad.append(failed(f"HSTS max-age is {'missing' if age is None else age}, under a year",
                                   at=h.directive.location, subject=server.label, observed=h.value,
                                   expected=f"max-age>={HSTS_MIN}"))
             else:
-                good.append(h.directive)
-    locations = conf.locations(s)
-    to_judge = [loc for loc in locations if not loc.arg.startswith("@")] or [None]
-    for loc in to_judge:
+                good.append(h)
+    expected = f"max-age>={HSTS_MIN}"
+    from_disk: list[str] = []  # try_files before the proxy: files without nginx's HSTS, pages with the app's
+    for loc in [loc for loc in locations if not loc.arg.startswith("@")] or [None]:
         mode = serve_mode(conf, s, loc)
-        if mode == "return" or (mode in ("app", "app-fallback") and app_host):
-            continue
         node = loc if loc is not None else s
-        if conf.header(node, "Strict-Transport-Security") is not None:
+        resolved = conf.resolve_header(node, HSTS)
+        if mode == "return" or resolved.added:
             continue
-        where = node.location
+        if mode == "app" and app_host:
+            if resolved.upstream in ("hidden", "cleared") and resolved.by is not None:
+                bad.append(failed(f"the app's own HSTS header is removed here ({resolved.by.text()})",
+                                  at=resolved.by.location, subject=_loc_subject(server, loc),
+                                  observed=f"{resolved.upstream} by {resolved.by.name}", expected=expected))
+            continue  # the app's responses carry its HSTS (Rails force_ssl)
         own = node.children("add_header")
         above = [d for lvl in conf.levels(node)[1:] for d in lvl.children("add_header")
-                 if d.arg.lower() == "strict-transport-security"]
+                 if d.arg.lower() == HSTS.lower()]
         if own and above:
             msg = (f"this location adds its own headers ({own[0].arg} ...), so by nginx's add_header rule it "
                    f"does not inherit the HSTS header set at {above[0].file}:{above[0].line}")
         else:
             msg = "responses nginx serves here carry no HSTS header"
+        subject = _loc_subject(server, loc)
         note = _unseen_note(conf, node)
         if note:
-            bad.append(warned(f"{msg}; {note} could not be read", at=where, subject=_loc_subject(server, loc),
-                              observed="no Strict-Transport-Security", expected=f"max-age>={HSTS_MIN}"))
+            bad.append(warned(f"{msg}; {note} could not be read", at=node.location, subject=subject,
+                              observed="no Strict-Transport-Security", expected=expected))
+        elif mode == "app-fallback" and app_host:
+            # Mastodon's documented shape (try_files $uri @proxy): robots.txt, favicon.ico and the
+            # like come from disk without HSTS, but a browser keeps HSTS for the host once any
+            # response carries it, and every page comes from the app. Only a fallback that removes
+            # the app's header leaves the host without it.
+            fallback = conf.falls_back_to(s, loc) if loc is not None else None
+            upstream = conf.resolve_header(fallback, HSTS) if fallback is not None else None
+            if upstream is not None and upstream.upstream in ("hidden", "cleared") and upstream.by is not None:
+                bad.append(failed(f"the app's own HSTS header is removed where nginx falls back to it "
+                                  f"({upstream.by.text()})", at=upstream.by.location, subject=subject,
+                                  observed=f"{upstream.upstream} by {upstream.by.name}", expected=expected))
+            elif own and above:  # the server's HSTS meant for these files is dropped by add_header's rule
+                bad.append(warned(f"{msg}: the files nginx serves from disk here (try_files before the proxy) "
+                                  "lack it; the app's own responses carry it, so browsers still learn it from "
+                                  "the pages", at=node.location, subject=subject,
+                                  observed="no Strict-Transport-Security on files", expected=expected,
+                                  severity="low"))
+            else:
+                from_disk.append(subject)
         else:
-            bad.append(failed(msg, at=where, subject=_loc_subject(server, loc), observed="no Strict-Transport-Security",
-                              expected=f"max-age>={HSTS_MIN}"))
+            bad.append(failed(msg, at=node.location, subject=subject, observed="no Strict-Transport-Security",
+                              expected=expected))
+    assumed = ("; judged as the locations of an HTTPS server (the server that includes them is not in the tree)"
+               if server.implicit else "")
+    disk = (f"; the files nginx finds on disk at {', '.join(from_disk)} (try_files before the proxy) carry no "
+            "HSTS of their own, which is enough: every page comes from the app with its header, and a browser "
+            "keeps HSTS for the whole host once it has seen it") if from_disk else ""
     if bad:
         yield from bad
     elif good:
         h = good[0]
-        yield passed("HSTS is set wherever nginx answers itself" + ("; the app sets it on proxied responses"
-                                                                    if app_host else ""),
-                     at=h.location, subject=server.label, observed=h.args[1], expected=f"max-age>={HSTS_MIN}")
+        app = "; the app sets its own on what is proxied to it (Rails force_ssl)" if app_host else ""
+        where = "on everything else it serves itself" if from_disk else "on everything it serves itself"
+        yield passed(f"nginx sets HSTS ({h.module} at {h.directive.file}:{h.directive.line}) {where}{app}{disk}"
+                     f"{assumed}", at=h.directive.location, subject=server.label, observed=h.value, expected=expected)
     elif app_host:
-        yield passed("every response comes from the Mastodon app, which sets HSTS (Rails force_ssl)",
-                     at=server.location, subject=server.label, observed="set by the app",
-                     expected=f"max-age>={HSTS_MIN}")
+        yield passed(f"the pages come from the Mastodon app, which sets HSTS (Rails force_ssl){disk}{assumed}"
+                     if from_disk else
+                     f"every response comes from the Mastodon app, which sets HSTS (Rails force_ssl){assumed}",
+                     at=server.location, subject=server.label, observed="set by the app", expected=expected)
     else:
         yield passed("the server only redirects or refuses (no content)", at=server.location,
                      subject=server.label, observed="no content served", expected="HSTS on content")
@@ -575,7 +679,31 @@ def http_redirect(facts: FactSet) -> Iterator[Outcome]:
             public = facts.public_addresses()
             if not server.plain or all(x.loopback_only and x.address not in public for x in plain):
                 continue
+            front = behind_proxy(conf, server) if not server.ssl else None
+            if front is not None:
+                yield passed("plain HTTP here is the hop from a proxy in front that terminates TLS (this server "
+                             f"trusts it: {front.text()} at {front.file}:{front.line}); redirecting visitors to "
+                             "https is that proxy's job, and it is not in the tree", at=front.location,
+                             subject=server.label, observed=f"plain HTTP behind a proxy ({front.name})",
+                             expected="301/308 to https (at the TLS-terminating proxy)")
+                continue
             yield from _redirect_server(conf, server)
+
+
+def behind_proxy(conf: NginxConfig, server: Server) -> Directive | None:
+    """The directive that shows a server sits behind another proxy (a load balancer, an ingress, a
+    CDN) that terminates TLS: it takes client addresses from it (set_real_ip_from, real_ip_header)
+    or passes its X-Forwarded-Proto on; None when nothing says so."""
+    s = server.directive
+    for name in ("set_real_ip_from", "real_ip_header"):
+        found = conf.effective(s, name)
+        if found is not None:
+            return found
+    for loc in conf.locations(s):
+        proto = conf.proxy_headers(loc).get("x-forwarded-proto")
+        if proto is not None and len(proto.args) > 1 and proto.args[1].lower() == "$http_x_forwarded_proto":
+            return proto
+    return None
 
 
 def _redirect_server(conf: NginxConfig, server: Server) -> Iterator[Outcome]:
@@ -664,7 +792,7 @@ def _judge_redirect(verdict: str, d: Directive, server: Server, scope: str) -> I
 )
 def server_tokens(facts: FactSet) -> Iterator[Outcome]:
     for conf in facts.all(kinds.NGINX):
-        servers = _http_servers(conf)
+        servers = [s for s in _http_servers(conf) if not s.implicit]  # a snippet's server is not in the tree
         for d, group in _grouped(conf, servers, "server_tokens"):
             subject = _subject(group)
             if d is not None and d.arg.lower() == "off":
@@ -676,6 +804,12 @@ def server_tokens(facts: FactSet) -> Iterator[Outcome]:
                 else:
                     yield passed("the version is not announced", at=d.location, subject=subject,
                                  observed="off", expected="off")
+            elif d is None and conf.context == "http":
+                yield warned(f"server_tokens is not set in {conf.path}, a site file read without the nginx.conf that "
+                             "includes it: unless that file's http block sets it off, nginx's default (on) names "
+                             "the version in every response and error page", at=_at(conf, d, group), subject=subject,
+                             observed="unset here (the http block is not in the tree)", expected="off",
+                             severity="low")
             else:
                 yield _hedge(_unseen_for(conf, d, group), failed(
                     "responses and error pages show the nginx version", at=_at(conf, d, group),
@@ -789,12 +923,17 @@ def media_csp(facts: FactSet) -> Iterator[Outcome]:
             return failed(f"{_MEDIA_MODE[mode]} carry no Content-Security-Policy", at=node.location,
                           subject=subject, observed="missing", expected=expected)
         if templating.is_templated(h.value, "nginx"):
-            return skipped("the CSP value is templated: cannot be judged", at=h.directive.location, subject=subject)
+            return skipped("the CSP value is templated: cannot be judged", at=h.directive.location, subject=subject,
+                           because=SkipReason.TEMPLATED)
         if not csp_blocks_scripts(h.value):
             return failed("the media CSP still lets scripts run", at=h.directive.location, subject=subject,
                           observed=h.value, expected=expected)
-        return passed(f"{_MEDIA_MODE[mode]} carry a script-blocking CSP", at=h.directive.location, subject=subject,
-                      observed=h.value, expected=expected)
+        if h.only:
+            return warned(f"the script-blocking CSP is sent only for {h.only} ({h.module}): other media lack it",
+                          at=h.directive.location, subject=subject, observed=f"{h.value} (only {h.only})",
+                          expected=expected)
+        return passed(f"{_MEDIA_MODE[mode]} carry a script-blocking CSP ({h.module})", at=h.directive.location,
+                      subject=subject, observed=h.value, expected=expected)
 
     yield from _media_check(facts, judge)
 
@@ -826,8 +965,12 @@ def media_nosniff(facts: FactSet) -> Iterator[Outcome]:
             return failed(f"{_MEDIA_MODE[mode]} may be content-sniffed by browsers",
                           at=h.directive.location if h else node.location, subject=subject, observed=observed,
                           expected="nosniff")
-        return passed(f"{_MEDIA_MODE[mode]} are sent with nosniff", at=h.directive.location, subject=subject,
-                      observed=h.value, expected="nosniff")
+        if h.only:
+            return warned(f"nosniff is sent only for {h.only} ({h.module}): other media lack it",
+                          at=h.directive.location, subject=subject, observed=f"{h.value} (only {h.only})",
+                          expected="nosniff")
+        return passed(f"{_MEDIA_MODE[mode]} are sent with nosniff ({h.module})", at=h.directive.location,
+                      subject=subject, observed=h.value, expected="nosniff")
 
     yield from _media_check(facts, judge)
 
@@ -875,7 +1018,8 @@ def proxy_headers(facts: FactSet) -> Iterator[Outcome]:
             if xff is None or "$" not in xff.args[1]:
                 missing.append("X-Forwarded-For")
             proto = headers.get("x-forwarded-proto")
-            if proto is None or proto.args[1].lower() not in ("$scheme", "https"):
+            forwarded = proto is not None and proto.args[1].lower() == "$http_x_forwarded_proto" and not server.ssl
+            if proto is None or (proto.args[1].lower() not in ("$scheme", "https") and not forwarded):
                 missing.append("X-Forwarded-Proto" if proto is None else f"X-Forwarded-Proto ({proto.args[1]})")
             proxy = headers.get("proxy")
             if proxy is None or proxy.args[1] != "":
@@ -885,8 +1029,10 @@ def proxy_headers(facts: FactSet) -> Iterator[Outcome]:
             where = target.directive.location if target else loc.location
             note = _unseen_note(conf, loc)
             if not missing:
-                yield passed("the app receives the client's address, scheme and host", at=where, subject=subject,
-                             observed=expected, expected=expected)
+                scheme = (" (the scheme as the TLS-terminating proxy in front sent it: $http_x_forwarded_proto on a "
+                          "plain-HTTP server)" if forwarded else "")
+                yield passed(f"the app receives the client's address, scheme and host{scheme}", at=where,
+                             subject=subject, observed=expected, expected=expected)
             elif note:
                 yield warned(f"not seen: {', '.join(missing)}; {note} could not be read", at=where,
                              subject=subject, observed="missing: " + ", ".join(missing), expected=expected)
@@ -1098,25 +1244,31 @@ def app_csp(facts: FactSet) -> Iterator[Outcome]:
     for conf in facts.all(kinds.NGINX):
         for server, loc in _proxy_locations(conf):
             subject = _loc_subject(server, loc)
-            hidden = [d for d in conf.effective_all(loc, "proxy_hide_header")
-                      if d.arg.lower() == "content-security-policy"]
-            csp = conf.header(loc, "Content-Security-Policy")
+            resolved = conf.resolve_header(loc, "Content-Security-Policy")
+            csp = next((h for h in reversed(resolved.added) if not h.types), None)
             if csp is not None and templating.is_templated(csp.value, "nginx"):
                 yield skipped("the CSP value is templated: cannot be judged", at=csp.directive.location,
-                              subject=subject)
+                              subject=subject, because=SkipReason.TEMPLATED)
                 continue
             weak = csp_script_weakness(csp.value) if csp is not None else []
-            if hidden and csp is None:
-                yield failed("the app's CSP is hidden and nothing replaces it", at=hidden[0].location,
-                             subject=subject, observed="proxy_hide_header Content-Security-Policy",
-                             expected="the app's CSP passed through")
-            elif hidden and weak:
-                yield failed(f"the app's CSP is replaced by one allowing {', '.join(weak)} in scripts",
-                             at=csp.directive.location, subject=subject, observed=csp.value,  # type: ignore[union-attr]
-                             expected="the app's CSP passed through")
-            elif weak:
+            expected = "the app's CSP passed through"
+            by = resolved.by
+            how = {"hidden": "hidden (proxy_hide_header)", "cleared": "cleared (more_clear_headers)",
+                   "replaced": "replaced (more_set_headers)"}.get(resolved.upstream, "")
+            if resolved.upstream in ("hidden", "cleared") and csp is None:
+                yield failed(f"the app's CSP is {how} and nothing replaces it", at=by.location if by else loc.location,
+                             subject=subject, observed=by.text() if by else resolved.upstream, expected=expected)
+            elif resolved.upstream != "kept" and csp is not None and weak:
+                yield failed(f"the app's CSP is {how}: the policy sent instead allows {', '.join(weak)} in scripts",
+                             at=csp.directive.location, subject=subject, observed=csp.value, expected=expected)
+            elif resolved.upstream == "replaced" and csp is not None:
+                yield warned("nginx replaces the app's CSP with a fixed one (more_set_headers): Mastodon derives its "
+                             "own from its settings (asset and media hosts, streaming URL), which this one does not "
+                             "follow", at=csp.directive.location, subject=subject, observed=csp.value,
+                             expected=expected, severity="low")
+            elif weak and csp is not None:
                 yield warned(f"nginx adds a CSP allowing {', '.join(weak)} in scripts next to the app's",
-                             at=csp.directive.location, subject=subject, observed=csp.value,  # type: ignore[union-attr]
+                             at=csp.directive.location, subject=subject, observed=csp.value,
                              expected="no CSP added by nginx on app responses")
             else:
                 yield passed("the app's own CSP reaches the browser",
@@ -1162,40 +1314,168 @@ def rate_limit(facts: FactSet) -> Iterator[Outcome]:
     severity="critical",
     threats=["T-SECRETS-EXPOSED"],
     needs=[kinds.NGINX],
+    reads=[kinds.MASTODON_ENV, kinds.SYSTEMD_UNIT],
     rationale="""Mastodon's checkout holds .env.production (the secret key base, database and SMTP
-        passwords, encryption keys) next to public/. A root or alias pointing at the checkout, or
-        above it, lets anyone download those files by name. Mastodon's sample uses
-        /home/mastodon/live/public.""",
-    remediation=Remediation("Point root at the public/ directory of the checkout.",
+        passwords, encryption keys) and log/ next to public/. A location that serves files from the
+        checkout, or from a directory above it, lets anyone download those files by name. What a
+        root serves is judged, not its name: a location serves files from its root joined with the
+        URI (or from its alias), only for the URIs it matches, and a location that only proxies
+        serves nothing from disk. The checkout is where the tree puts .env.production or
+        Mastodon's units run (WorkingDirectory), the directory above a served public/, and the
+        documented places (/home/mastodon/live, the image's /opt/mastodon).""",
+    remediation=Remediation("Point root at the public/ directory of the checkout, and serve nothing else of it.",
                             "root /home/mastodon/live/public;"),
     references=[MASTODON_INSTALL, "https://nginx.org/en/docs/http/ngx_http_core_module.html#root"],
     tags=["secrets"],
 )
 def document_root(facts: FactSet) -> Iterator[Outcome]:
     for conf in facts.all(kinds.NGINX):
+        checkouts = _checkouts(facts, conf)
         for server in _mastodon_servers(conf):
             s = server.directive
-            lines = [d for d in [conf.effective(s, "root")] if d is not None] + [
-                d for loc in conf.locations(s) for name in ("root", "alias") for d in loc.children(name)]
-            if not lines:
-                yield passed("no root is set: nothing is served from disk", at=server.location, subject=server.label,
-                             observed="unset", expected="…/live/public")
+            if s.first("return") is not None:
                 continue
-            for d in lines:
-                yield _judge_root(d, server)
+            judged = [_judge_served(conf, server, served, checkouts) for served in _served_dirs(conf, s)]
+            if judged:
+                yield from judged
+            else:
+                root = conf.effective(s, "root")
+                yield passed("nothing is served from disk here: every location proxies or answers itself",
+                             at=root.location if root else server.location, subject=server.label,
+                             observed=f"root {root.arg} (serves nothing)" if root else "unset",
+                             expected="…/live/public")
 
 
-def _judge_root(d: Directive, server: Server) -> Outcome:
-    path = d.arg.rstrip("/")
-    if templating.is_templated(d.arg, "nginx"):
-        return skipped(f"the {d.name} path is templated: cannot be judged", at=d.location, subject=server.label)
-    base = path.rsplit("/", 1)[-1]
-    if path in ("", "/home", "/root", "/var", "/srv", "/opt") or base in ("live", "mastodon") or (
-            "/public" not in path and re.search(r"/(home/mastodon|mastodon)(/|$)", path)):
-        return failed(f"{d.name} exposes the Mastodon checkout (.env.production can be downloaded)", at=d.location,
-                      subject=server.label, observed=d.arg, expected="…/live/public")
-    return passed(f"{d.name} is not the application directory", at=d.location, subject=server.label,
-                  observed=d.arg, expected="…/live/public")
+# Where a Mastodon checkout is when the tree does not say: the installation guide's, the image's.
+DOCUMENTED_CHECKOUTS = ("/home/mastodon/live", "/opt/mastodon", "/mastodon")
+_SYSTEM_DIRS = {"/", "/etc", "/home", "/root", "/var", "/srv", "/opt", "/usr", "/var/www", "/home/mastodon"}
+_HOST_DIRS = re.compile(r"(^|/)((?:home|opt|srv|var|usr)/.*)$")
+
+
+def _checkouts(facts: FactSet, conf: NginxConfig) -> dict[str, str]:
+    """Mastodon checkouts this tree shows (path -> how it is known)."""
+    found = {path: "the documented location" for path in DOCUMENTED_CHECKOUTS}
+    for env in facts.all(kinds.MASTODON_ENV):
+        folder = env.path.split(":", 1)[-1].rsplit("/", 1)[0]  # host:path over SSH
+        match = _HOST_DIRS.search(folder)
+        if match:
+            found["/" + match.group(2)] = f"its .env.production ({env.path})"
+    for unit in facts.all(kinds.SYSTEMD_UNIT):
+        work = unit.last("WorkingDirectory")
+        if "mastodon" in unit.name and work is not None and work.value.startswith("/") and \
+                not templating.is_templated(work.value, "systemd"):
+            found[work.value.rstrip("/") or "/"] = f"{unit.name}'s WorkingDirectory"
+    for server in _mastodon_servers(conf):
+        root = conf.effective(server.directive, "root")
+        if root is not None and root.arg.rstrip("/").endswith("/public") and not _templated(root):
+            found.setdefault(root.arg.rstrip("/")[: -len("/public")], f"the directory above {root.arg}")
+    return found
+
+
+@dataclass(frozen=True)
+class _Served:
+    directive: Directive  # the root or alias
+    location: Directive | None
+    folder: str  # the directory files are served from for the URIs the location matches
+    uri_prefix: str  # the URI that maps to `folder`
+
+
+def _served_dirs(conf: NginxConfig, server: Directive) -> list[_Served]:
+    """Each directory a location serves files from, with the URI prefix that reaches it."""
+    out: list[_Served] = []
+    seen: set[tuple[int, str]] = set()
+    for loc in [loc for loc in conf.locations(server) if not loc.arg.startswith("@")] or [None]:
+        if serve_mode(conf, server, loc) not in ("static", "app-fallback"):
+            continue
+        node = loc if loc is not None else server
+        alias = loc.first("alias") if loc is not None else None
+        prefixes = _uri_prefixes(loc)
+        if alias is not None:
+            pairs = [(alias, alias.arg.rstrip("/") or "/", prefixes[0])]
+        else:
+            root = conf.effective(node, "root")
+            if root is None:
+                continue  # nginx's compiled-in html/ directory: not the checkout
+            base = root.arg.rstrip("/")
+            pairs = [(root, (base + p).rstrip("/") or "/", p) for p in prefixes]
+        for directive, folder, prefix in pairs:
+            if (id(directive), folder) not in seen:
+                seen.add((id(directive), folder))
+                out.append(_Served(directive, loc, folder, prefix))
+    return out
+
+
+_REGEX_PREFIX = re.compile(r"\^(/[\w./-]*)(?:\(([\w/|.-]+)\))?")
+
+
+def _uri_prefixes(loc: Directive | None) -> list[str]:
+    """The URI prefixes a location serves: its path for a prefix or exact location, the literal
+    start of an anchored regex (with a group of alternatives expanded), else "/" (anything)."""
+    if loc is None:
+        return ["/"]
+    mod, path = location_spec(loc)
+    path = site_path(mod, path)
+    if mod in ("", "^~", "="):
+        return [path if path.startswith("/") else "/"]
+    match = _REGEX_PREFIX.match(path)
+    if not match:
+        return ["/"]
+    literal, group = match.group(1), match.group(2)
+    if group and literal.endswith("/"):
+        return [literal + alt for alt in group.split("|")]
+    return [literal]
+
+
+def _within(path: str, folder: str) -> bool:
+    return folder == "/" or path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _denied(conf: NginxConfig, loc: Directive | None) -> bool:
+    """A location that answers no file: deny all, internal, or a return of 4xx."""
+    if loc is None:
+        return False
+    ret = loc.first("return")
+    if ret is not None and ret.arg.isdigit() and int(ret.arg) >= 400:
+        return True
+    if loc.first("internal") is not None:
+        return True
+    rules = [d for d in conf.effective_all(loc, "deny")] + [d for d in conf.effective_all(loc, "allow")]
+    return any(d.name == "deny" and d.arg == "all" for d in rules) and not loc.children("allow")
+
+
+def _judge_served(conf: NginxConfig, server: Server, served: _Served, checkouts: dict[str, str]) -> Outcome:
+    d = served.directive
+    where = d.location
+    subject = _loc_subject(server, served.location)
+    shown = d.arg
+    if templating.is_templated(d.arg, "nginx") or "$" in d.arg:
+        return skipped(f"the {d.name} path is templated or a variable: what it serves cannot be judged", at=where,
+                       subject=subject, because=SkipReason.TEMPLATED)
+    exposed = [(c, why) for c, why in checkouts.items() if _within(c, served.folder)]
+    if exposed:
+        checkout, why = exposed[0]
+        env = f"{checkout}/.env.production"
+        uri = served.uri_prefix.rstrip("/") + "/" + env[len(served.folder.rstrip("/")) + 1:] if served.folder != "/" \
+            else env
+        answering = conf.match_location(server.directive, uri)
+        if _denied(conf, answering):
+            return failed(f"{d.name} serves the Mastodon checkout {checkout} ({why}): log/, config/ and the code "
+                          f"are readable; {uri} itself is refused ({answering.text() if answering else ''})",
+                          at=where, subject=subject, observed=shown, expected="…/live/public", severity="high")
+        return failed(f"{d.name} serves the Mastodon checkout {checkout} ({why}): GET {uri} downloads its secrets",
+                      at=where, subject=subject, observed=shown, expected="…/live/public")
+    inside = [(c, why) for c, why in checkouts.items() if _within(served.folder, c)
+              and not _within(served.folder, c.rstrip("/") + "/public")]
+    if inside:
+        checkout, why = inside[0]
+        return warned(f"{d.name} serves {served.folder}, part of the Mastodon checkout {checkout} ({why}) outside "
+                      "public/", at=where, subject=subject, observed=shown, expected="…/live/public",
+                      severity="medium")
+    if served.folder in _SYSTEM_DIRS:
+        return failed(f"{d.name} serves {served.folder}, a system directory: every file under it can be downloaded",
+                      at=where, subject=subject, observed=shown, expected="…/live/public", severity="high")
+    return passed(f"{d.name} serves {served.folder} for {served.uri_prefix}, not a Mastodon checkout", at=where,
+                  subject=subject, observed=shown, expected="…/live/public")
 
 
 # --- as browsers see it (probe: http-headers) ---------------------------------------------------------

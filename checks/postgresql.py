@@ -280,6 +280,21 @@ def hba_trust(facts: FactSet) -> Iterator[Outcome]:
                           "no rule trusts connections without authentication", "with trust", "no trust rules")
 
 
+def _listening(facts: FactSet) -> tuple[str, str] | None:
+    """How far PostgreSQL listens, as the postgresql.conf files of this target say: (scope, where);
+    None when none was read or one is templated. The widest of several wins."""
+    found: list[tuple[str, str]] = []
+    for conf in facts.all(kinds.POSTGRESQL_CONF):
+        scope, setting = listen_scope(conf)
+        if scope is None or _unseen(conf, setting):
+            return None
+        found.append((scope, f"listen_addresses at {setting.location}" if setting else f"the default, {conf.path}"))
+    if not found:
+        return None
+    order = ["any", "public", "name", "private", "loopback"]
+    return min(found, key=lambda f: order.index(f[0]) if f[0] in order else 0)
+
+
 @check(
     id="postgresql.hba-any-address",
     title="pg_hba.conf admits no client from any address",
@@ -287,6 +302,7 @@ def hba_trust(facts: FactSet) -> Iterator[Outcome]:
     severity="critical",
     threats=["T-DB-EXPOSED"],
     needs=[kinds.PG_HBA],
+    reads=[kinds.POSTGRESQL_CONF],
     rationale="""A host rule for 0.0.0.0/0, ::/0 or `all` accepts a login attempt from anywhere on the
         internet that reaches the port. For all databases and all roles it leaves the
         password as the only barrier to the whole database. Restrict each rule to the addresses of
@@ -299,12 +315,24 @@ def hba_trust(facts: FactSet) -> Iterator[Outcome]:
     tags=["network", "auth"],
 )
 def hba_any_address(facts: FactSet) -> Iterator[Outcome]:
+    listening = _listening(facts)
+
     def judge(rule: HbaRule) -> Iterator[Outcome]:
         wide = rule.all_users and (rule.all_databases or "replication" in rule.databases)
         verdict = failed if wide else warned
         what = "all databases and roles" if wide else f"{','.join(rule.databases)} as {','.join(rule.users)}"
-        yield verdict(f"clients from any address may log in to {what}", at=rule.location, observed=rule.text,
-                      expected="the Mastodon hosts' addresses", subject=rule.text, severity=None if wide else "medium")
+        severity = None if wide else "medium"
+        context = ""
+        if listening is not None and listening[0] == "loopback":
+            # What the rest of the tree shows: nothing off the host reaches the rule today.
+            severity = "medium" if wide else "low"
+            context = (f"; but PostgreSQL listens on localhost only ({listening[1]}), so nobody off the host "
+                       "reaches this rule today: it opens the database the day listen_addresses changes")
+        elif listening is None:
+            context = "; whether PostgreSQL listens beyond localhost is not known (no postgresql.conf read)"
+        yield verdict(f"clients from any address may log in to {what}{context}", at=rule.location,
+                      observed=rule.text, expected="the Mastodon hosts' addresses", subject=rule.text,
+                      severity=severity)
 
     yield from _each_rule(facts, lambda r: r.conn_type != "local" and r.any_address and r.method != "reject", judge,
                           "no rule admits clients from any address", "for any address", "specific addresses")

@@ -33,7 +33,7 @@ from mastoaudit.judgments.compose import (
 from mastoaudit.judgments.env import CONFIG_DOCS, templated, var_at
 from mastoaudit.judgments.ports import per_service
 from mastoaudit.model import Location, Outcome
-from mastoaudit.parsers.compose import ComposeService
+from mastoaudit.parsers.compose import ComposeFile, ComposeService
 from mastoaudit.parsers.env import (
     Endpoint,
     redis_endpoints,
@@ -260,6 +260,15 @@ def dangerous_commands(facts: FactSet) -> Iterator[Outcome]:
 # --- how Mastodon connects (.env.production) ----------------------------------------------------------
 
 
+def _compose_service(facts: FactSet, host: str) -> tuple[ComposeFile, ComposeService] | None:
+    """The compose service a host name is, in a compose file of the same tree."""
+    for compose in facts.all(kinds.COMPOSE):
+        service = compose.services.get(host)
+        if service is not None:
+            return compose, service
+    return None
+
+
 def _redis_where(endpoint: Endpoint) -> str:
     if endpoint.scheme:
         return f"{endpoint.scheme}:// to {endpoint.host}"
@@ -273,6 +282,7 @@ def _redis_where(endpoint: Endpoint) -> str:
     severity="high",
     threats=["T-SIDEKIQ-QUEUE", "T-CACHE-EXPOSED"],
     needs=[kinds.MASTODON_ENV],
+    reads=[kinds.COMPOSE],
     rationale="""Whoever can write to Mastodon's Redis can queue Sidekiq jobs with arbitrary
         arguments and rewrite cached timelines. A Redis on another host must require a password;
         on this host a password still stops other local processes and SSRF-style tricks, so its
@@ -290,8 +300,23 @@ def redis_password(facts: FactSet) -> Iterator[Outcome]:
             elif endpoint.password_set:
                 yield passed(f"the {endpoint.role} connection has a password", at=var_at(env, endpoint.origin),
                              subject=endpoint.role, observed="password set", expected="password set")
+            elif (service := _compose_service(facts, endpoint.host)) is not None:
+                compose, svc = service
+                level, how = service_reach(compose, svc)
+                if level == "internal":
+                    yield passed(f"the {endpoint.role} is the compose service {svc.name} without a password, which "
+                                 f"only containers on its internal network reach ({how}: Mastodon's compose setup)",
+                                 at=var_at(env, endpoint.origin), subject=endpoint.role,
+                                 observed=f"no password ({_redis_where(endpoint)}); {how}", expected="password set")
+                else:
+                    yield warned(f"the {endpoint.role} is the compose service {svc.name}, used without a password; "
+                                 f"it is reachable beyond an internal network ({how}; redis.compose-no-password "
+                                 "judges that)", at=var_at(env, endpoint.origin), subject=endpoint.role,
+                                 observed=f"no password ({_redis_where(endpoint)})", expected="password set",
+                                 severity="medium")
             elif endpoint.local:
-                yield warned(f"the {endpoint.role} on this host is used without a password",
+                yield warned(f"the {endpoint.role} on this host is used without a password (other local processes "
+                             "can use it; redis.auth judges the server's own settings where redis.conf is read)",
                              at=var_at(env, endpoint.origin), subject=endpoint.role,
                              observed=f"no password ({_redis_where(endpoint)})", expected="password set",
                              severity="medium")

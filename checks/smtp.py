@@ -13,13 +13,9 @@ from mastoaudit import kinds
 from mastoaudit.checkdef import Remediation, check, errored, failed, passed, skipped, warned
 from mastoaudit.facts import FactSet
 from mastoaudit.facts.smtp import SmtpEndpoint
-from mastoaudit.judgments.env import CONFIG_DOCS, templated, var_at, where_used
+from mastoaudit.judgments.env import CONFIG_DOCS, local_place, templated, var_at, where_used
 from mastoaudit.model import Location, Outcome
-from mastoaudit.parsers.env import (
-    EnvVar,
-    MastodonEnv,
-    is_local_host,
-)
+from mastoaudit.parsers.env import EnvVar, MastodonEnv
 
 # --- how Mastodon connects (.env.production) ----------------------------------------------------------
 
@@ -68,6 +64,7 @@ def _starttls_mode(env: MastodonEnv) -> tuple[str, EnvVar | None]:
     severity="high",
     threats=["T-SMTP-CREDENTIALS"],
     needs=[kinds.MASTODON_ENV],
+    reads=[kinds.COMPOSE],
     rationale="""Password-reset and confirmation mails carry links that log people in, and the
         relay login travels on the same connection. SMTP_ENABLE_STARTTLS=never (or
         SMTP_ENABLE_STARTTLS_AUTO=false) sends all of it in clear to a relay across the network.""",
@@ -85,8 +82,9 @@ def smtp_starttls(facts: FactSet) -> Iterator[Outcome]:
             continue
         tls = _implicit_tls(env)
         mode, var = _starttls_mode(env)
-        if is_local_host(server.value):
-            yield passed("mail goes to a relay on this host", at=var_at(env, server), subject="SMTP_SERVER",
+        place = local_place(facts, env, server.value)
+        if place is not None:
+            yield passed(f"mail goes to a relay on {place}", at=var_at(env, server), subject="SMTP_SERVER",
                          observed=server.value, expected="TLS to remote relays")
         elif tls is not None:
             yield passed(f"implicit TLS ({tls.key})", at=var_at(env, tls), subject=tls.key, observed="true",
@@ -111,6 +109,7 @@ VERIFYING_MODES = ("peer",)
     severity="high",
     threats=["T-SMTP-CREDENTIALS"],
     needs=[kinds.MASTODON_ENV],
+    reads=[kinds.COMPOSE],
     rationale="""Without certificate verification TLS to the relay only stops passive listening:
         anyone on the path can present their own certificate and read the relay password and every
         mail. On a client, `client_once` and `fail_if_no_peer_cert` verify nothing either; only
@@ -127,10 +126,10 @@ def smtp_certificate_verify(facts: FactSet) -> Iterator[Outcome]:
         var = env.get("SMTP_OPENSSL_VERIFY_MODE")
         if var is not None and var.templated:
             yield templated(env, var)
-        elif not server.templated and is_local_host(server.value):
+        elif not server.templated and (place := local_place(facts, env, server.value)) is not None:
             # mastodon:setup's "send from localhost" sets none: the connection never leaves the host.
-            yield passed("the relay is on this host", at=var_at(env, server), subject="SMTP_SERVER",
-                         observed=server.value, expected="peer for remote relays")
+            yield passed(f"the relay is on {place}: no network to guard", at=var_at(env, server),
+                         subject="SMTP_SERVER", observed=server.value, expected="peer for remote relays")
         elif var is None or not var.is_set:
             yield passed("certificates are verified (default)", at=var_at(env, var), subject="SMTP_OPENSSL_VERIFY_MODE",
                          observed="unset (peer)", expected="peer")
@@ -149,6 +148,7 @@ def smtp_certificate_verify(facts: FactSet) -> Iterator[Outcome]:
     severity="high",
     threats=["T-SMTP-CREDENTIALS", "T-MAIL-SPOOFING"],
     needs=[kinds.MASTODON_ENV],
+    reads=[kinds.COMPOSE],
     rationale="""SMTP_AUTH_METHOD plain (the default) and login send the password itself, merely
         base64-encoded. Unless TLS is guaranteed (SMTP_TLS, SMTP_SSL or STARTTLS always) it can go
         out in clear: with STARTTLS never always, with auto whenever someone on the path strips the
@@ -178,8 +178,8 @@ def smtp_auth_cleartext(facts: FactSet) -> Iterator[Outcome]:
         elif method not in ("plain", "login"):
             yield passed(f"{method} does not send the password itself", at=where, subject="SMTP_AUTH_METHOD",
                          observed=observed, expected="no cleartext password")
-        elif is_local_host(server.value):
-            yield passed("the password goes to a relay on this host", at=where, subject="SMTP_AUTH_METHOD",
+        elif (place := local_place(facts, env, server.value)) is not None:
+            yield passed(f"the password goes to a relay on {place}", at=where, subject="SMTP_AUTH_METHOD",
                          observed=f"{observed} to {server.value}", expected="TLS to remote relays")
         elif tls is not None or mode == "always":
             yield passed(f"{method} authentication only over TLS", at=where, subject="SMTP_AUTH_METHOD",

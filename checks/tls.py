@@ -210,7 +210,17 @@ def certificate_trusted(facts: FactSet) -> Iterator[Outcome]:
     for e, dep, subject in _deployments(facts):
         leaf = dep.leaf
         names = _names(leaf.sans, 6) or "no subjectAltName"
-        if not dep.trusted:
+        if not dep.trusted and dep.lenient_trusted_by:
+            stores = ", ".join(dep.lenient_trusted_by)
+            yield failed(f"{e.where}: the chain leads to a CA of {stores} (OpenSSL's default verification accepts "
+                         "it), but strict X.509 validation (RFC 5280) rejects it: "
+                         f"{dep.trust_error or 'a CA certificate breaks the profile'}; clients that validate strictly "
+                         "(Python 3.13's default context, cryptography, some Fediverse servers) refuse it",
+                         at=e.at(), subject=subject,
+                         observed=f"issuer {leaf.issuer or '?'}; names {names}; strict: {dep.trust_error or 'refused'}",
+                         expected=f"a chain to a trusted CA naming {e.sni}, valid under strict X.509",
+                         severity="medium")
+        elif not dep.trusted:
             yield failed(f"{e.where}: the certificate is not trusted: {dep.trust_error or 'no chain to a trusted CA'}",
                          at=e.at(), subject=subject,
                          observed=f"issuer {leaf.issuer or '?'}; names {names}; {dep.trust_error or 'untrusted'}",
@@ -473,14 +483,23 @@ def mozilla_profile(facts: FactSet) -> Iterator[Outcome]:
             stronger = [c for c in extra if c in STRONG_EXTRA_CURVES]
             if stronger:
                 note = f" (also offers the curves {', '.join(stronger)}, stronger than the profile lists: not counted)"
+        elsewhere = _covered_elsewhere(e)
         if deviations:
             points = f"{len(deviations)} point" + ("s" if len(deviations) > 1 else "")
-            yield failed(f"{e.where} deviates from {label} in {points}{note}", at=e.at(), subject=subject,
+            yield failed(f"{e.where} deviates from {label} in {points}{note}{elsewhere}", at=e.at(), subject=subject,
                          observed="; ".join(f"{k}: {v}" for k, v in sorted(deviations.items())),
                          expected=label)
         else:
-            yield passed(f"{e.where} follows {label}{note}", at=e.at(), subject=subject, observed="no deviations",
-                         expected=label)
+            yield passed(f"{e.where} follows {label} in what this check covers (certificate lifespan, type and "
+                         f"signature, DH and ECDH sizes, curves, fallback SCSV, extended master secret){note}"
+                         f"{elsewhere}", at=e.at(), subject=subject, observed="no deviations", expected=label)
+
+
+def _covered_elsewhere(e: TlsEndpoint) -> str:
+    """The profile's points this check leaves to another, when that one finds something here: a pass
+    beside a failure on the same endpoint says what it covers."""
+    found = sorted({JUDGED_ELSEWHERE[k] for k in e.mozilla_deviations if k in JUDGED_ELSEWHERE})
+    return f"; deviations judged by {', '.join(found)} are not counted here" if found else ""
 
 
 # --- mail relay and database ----------------------------------------------------------------------------------

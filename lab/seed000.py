@@ -3,8 +3,8 @@ database looked when its moderators counted by hand (lab/mastodon_db.py); its pe
 nginx on a loopback address, each publishing NodeInfo the way its software does (lab/peers.py); and
 the one command that sweeps them, prints the seed's numbers and writes the domain-block CSV.
 
-    sudo python -m lab.seed000            # as root (the cluster runs as postgres, nginx on port 443)
-    sudo python -m lab.seed000 --keep     # leave the database and the peers running
+    python3 -m lab.seed000            # as root (the cluster runs as postgres, nginx on port 443)
+    python3 -m lab.seed000 --keep     # leave the database and the peers running
 
 The peers are reached through an explicit resolver map (`--resolve-file`, every name at nginx's
 loopback address, `--no-dns`), and only that one address is allowed (`--allow-private ADDR/32`):

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from . import kinds as fact_kinds
 from .kinds import FactKind
-from .model import COMPONENTS, Location, Outcome, Severity, Status
+from .model import COMPONENTS, Location, Outcome, Severity, SkipReason, Status
 
 if TYPE_CHECKING:
     from .facts import FactSet
@@ -217,8 +217,9 @@ def warned(message: str, at: Location | None = None, **kw: object) -> Outcome:
     return _outcome(Status.WARN, message, at, **kw)
 
 
-def skipped(reason: str, at: Location | None = None, **kw: object) -> Outcome:
-    return _outcome(Status.SKIP, reason, at, **kw)
+def skipped(reason: str, at: Location | None = None, because: SkipReason | None = None, **kw: object) -> Outcome:
+    """A subject not judged, and why: `because` (else the reason its words give, SkipReason.infer)."""
+    return _outcome(Status.SKIP, reason, at, reason=because or SkipReason.infer(reason), **kw)
 
 
 def errored(reason: str, at: Location | None = None, **kw: object) -> Outcome:

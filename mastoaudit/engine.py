@@ -12,7 +12,7 @@ from . import __version__
 from .checkdef import Check, CheckMeta
 from .facts import FactSet
 from .kinds import component_of_problem
-from .model import Finding, Severity, Status
+from .model import Finding, Severity, SkipReason, Status
 from .redact import Redactor
 from .registry import Registry
 from .selection import Selection
@@ -82,6 +82,7 @@ def _finding(meta: CheckMeta, target: str, outcome, redactor: Redactor) -> Findi
         subject=redactor.scrub(outcome.subject),
         observed=redactor.scrub(outcome.observed),
         expected=redactor.scrub(outcome.expected),
+        skip_reason=(outcome.reason or SkipReason.infer(outcome.message)) if outcome.status is Status.SKIP else None,
     )
 
 
@@ -90,8 +91,14 @@ def run_check(check: Check, facts: FactSet, redactor: Redactor) -> list[Finding]
     missing = [kind for kind in meta.needs if not facts.has(kind)]
     if missing:
         what = ", ".join(missing)
+        unread = [k for k in missing if any(p.kind == k and p.status is Status.ERROR for p in facts.problems)]
+        if unread:
+            return [Finding(meta.id, meta.title, meta.component, meta.severity, Status.SKIP,
+                            f"not judged: the {', '.join(unread)} input could not be read (see input.{unread[0]})",
+                            facts.target, list(meta.threats), skip_reason=SkipReason.NOT_COLLECTED)]
         return [Finding(meta.id, meta.title, meta.component, meta.severity, Status.SKIP,
-                        f"not applicable: no {what} found for this target", facts.target, list(meta.threats))]
+                        f"not applicable: no {what} found for this target", facts.target, list(meta.threats),
+                        skip_reason=SkipReason.NOT_APPLICABLE)]
     try:
         outcomes = list(check.run(facts))
     except Exception as exc:  # a broken check is an error finding, never a crash of the run
@@ -101,10 +108,24 @@ def run_check(check: Check, facts: FactSet, redactor: Redactor) -> list[Finding]
         return [Finding(meta.id, meta.title, meta.component, meta.severity, Status.ERROR,
                         redactor.scrub(message) or "", facts.target, list(meta.threats))]
     if not outcomes:
-        return [Finding(meta.id, meta.title, meta.component, meta.severity, Status.SKIP,
-                        "nothing to check: the facts it reads hold nothing it applies to", facts.target,
-                        list(meta.threats))]
+        reason, message = _why_nothing(meta, facts)
+        return [Finding(meta.id, meta.title, meta.component, meta.severity, Status.SKIP, message, facts.target,
+                        list(meta.threats), skip_reason=reason)]
     return [_finding(meta, facts.target, o, redactor) for o in outcomes]
+
+
+def _why_nothing(meta: CheckMeta, facts: FactSet) -> tuple[SkipReason, str]:
+    """Why a check found nothing to judge: what the facts it needs say of themselves (an nginx file
+    with no server block), else that they hold nothing it applies to."""
+    for kind in meta.needs:
+        found = [f.why_nothing() for f in facts.all(kind) if hasattr(f, "why_nothing")]
+        if found and all(found):
+            reasons = list(dict.fromkeys(found))
+            return reasons[0][0], "; ".join(message for _, message in reasons[:3])
+    return SkipReason.NOT_APPLICABLE, "nothing to check: the facts it reads hold nothing it applies to"
+
+
+_PROBLEM_TITLES = {Status.ERROR: "Input could not be audited", Status.SKIP: "Input not judged"}
 
 
 def problem_findings(facts: FactSet, redactor: Redactor) -> list[Finding]:
@@ -112,13 +133,14 @@ def problem_findings(facts: FactSet, redactor: Redactor) -> list[Finding]:
     for p in facts.problems:
         found.append(Finding(
             check_id=f"input.{p.kind}",
-            title="Input could not be audited" if p.status is Status.ERROR else "Input audited only in part",
+            title=_PROBLEM_TITLES.get(p.status, "Input audited only in part"),
             component=component_of_problem(p.kind),
             severity=Severity.INFO,
             status=p.status,
             message=redactor.scrub(p.message) or "",
             target=facts.target,
             location=p.location,
+            skip_reason=(p.reason or SkipReason.infer(p.message)) if p.status is Status.SKIP else None,
         ))
     return found
 

@@ -149,11 +149,17 @@ def _sweep_findings(present: list[tuple[str, dict]]) -> list[dict]:
     - a finding every shard made alike (a junk line of the peer list each shard read) is one;
     - a pass about the whole target rather than one of the shard's peers ("no peer runs a version
       with a known advisory") is true of the merged run only when no shard found otherwise: it is
-      dropped when the same check failed, warned or errored on that target, and kept once.
+      dropped when the same check failed, warned or errored on that target, and kept once;
+    - a skip of a shard that holds no peers ("this shard (2 of 3) holds none of the 5 peers") says
+      nothing of the merged run once another shard judged that check on that target: dropped then;
+    - a skip about the whole target of a shard that read none of its peers ("the software of none of
+      the 3 federated peers could be read") is kept once, and only when no shard judged otherwise.
     Per-peer findings come from the one shard that owns the peer and are kept as they are."""
     merged: Counter = Counter()
     kept: dict[str, dict] = {}
     whole: set[str] = set()  # the keys of passes about the whole target
+    empty: set[str] = set()  # the keys of skips of shards that hold no peers
+    unread: set[str] = set()  # the keys of skips about the whole target (no peer of the shard read)
     for _, doc in present:
         members = {m["name"] for m in doc["run"]["shard"]["members"]}
         mine: Counter = Counter()
@@ -161,16 +167,30 @@ def _sweep_findings(present: list[tuple[str, dict]]) -> list[dict]:
             if f["check_id"].startswith("waiver."):
                 continue
             about_whole = f["status"] == "pass" and f.get("subject") not in members
-            key = f"pass:{f['fingerprint']}" if about_whole else json.dumps(f, sort_keys=True)
+            none_read = bool(members) and f["status"] == "skip" and f.get("subject") not in members
+            key = (f"pass:{f['fingerprint']}" if about_whole else f"skip:{f['fingerprint']}" if none_read
+                   else json.dumps(f, sort_keys=True))
             mine[key] += 1
             kept.setdefault(key, f)
             if about_whole:
                 whole.add(key)
+            elif none_read:
+                unread.add(key)
+            elif not members and f["status"] == "skip":
+                empty.add(key)
         merged |= mine  # the most any one shard holds: alike findings once, a shard's own repeats kept
     contradicted = {(f["check_id"], f["target"]) for key, f in kept.items()
-                    if key not in whole and f["status"] != "pass"}
-    return [kept[key] for key, n in merged.items() for _ in range(1 if key in whole else n)
-            if key not in whole or (kept[key]["check_id"], kept[key]["target"]) not in contradicted]
+                    if key not in whole and key not in empty and key not in unread and f["status"] != "pass"}
+    judged = {(f["check_id"], f["target"]) for key, f in kept.items() if key not in empty}
+    read = {(f["check_id"], f["target"]) for key, f in kept.items() if key not in empty and key not in unread}
+
+    def keep(key: str) -> bool:
+        where = (kept[key]["check_id"], kept[key]["target"])
+        return ((key not in whole or where not in contradicted) and (key not in empty or where not in judged)
+                and (key not in unread or where not in read))
+
+    once = whole | unread
+    return [kept[key] for key, n in merged.items() for _ in range(1 if key in once else n) if keep(key)]
 
 
 def _merge_extra(present: list[tuple[str, dict]]) -> dict:

@@ -41,6 +41,47 @@ class Status(StrEnum):
     ERROR = "error"
 
 
+class SkipReason(StrEnum):
+    """Why something was not judged: every skip carries one, so a report can say, grouped, what was
+    left out and why (nothing is skipped in silence)."""
+
+    TEMPLATED = "templated"  # a template or placeholder: a tool fills the value in later
+    NOT_COLLECTED = "not-collected"  # the input was there but could not be read (a file, a command)
+    NO_SERVER_BLOCK = "no-server-block"  # nginx: the file holds no server (block) the check applies to
+    NOT_APPLICABLE = "not-applicable"  # nothing of the kind in what was audited, or a feature not in use
+    NO_ANSWER = "no-answer"  # the network endpoint did not answer
+    NOT_ACTIVE = "not-active"  # a file nothing that runs reads (a site not enabled, a snippet not included)
+
+    @property
+    def label(self) -> str:
+        return SKIP_LABELS[self]
+
+    @classmethod
+    def infer(cls, message: str) -> SkipReason:
+        """The reason a skip's own words give, for skips that do not name one."""
+        text = message.lower()
+        if "templat" in text or "placeholder" in text or "set by a variable" in text:
+            return cls.TEMPLATED
+        if "no server block" in text or "no tls server" in text:
+            return cls.NO_SERVER_BLOCK
+        if any(w in text for w in ("did not answer", "no answer", "not answer", "could not be reached",
+                                   "unreachable", "no vhost answered")):
+            return cls.NO_ANSWER
+        if "not collected" in text or "could not be read" in text or "could not be asked" in text:
+            return cls.NOT_COLLECTED
+        return cls.NOT_APPLICABLE
+
+
+SKIP_LABELS = {
+    SkipReason.TEMPLATED: "templated (a tool fills it in later)",
+    SkipReason.NOT_COLLECTED: "fact not collected",
+    SkipReason.NO_SERVER_BLOCK: "no server block found",
+    SkipReason.NOT_APPLICABLE: "not applicable here",
+    SkipReason.NO_ANSWER: "no answer from the network",
+    SkipReason.NOT_ACTIVE: "not active (nothing reads it)",
+}
+
+
 COMPONENTS = (
     "nginx",
     "app",
@@ -81,6 +122,7 @@ class Outcome:
     observed: str | None = None
     expected: str | None = None
     severity: Severity | None = None  # overrides the check's severity for this outcome
+    reason: SkipReason | None = None  # why a skip did not judge (set for every skip)
 
 
 @dataclass
@@ -97,6 +139,7 @@ class Finding:
     subject: str | None = None
     observed: str | None = None
     expected: str | None = None
+    skip_reason: SkipReason | None = None  # set on skips only
 
     @property
     def fingerprint(self) -> str:
@@ -123,4 +166,5 @@ class Finding:
             "observed": self.observed,
             "expected": self.expected,
             "fingerprint": self.fingerprint,
+            "skip_reason": self.skip_reason.value if self.skip_reason else None,
         }

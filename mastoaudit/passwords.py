@@ -19,7 +19,9 @@ PUBLISHED_SECRETS = frozenset({
 
 
 COMMON_PLACEHOLDERS = frozenset({
-    "changeme", "change_me", "change-me", "changethis", "password", "passw0rd", "p@ssw0rd", "secret", "mastodon",
+    "changeme", "change_me", "change-me", "changethis", "changeit", "password", "passw0rd", "p@ssw0rd", "password1",
+    "password123", "secret", "secret123", "s3cr3t", "supersecret", "topsecret", "mastodon",
+    "mastodon_password", "mastodonpassword", "postgrespassword", "redispassword",
     "example", "test", "testing", "admin", "root", "postgres", "redis", "elastic", "default", "placeholder",
     "precompile_placeholder", "123456", "12345678", "123456789", "qwerty", "letmein", "xxx", "xxxx", "todo",
     "fixme", "replaceme", "replace_me", "dummy", "foobar", "foobared", "none", "null",
@@ -50,6 +52,7 @@ class Strength:
     length: int
     alphabet: str
     bits: int
+    pattern: str | None = None  # what makes most of it predictable: "repeats", "a sequence", ...
 
     @property
     def level(self) -> str:
@@ -57,21 +60,70 @@ class Strength:
 
     def describe(self) -> str:
         """Evidence that says how strong a secret is without saying what it is."""
-        return f"length {self.length}, {self.alphabet}, {self.level} entropy (~{self.bits} bits)"
+        shape = f", {self.pattern}" if self.pattern else ""
+        return f"length {self.length}, {self.alphabet}{shape}, {self.level} entropy (~{self.bits} bits)"
 
 
 def strength(value: str) -> Strength:
-    """An estimate of how guessable `value` is, from its length and the characters it uses.
+    """An estimate of how guessable `value` is, from its length, the characters it uses and how
+    much of it a guesser predicts from what came before.
 
-    Generated secrets are judged fairly (128 hex characters are ~512 bits); repetitions and
-    runs such as `aaaa` or `abcdef` count as one unit; words cannot be told from random letters,
-    which is why known placeholders are checked separately."""
+    Generated secrets are judged fairly (128 hex characters are ~512 bits). What follows a pattern
+    counts for nothing: a repetition of an earlier part (`abcabc`, `Passw0rdPassw0rd`), a step
+    sequence (`abcdef`, `13579`, `zyx`), a keyboard walk (`qwertyuiop`), a counter in hex
+    (`000102030405...`, bytes in steps); words cannot be told from random letters, which is why
+    known placeholders are checked separately."""
     alphabet, per_char = _alphabet(value)
     unit = _smallest_period(value)
     bits = len(unit) * per_char
     if len(set(value)) <= 2 or _is_run(unit):
         bits = min(bits, 8.0)
-    return Strength(len(value), alphabet, int(bits))
+    surprising, pattern = _unpredicted(value)
+    if surprising * per_char < bits:
+        bits = surprising * per_char
+    else:
+        pattern = "repeats" if len(unit) < len(value) else None
+    return Strength(len(value), alphabet, int(bits), pattern if bits < 120 else None)
+
+
+_REPEAT_SCAN = 512  # the search for repetitions is quadratic: bounded for hostile input (a secret is far shorter)
+_KEYBOARD = ("1234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm", "qwertzuiop", "yxcvbnm", "azertyuiop",
+             "qsdfghjklm", "wxcvbn", "1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik9ol0p")
+_WALKS = frozenset(w[i:i + 4] for row in _KEYBOARD for w in (row, row[::-1]) for i in range(len(w) - 3))
+
+
+def _unpredicted(value: str) -> tuple[int, str | None]:
+    """How many characters of `value` a guesser cannot predict from the ones before it, and the
+    pattern that predicts most of the others."""
+    n = len(value)
+    how: list[str | None] = [None] * n
+    for i in range(2, n):  # a step sequence: the same difference as the step before
+        if ord(value[i]) - ord(value[i - 1]) == ord(value[i - 1]) - ord(value[i - 2]):
+            how[i] = "a sequence"
+    lowered = value.lower()
+    for at in range(n - 3):
+        if lowered[at:at + 4] in _WALKS:
+            for i in range(at + 1, at + 4):
+                how[i] = how[i] or "a keyboard walk"
+    i = 4
+    while i < min(n, _REPEAT_SCAN):  # a repetition of an earlier part of at least four characters
+        length = 0
+        while length < _REPEAT_SCAN and i + length < n and value[i:i + length + 1] in value[:i]:
+            length += 1
+        if length >= 4:
+            for j in range(i, i + length):
+                how[j] = how[j] or "repeats"
+            i += length
+        else:
+            i += 1
+    if n >= 16 and n % 2 == 0 and all(c in "0123456789abcdefABCDEF" for c in value):
+        data = bytes.fromhex(value)
+        for k in range(2, len(data)):  # a counter: bytes in steps
+            if data[k] - data[k - 1] == data[k - 1] - data[k - 2]:
+                how[2 * k] = how[2 * k + 1] = how[2 * k] or "a counter in hex"
+    found = [h for h in how if h]
+    pattern = max(set(found), key=found.count) if found else None
+    return n - len(found), pattern
 
 
 def _alphabet(value: str) -> tuple[str, float]:

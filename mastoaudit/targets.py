@@ -158,11 +158,19 @@ def with_env(target: ScanTarget, env: MastodonEnv | None) -> ScanTarget:
     if env is None:
         return target
     expects = dict(target.expects)
+    unset = set(target.unset)
     for key in ("AUTHORIZED_FETCH", "DISALLOW_UNAUTHENTICATED_API_ACCESS", "LIMITED_FEDERATION_MODE"):
-        value = _env_value(env, key)
-        if key not in expects:
-            expects[key] = None if value is None else value.lower() in _TRUE
-    changes: dict = {"expects": expects}
+        if key in expects:
+            continue  # the user's option wins
+        var = env.get(key)
+        if var is not None and var.templated:
+            expects[key] = None  # a template: not known
+        elif var is None or not var.is_set:
+            expects[key] = False  # unset: Mastodon's documented default (off), not "unknown"
+            unset.add(key)
+        else:
+            expects[key] = var.value.lower() in _TRUE
+    changes: dict = {"expects": expects, "unset": frozenset(unset)}
     local = _env_value(env, "LOCAL_DOMAIN")
     web = _env_value(env, "WEB_DOMAIN")
     if local and target.local_domain == target.name:

@@ -11,7 +11,7 @@ report read back from disk are judged by the same rule:
 
 from __future__ import annotations
 
-from .model import Severity, Status
+from .model import Severity, SkipReason, Status
 
 EXIT_CLEAN, EXIT_FAILED, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 
@@ -69,7 +69,28 @@ def summarize(findings: list[dict], checks_run: int) -> dict:
             waived += 1
         elif f["status"] == Status.FAIL.value:
             failed[f["severity"]] += 1
-    return {"by_status": by_status, "failed_by_severity": failed, "checks_run": checks_run, "waived": waived}
+    return {"by_status": by_status, "failed_by_severity": failed, "checks_run": checks_run, "waived": waived,
+            "skipped_by_reason": skipped_by_reason(findings)}
+
+
+def skipped_by_reason(findings: list[dict]) -> list[dict]:
+    """The skips grouped by why (SkipReason), the largest group first: each reason with its label and
+    count. A report of an older version, whose skips carry no reason, counts them by their words."""
+    counts: dict[SkipReason, int] = {}
+    for f in findings:
+        if f["status"] == Status.SKIP.value:
+            reason = _reason(f)
+            counts[reason] = counts.get(reason, 0) + 1
+    order = list(SkipReason)
+    return [{"reason": r.value, "label": r.label, "count": n}
+            for r, n in sorted(counts.items(), key=lambda item: (-item[1], order.index(item[0])))]
+
+
+def _reason(finding: dict) -> SkipReason:
+    try:
+        return SkipReason(finding.get("skip_reason"))
+    except ValueError:
+        return SkipReason.infer(str(finding.get("message", "")))
 
 
 def is_open(finding: dict) -> bool:

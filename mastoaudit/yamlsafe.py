@@ -36,6 +36,8 @@ from typing import Any
 import yaml
 from yaml.constructor import SafeConstructor
 
+from .templating import neutralise
+
 MAX_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 64  # levels of nesting, aliases followed
 MAX_NODES = 200_000  # nodes written in the file
@@ -131,10 +133,16 @@ class _Frame:
         self.nodes, self.chars, self.height = 1, 0, 1
 
 
-def compose(text: str, tags: Iterable[str] = (), core_schema: bool = False) -> yaml.Node | None:
-    """The first (and only) document of `text` as nodes, within every bound; None when empty."""
+def compose(text: str, tags: Iterable[str] = (), core_schema: bool = False,
+            templates: bool = False) -> yaml.Node | None:
+    """The first (and only) document of `text` as nodes, within every bound; None when empty.
+    `templates`: a config file that may be a template (an Ansible role's elasticsearch.yml.j2): its
+    control statements are blank lines and each expression one scalar, kept as written."""
     if len(text) > MAX_BYTES:
         raise YamlError(f"larger than {MAX_BYTES // (1024 * 1024)} MiB")
+    template = neutralise(text) if templates else None
+    if template is not None:
+        text = template.text
     loader_class = _Loader12 if core_schema else _Loader11
     allowed = STANDARD_TAGS | frozenset(tags)
     patterns = _PATTERNS[loader_class]
@@ -196,7 +204,8 @@ def compose(text: str, tags: Iterable[str] = (), core_schema: bool = False) -> y
                 typed = tag[len(_T):] in _TYPED
                 if explicit and typed and not any(rx.match(event.value) for rx in patterns.get(tag, ())):
                     raise YamlError(f"a value tagged !!{tag[len(_T):]} that is not one", line)
-                node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+                value = template.restore(event.value) if template is not None else event.value
+                node = yaml.ScalarNode(tag, value, event.start_mark, event.end_mark, style=event.style)
                 size = (1, len(event.value), 1)
                 sizes[id(node)] = size
                 if event.anchor is not None:

@@ -14,8 +14,9 @@ LAB_PACKAGES=(nginx openssh-server sudo redis-server postgresql openssl iproute2
               postfix nftables unattended-upgrades python3-venv)
 # The tests also check fixtures with docker-compose config, systemd-analyze and Ruby's dotenv (how
 # Rails reads .env.production), open the HTML report in Debian's Chromium and read its printed PDF
-# back with poppler's pdftotext.
-TEST_PACKAGES=("${LAB_PACKAGES[@]}" chromium docker-compose ruby-dotenv systemd poppler-utils)
+# back with poppler's pdftotext; nginx's headers-more module checks how more_set_headers and
+# add_header combine (tests/parsers/test_headers_more.py).
+TEST_PACKAGES=("${LAB_PACKAGES[@]}" chromium docker-compose ruby-dotenv systemd poppler-utils libnginx-mod-http-headers-more-filter)
 
 case "$MODE" in
   test) packages=("${TEST_PACKAGES[@]}") ;;

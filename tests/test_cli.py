@@ -90,7 +90,7 @@ def test_malformed_input_is_an_error_finding_and_exit_3(capsys, tmp_path):
 def test_output_placement(capsys, tmp_path):
     single = tmp_path / "one.json"
     run_cli(capsys, "lint", "demo/weak", "-f", "json", "-o", str(single), "--fail-on", "never")
-    assert json.loads(single.read_text())["schema_version"] == "1.1"
+    assert json.loads(single.read_text())["schema_version"] == "1.2"
     folder = tmp_path / "many"
     run_cli(capsys, "lint", "demo/weak", "-f", "json", "-f", "terminal", "-f", "junit", "-o", str(folder),
             "--fail-on", "never")

@@ -20,7 +20,7 @@ def test_strength_classes():
     assert strength("Rohtv7BXTtU2v7gB2UCN129dHsaPVdla").level == "high"
     assert strength("a" * 128).level == "low"
     assert strength("abcdefghijklmnop").level == "low"
-    assert strength("0123456789abcdef" * 8).level == "medium"  # one 16-character unit repeated
+    assert strength("0123456789abcdef" * 8).level == "low"  # a 16-character sequence, repeated
     described = strength("Tr0ub4dor").describe()
     assert "length 9" in described and "Tr0ub4dor" not in described
 
@@ -63,3 +63,37 @@ def test_redis_conf_and_env_production_agree_on_a_password(password):
     assert from_env.status == from_conf.status, (from_env, from_conf)
     if not judge_password(password).ok:
         assert from_env.observed == from_conf.observed
+
+
+@pytest.mark.parametrize(("value", "pattern"), [
+    (bytes(range(64)).hex(), "a counter in hex"),  # 128 hex characters, a counter: not `rails secret`
+    (bytes(range(200, 232)).hex(), "a counter in hex"),
+    ("abcdefghijklmnopqrstuvwxyzABCDEF", "a sequence"),  # 32 characters, the alphabet
+    ("13579bdfhjlnprtvxz", "a sequence"),  # steps of two
+    ("qwertyuiopasdfghjkl1234567", "a keyboard walk"),
+    ("Sommer24!Sommer24!Sommer24!", "repeats"),
+    ("Xk9#mQ2!Xk9#mQ2!Xk9#mQ2!Xk", "repeats"),  # not periodic, still all but eight a repetition
+])
+def test_long_but_patterned_secrets_are_guessable(value, pattern):
+    found = strength(value)
+    assert found.level == "low" and found.pattern == pattern, found.describe()
+    assert judge_password(value).problem == "guessable"
+    assert value not in found.describe()
+
+
+def test_generated_secrets_stay_strong():
+    """What `rails secret`, `openssl rand` and password managers make is never taken for a pattern."""
+    import random
+    import string
+
+    rng = random.Random(10)
+    for _ in range(300):
+        hexed = "".join(rng.choice("0123456789abcdef") for _ in range(128))
+        alnum = "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(32))
+        assert strength(hexed).level == "high" and strength(alnum).level == "high"
+        assert judge_password(alnum[:16]).ok
+
+
+def test_a_huge_value_is_judged_in_bounded_time():
+    value = "".join(chr(33 + (i * 7919) % 90) for i in range(200_000))
+    assert strength(value).length == 200_000  # returns: the quadratic part is bounded

@@ -51,7 +51,12 @@ def test_env_production_fills_what_the_options_left_open():
                "S3_ENABLED=true\nS3_BUCKET=media\nS3_ALIAS_HOST=files.example.social\n")
     t = with_env(scan_target(ScanOptions("web1", addresses=["203.0.113.10"])), env)
     assert (t.local_domain, t.web_domain) == ("example.social", "mastodon.example.social")
-    assert t.expects["AUTHORIZED_FETCH"] is True and t.expects["DISALLOW_UNAUTHENTICATED_API_ACCESS"] is None
+    assert t.expects["AUTHORIZED_FETCH"] is True
+    # unset is Mastodon's documented default (false), not "unknown"; a template is unknown
+    assert t.expects["DISALLOW_UNAUTHENTICATED_API_ACCESS"] is False
+    assert t.unset == {"DISALLOW_UNAUTHENTICATED_API_ACCESS", "LIMITED_FEDERATION_MODE"}
+    templated = with_env(scan_target(ScanOptions("web1")), _env("DISALLOW_UNAUTHENTICATED_API_ACCESS={{ x }}\n"))
+    assert templated.expects["DISALLOW_UNAUTHENTICATED_API_ACCESS"] is None
     assert t.smtp_hosts == ("localhost",) and "mail.example.social" in t.mail_domains
     assert t.media_host == "files.example.social" and t.s3.bucket == "media"
     assert t.s3.endpoint == "https://s3.us-east-1.amazonaws.com"

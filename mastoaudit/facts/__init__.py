@@ -11,10 +11,11 @@ output live beside their parsers (mastoaudit/parsers/).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from ..model import Location, Status
+from ..model import Location, SkipReason, Status
 
 if TYPE_CHECKING:
     from ..kinds import FactKind
@@ -27,7 +28,8 @@ class InputProblem:
     kind: str
     message: str
     location: Location | None = None
-    status: Status = Status.ERROR  # ERROR: something could not be audited; WARN: audited partly
+    status: Status = Status.ERROR  # ERROR: something could not be audited; WARN: audited partly; SKIP: not judged
+    reason: SkipReason | None = None  # why, for a SKIP (a template, a file nothing reads)
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,19 @@ class FactSet:
         found = self._facts.get(_name(kind))
         return found[0] if found else None
 
+    def discard(self, kind: FactKind[Any] | str, which: Callable[[Any], bool]) -> bool:
+        """Drop the facts of `kind` that `which` picks, and the problems met reading them (a file that
+        turned out not to be of that kind); whether any was dropped."""
+        name = _name(kind)
+        found = [f for f in self._facts.get(name, ()) if which(f)]
+        if not found:
+            return False
+        self._facts[name] = [f for f in self._facts[name] if not which(f)]
+        paths = {getattr(f, "path", None) for f in found}
+        self.problems = [p for p in self.problems
+                         if not (p.kind == name and p.location is not None and p.location.file in paths)]
+        return True
+
     def has(self, kind: FactKind[Any] | str) -> bool:
         return bool(self._facts.get(_name(kind)))
 
@@ -114,6 +129,9 @@ class FactSet:
         return names
 
     def problem(
-        self, kind: str, message: str, location: Location | None = None, status: Status = Status.ERROR
+        self, kind: str, message: str, location: Location | None = None, status: Status = Status.ERROR,
+        reason: SkipReason | None = None,
     ) -> None:
-        self.problems.append(InputProblem(kind, message, location, status))
+        if status is Status.SKIP and reason is None:
+            reason = SkipReason.infer(message)
+        self.problems.append(InputProblem(kind, message, location, status, reason))

@@ -64,6 +64,7 @@ class MastodonExposure:
     local_domain: str
     expects: dict[str, bool | None] = field(default_factory=dict)
     endpoints: list[Endpoint] = field(default_factory=list)
+    unset: frozenset[str] = frozenset()  # settings left unset: their False is Mastodon's default
     actor_note: str = ""  # how an actor was looked for, when none was found
 
     def of(self, name: str) -> list[Endpoint]:

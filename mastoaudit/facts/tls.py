@@ -99,6 +99,9 @@ class CertDeployment:
     trusted: bool
     trusted_by: tuple[str, ...] = ()  # trust stores that validated it ("Supplied CA file", "Mozilla", ...)
     trust_error: str | None = None
+    # Stores whose roots the chain's signatures lead to although strict X.509 validation (RFC 5280,
+    # as sslyze checks it) refused the chain: OpenSSL's default verification accepts it.
+    lenient_trusted_by: tuple[str, ...] = ()
     hostname_match: bool = False
     ocsp_stapled: bool = False
     ocsp_status: str | None = None

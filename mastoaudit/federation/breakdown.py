@@ -44,6 +44,8 @@ class Breakdown:
     unavailable_but_answering: list[str] = field(default_factory=list)
     suspended: list[str] = field(default_factory=list)
     errors: Counter = field(default_factory=Counter)
+    # A shard's part of a split sweep (`--shard k/n`): (k, n, peers in the whole list); None unsharded.
+    shard: tuple[int, int, int] | None = None
 
     def verdict(self, domain: str) -> PeerVerdict | None:
         return next((v for v in self.verdicts if v.result.domain == domain), None)

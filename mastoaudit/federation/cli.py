@@ -12,8 +12,10 @@ the federation section of the report.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -46,7 +48,7 @@ def _database_options(p: argparse.ArgumentParser, required: bool) -> None:
     where.add_argument("--db-name", default="mastodon_production", metavar="NAME",
                        help="the database on the db host, for -i (default: mastodon_production)")
     where.add_argument("--statement-timeout", type=float, default=30.0, metavar="SECONDS",
-                       help="time limit of each query (default: 30)")
+                       help="time limit of each query (default: 30); with --db, 4 s more closes a stalled connection")
     where.add_argument("--command-log", type=Path, metavar="FILE", help="with -i: record every command sent")
 
 
@@ -218,6 +220,9 @@ def _read_impact(args: argparse.Namespace, facts, domains: list[str]) -> None:
     """Count the follows across `domains` (one pass) into `facts`."""
     if not domains:
         return
+    if facts.stalled:  # a second session would wait as long again for the same database
+        facts.errors["impact"] = "not read: the database stopped answering an earlier query"
+        return
     if args.db:
         from .database import DatabaseUnreachable, read_database
 
@@ -300,14 +305,36 @@ def _conclude(args, registry, selection, command: str, facts, facts_set: FactSet
 
 
 def _write_private(path: Path, text: str, what: str, mode: int = 0o600) -> None:
+    """Write `text` to `path` with `mode`. A private file (no bits for group or others: people's
+    addresses) is never written through a symbolic link nor into a file another user owns or that
+    has another name (a hard link), and its mode is set before anything is written to it: an
+    existing file that others can read is truncated and closed to them first."""
+    private = not mode & 0o077
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_NOFOLLOW if private else 0), mode)
+    except OSError as exc:
+        if private and exc.errno == errno.ELOOP:
+            raise FederationUsage(f"{what} {path}: is a symbolic link; give the file itself") from None
+        raise FederationUsage(f"{what} {path}: {exc.strerror or exc}") from None
+    try:
+        if private:
+            found = os.fstat(fd)
+            if not stat.S_ISREG(found.st_mode):
+                raise FederationUsage(f"{what} {path}: not a regular file")
+            if found.st_uid != os.geteuid() or found.st_nlink != 1:
+                why = "belongs to another user" if found.st_uid != os.geteuid() else "has other names (hard links)"
+                raise FederationUsage(f"{what} {path}: {why}; refusing to write people's addresses into it")
+        os.fchmod(fd, mode)
+        os.ftruncate(fd, 0)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fd = -1
             fh.write(text)
-        os.chmod(path, mode)
     except OSError as exc:
         raise FederationUsage(f"{what} {path}: {exc.strerror or exc}") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
 
 
 # --- federation impact ----------------------------------------------------------------------------
@@ -552,6 +579,7 @@ def run_peers(args: argparse.Namespace, registry, selection, shard, prepare):
     `prepare(targets, shard_info)` applies scope, waivers, baseline and history before the sweep."""
     from ..shard import describe
     from . import decisions as decisions_mod
+    from .report import NO_NAME_RESOLVED, no_name_resolved
     from .sweep import Sweep, SweepFailed, sweep_peers, workers_for
 
     _check_common(args)
@@ -588,6 +616,11 @@ def run_peers(args: argparse.Namespace, registry, selection, shard, prepare):
     finally:
         progress.close()
     swept.shard = str(shard) if shard else None
+    if no_name_resolved(swept.to_dict()):
+        hint = " (--no-dns: only the names in --resolve/--resolve-file resolve)" if args.no_dns else ""
+        facts_set.problem("sweep", f"{NO_NAME_RESOLVED}{hint}", Location("sweep"))
+        if not args.quiet:
+            print(f"warning: {NO_NAME_RESOLVED}{hint}", file=sys.stderr)
     if swept.not_swept:
         facts_set.problem("sweep", f"{swept.not_swept} of {len(mine)} peers were not swept: the run's time "
                           f"limit ({limits.run_time:g} s) ended first", Location("sweep"))
@@ -597,6 +630,10 @@ def run_peers(args: argparse.Namespace, registry, selection, shard, prepare):
     _add_database(facts_set, facts, failure, env_facts, args)
     if shard is not None and shard.index != 1:
         selection = PeersOnly(selection)
+    if shard is not None and not mine:  # judged: nothing here, which the check says in those words
+        from .breakdown import Breakdown
+
+        facts_set.add("federation_peers", Breakdown(shard=(shard.index, shard.count, len(population))))
     if facts is None:
         facts_set.target = "; ".join(sources) or "peers"
 

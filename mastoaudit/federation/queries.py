@@ -204,6 +204,7 @@ class DatabaseFacts:
     blocks: list[Block] | None = None
     errors: dict[str, str] = field(default_factory=dict)  # query name -> what went wrong
     ran: tuple[str, ...] = ()
+    stalled: bool = False  # the database stopped answering (a client-side deadline closed the connection)
 
     def unavailable(self) -> set[str]:
         return {d for d, u in self.peers or () if u}

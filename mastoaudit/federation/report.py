@@ -19,8 +19,15 @@ from .queries import DatabaseFacts
 
 SCHEMA_VERSION = "1.1"
 SCHEMA_ID = "https://mastoaudit.invalid/schema/federation-1.1.json"
+NO_NAME_RESOLVED = "no peer name resolved: is DNS reachable from here?"
 _COUNTS = ("local_followers", "their_followed", "their_followers", "local_followed", "dashboard_follows",
            "dashboard_followers")
+
+
+def no_name_resolved(sweep: dict) -> bool:
+    """Every peer swept failed DNS: no resolver answered from here (or --no-dns and no map for
+    them), and the sweep learned nothing of any peer."""
+    return sweep["peers"] > 0 and sweep["errors"].get("dns", 0) == sweep["peers"]
 
 
 def section(facts: DatabaseFacts | None, impact_domains: list[str], breakdown: Breakdown | None,
@@ -133,6 +140,8 @@ def _sweep_lines(sweep: dict) -> list[str]:
     lines = [f"  NodeInfo sweep{part}: {sweep['peers']} peers in {sweep['duration_s']:.1f} s ({rate:.0f} peers/s), "
              f"{limits['in_flight']} at once, {limits['per_address']} per address, "
              f"{limits['peer_time']:g} s per peer"]
+    if no_name_resolved(sweep):
+        lines.append(f"    ! {NO_NAME_RESOLVED}")
     if sweep["errors"]:
         lines.append("    not read: " + ", ".join(f"{n} {kind}" for kind, n in
                                                  sorted(sweep["errors"].items(), key=lambda kv: (-kv[1], kv[0]))))

@@ -46,7 +46,7 @@ def publish_outcomes(compose: ComposeFile, service: ComposeService, what: str,
         # It lives in another service's network namespace: that service's ports reach it too.
         for port in owner.ports:
             yield from judge_port(port, f"{what} (in the network of service {owner.name})", subject,
-                                   loopback_note)
+                                   loopback_note, _written(compose, port))
         return
     if service.network_mode is not None and service.network_mode.value == "host":
         yield failed(f"{what} shares the host's network stack: it listens on the host's interfaces "
@@ -58,12 +58,18 @@ def publish_outcomes(compose: ComposeFile, service: ComposeService, what: str,
                      at=service.location, subject=subject, observed="no ports", expected="no ports")
         return
     for port in service.ports:
-        yield from judge_port(port, what, subject, loopback_note)
+        yield from judge_port(port, what, subject, loopback_note, _written(compose, port))
 
 
-def judge_port(port: PortPublish, what: str, subject: str, loopback_note: str) -> Iterator[Outcome]:
+def _written(compose: ComposeFile, port: PortPublish) -> str:
+    """How .env filled the entry in, for the evidence: ' (written ${PORT}:4000, with .env)'."""
+    written = compose.written(port.location)
+    return f" (written {written}, interpolated from {compose.env_path})" if written else ""
+
+
+def judge_port(port: PortPublish, what: str, subject: str, loopback_note: str, how: str = "") -> Iterator[Outcome]:
     exposure = port.exposure
-    shown = port.raw
+    shown = port.raw + how
     if exposure == "templated":
         yield skipped(f"{what} is published at an address set by a variable ({shown}): cannot judge",
                       at=port.location, subject=subject, observed="templated", expected="127.0.0.1 or none")
@@ -99,7 +105,7 @@ APP_LOOPBACK = "The reverse proxy on the host reaches it there, as in Mastodon's
 def service_reach(compose: ComposeFile, service: ComposeService, depth: int = 0) -> tuple[str, str]:
     """How far an unauthenticated service can be reached: (level, description).
 
-    level: all | public | private | loopback | host | open-network | internal | templated
+    level: all | public | private | loopback | host | external-network | open-network | internal | templated
     """
     mode = service.network_mode.value if service.network_mode is not None else None
     if mode == "host":
@@ -115,7 +121,12 @@ def service_reach(compose: ComposeFile, service: ComposeService, depth: int = 0)
     worst = min((p for p in service.ports), key=lambda p: order.index(p.exposure), default=None)
     if worst is not None:
         return worst.exposure, f"published {worst.raw}"
-    open_networks = [n.name for n in compose.service_networks(service) if not n.internal]
+    networks = compose.service_networks(service)
+    external = [n.name for n in networks if n.external and not n.internal]
+    if external:
+        return "external-network", ("on network " + ", ".join(external) + ", created outside this file "
+                                    "(external: true): which other containers join it is not known from here")
+    open_networks = [n.name for n in networks if not n.internal]
     if open_networks:
         return "open-network", "on network " + ", ".join(open_networks) + " (not internal)"
     names = ", ".join(n.name for n in compose.service_networks(service)) or "none"
@@ -141,6 +152,9 @@ def unauthenticated(compose: ComposeFile, service: ComposeService, what: str, ob
         where = "every local user of the host" if level == "loopback" else "every host on that network"
         return failed(f"{what}, and {where} can connect ({how})", at=at, subject=subject,
                       observed=f"{observed}; {how}", expected=expected, severity="high")
+    if level == "external-network":
+        return failed(f"{what} {how}: every container any other project attaches to that network can connect",
+                      at=at, subject=subject, observed=f"{observed}; {how}", expected=expected, severity="medium")
     return failed(f"{what} on a network that is not internal ({how}): any container there, and hosts "
                   "routed to the bridge, can connect", at=at, subject=subject, observed=f"{observed}; {how}",
                   expected=expected, severity="medium")

@@ -9,7 +9,7 @@ from .. import kinds
 from ..checkdef import skipped
 from ..facts import FactSet
 from ..model import Location, Outcome
-from ..parsers.env import EnvVar, MastodonEnv
+from ..parsers.env import EnvVar, MastodonEnv, is_local_host
 
 # A service Mastodon may or may not use: (the variable that says so, why it is not judged or None).
 Feature = Callable[[MastodonEnv], tuple[EnvVar | None, str | None]]
@@ -55,3 +55,24 @@ def where_used(facts: FactSet, feature: Feature, observed: str,
         else:
             used.append((env, var))
     return used, skips
+
+
+# The Docker host as a container reaches it: the bridge's default gateway, Docker Desktop's name and
+# the host-gateway alias compose files add with extra_hosts.
+DOCKER_HOST_NAMES = frozenset({"host.docker.internal", "gateway.docker.internal", "172.17.0.1"})
+
+
+def local_place(facts: FactSet, env: MastodonEnv, host: str) -> str | None:
+    """Where a service Mastodon connects to is, when the connection never leaves the machine: this
+    host, a service of the compose project beside it (over the project's network), or the Docker
+    host seen from a container (over the bridge); None when it may cross a network."""
+    name = host.strip().strip("[]").lower()
+    composes = facts.all(kinds.COMPOSE)
+    for compose in composes:
+        if name in compose.services:
+            return f"service {name} of {compose.path}, over the compose project's network"
+    if is_local_host(name):
+        return "this host"
+    if name in DOCKER_HOST_NAMES and composes:
+        return "the Docker host, over the bridge from the containers: the connection does not leave the machine"
+    return None

@@ -64,8 +64,13 @@ def expectation(exposure: MastodonExposure, *keys: str) -> bool | None:
     return False if any(v is False for v in values) else None
 
 
-def open_by_config(e: Endpoint, expected: bool | None, setting: str, what: str) -> Outcome:
+def open_by_config(e: Endpoint, expected: bool | None, setting: str, what: str, unset: bool = False) -> Outcome:
+    """An endpoint a setting closes, found open: a failure when the configuration asks for it closed,
+    a low warning when the configuration leaves it open (false, or unset: Mastodon's default)."""
     want = f"401 ({setting}=true)"
+    if expected is False and unset:
+        return warned(f"{what}: {setting} is unset in .env.production, and Mastodon's default (false) allows it",
+                      at=e.at(), subject=e.url, observed=seen(e), expected=want, severity="low")
     if expected is True:
         return failed(f"{what} although {setting}=true is configured (a cache or proxy in the way, or the "
                       "setting is not loaded)", at=e.at(), subject=e.url, observed=seen(e), expected=want,

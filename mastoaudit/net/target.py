@@ -47,6 +47,8 @@ class ScanTarget:
     timeout: float = 5.0  # per connection and per answer
     # What the instance's configuration says (from .env.production in an audit); None: unknown.
     expects: dict[str, bool | None] = field(default_factory=dict)
+    # Of those, the settings .env.production leaves unset: Mastodon's default applies (false).
+    unset: frozenset[str] = frozenset()
     # More addresses or networks connections may go to although they are not public (--allow-private).
     allow_private: tuple[str, ...] = ()
 

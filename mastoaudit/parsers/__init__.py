@@ -11,6 +11,7 @@ import fnmatch
 import re
 from dataclasses import dataclass
 
+from ..templating import template_name
 from .base import ConfigFact, ParseError, SourceFile
 
 __all__ = ["KINDS", "ConfigFact", "Kind", "ParseError", "SourceFile", "classify"]
@@ -38,7 +39,7 @@ KINDS: dict[str, Kind] = {
             "nginx", "nginx",
             names=("nginx.conf", "*/nginx.conf", "*/nginx/*", "nginx/*", "*/sites-available/*",
                    "*/sites-enabled/*", "sites-available/*", "sites-enabled/*", "*.nginx", "*.nginx.conf"),
-            sniff=_rx(r"^\s*(server|http|upstream)\s*\{"),
+            sniff=_rx(r"^\s*(server|http|upstream)\s*\{|^\s*location\s+[^\n{;]+\{"),  # a file of locations too
             sniff_suffixes=(".conf", ".vhost", ""),
         ),
         Kind(
@@ -94,8 +95,10 @@ _SNIFF_ORDER = ["nginx", "mastodon_env", "pg_hba", "postgresql_conf", "redis_con
 
 
 def classify(relpath: str, head: str | None) -> Kind | None:
-    """Recognise a file by its path, else by the first kilobytes of its content."""
+    """Recognise a file by its path, else by the first kilobytes of its content. A template file
+    (`templates/nginx.conf.j2`, `env.production.template`) is recognised by the name it renders to."""
     lowered = relpath.replace("\\", "/").lower()
+    lowered = template_name(lowered) or lowered
     for kind in KINDS.values():
         if any(fnmatch.fnmatchcase(lowered, pattern) for pattern in kind.names):
             return kind

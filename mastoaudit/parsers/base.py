@@ -6,7 +6,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..model import Location, Status
+from ..model import Location, SkipReason, Status
+from ..templating import statement_lines
 
 # A config file larger than this is not a config file; reading it whole would be the attack.
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
@@ -116,6 +117,13 @@ class SourceFile:
         # CRLF and lone CR files are read as the tools that consume them would: line by line.
         return text.replace("\r\n", "\n").replace("\r", "\n")
 
+    @property
+    def config_text(self) -> str:
+        """The text as a line-oriented format's parser reads it: a template's control statements
+        (`{% if %}`, `{{- end }}`, `<% end %>`) blanked, line numbers kept; its expressions stay and
+        make the values that hold them templated (mastoaudit.templating)."""
+        return statement_lines(self.text)
+
     def at(self, line: int | None = None) -> Location:
         return Location(self.path, line)
 
@@ -132,6 +140,11 @@ class ConfigFact:
     def secret_values(self) -> tuple[str, ...]:
         """Values that must never appear in a report (the engine scrubs them)."""
         return ()
+
+    def why_nothing(self) -> tuple[SkipReason, str] | None:
+        """When a check finds nothing to judge in this fact: why (an nginx file with no server
+        block), for the skip the engine reports; None when the fact has nothing to say."""
+        return None
 
 
 class FileProvider(Protocol):

@@ -9,6 +9,7 @@ into it, as `docker compose` does when no -f is given.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shlex
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ import yaml
 from .. import templating, yamlsafe
 from ..addresses import reach
 from ..facts import FactSet
-from ..model import Location
+from ..model import Location, SkipReason, Status
 from .base import ConfigFact, FileProvider, ParseError, SourceFile, vocabulary
 
 # --- YAML with locations --------------------------------------------------------------------------
@@ -143,7 +144,7 @@ class _Builder:
 def load_located(source: SourceFile) -> Any:
     """The document as plain values in YMap/YSeq containers that know their lines."""
     try:
-        node = yamlsafe.compose(source.text, COMPOSE_TAGS, core_schema=True)
+        node = yamlsafe.compose(source.text, COMPOSE_TAGS, core_schema=True, templates=True)
     except yamlsafe.YamlError as exc:
         raise ParseError(exc.problem, exc.line) from None
     if node is None:
@@ -313,6 +314,25 @@ class ComposeFile(ConfigFact):
     services: dict[str, ComposeService] = field(default_factory=dict)
     networks: dict[str, ComposeNetwork] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)  # the base file, then overrides merged into it
+    # The .env beside it that docker compose interpolates ${VAR} from (None: none in the tree), its
+    # values, and each value it filled in: (where, as written, as interpolated).
+    env_path: str | None = None
+    variables: dict[str, str] = field(default_factory=dict)
+    interpolated: list[tuple[Location, str, str]] = field(default_factory=list)
+
+    def written(self, where: Location | None) -> str | None:
+        """How the value at `where` was written before interpolation, when .env filled it in."""
+        return next((w for loc, w, _ in self.interpolated if loc == where), None)
+
+    def uses_env_file(self, path: str) -> bool:
+        """Whether a service passes `path` to its containers with env_file (then it is their settings too)."""
+        folder = self.path.rpartition("/")[0]
+        for service in self.services.values():
+            for item in service.env_files:
+                named = item.value if item.value.startswith("/") or not folder else f"{folder}/{item.value}"
+                if posixpath.normpath(named) == posixpath.normpath(path):
+                    return True
+        return False
 
     def service_networks(self, service: ComposeService) -> list[ComposeNetwork]:
         """The networks a service is attached to (the default network when it names none)."""
@@ -330,7 +350,7 @@ class ComposeFile(ConfigFact):
                 for s in self.services.values() if s.mastodon_version]
 
     def secret_values(self) -> tuple[str, ...]:
-        found = []
+        found = [v for k, v in self.variables.items() if SECRET_NAME.search(k) and len(v) >= 4]
         for service in self.services.values():
             for setting in service.environment.values():
                 value = setting.value
@@ -338,6 +358,117 @@ class ComposeFile(ConfigFact):
                         and not templating.is_templated(value, "compose") and len(value) >= 4:
                     found.append(value)
         return tuple(found)
+
+
+# --- interpolation (the .env beside the file) ---------------------------------------------------------
+
+
+def read_dotenv(text: str) -> dict[str, str]:
+    """The variables of a compose project's .env, read as docker compose reads it: KEY=VALUE lines,
+    `#` comments (after an unquoted value too, when a blank precedes it), single quotes literal,
+    double quotes with escapes; `export` before a key is allowed; earlier variables interpolate into
+    later unquoted and double-quoted values."""
+    found: dict[str, str] = {}
+    for raw in text.split("\n"):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[7:].lstrip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", key):
+            continue  # compose skips (or refuses) it: no variable either way
+        value = value.strip()
+        if value[:1] == "'" and value.endswith("'") and len(value) >= 2:
+            found[key] = value[1:-1]
+            continue
+        if value[:1] == '"' and value.endswith('"') and len(value) >= 2:
+            value = value[1:-1].replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\")
+        else:
+            value = re.split(r"\s+#", value, maxsplit=1)[0].strip()
+        done = interpolate(value, found)
+        found[key] = done if done is not None else value
+    return found
+
+
+_VAR = re.compile(r"\$(?:\$|\{(?P<braced>[^{}]*(?:\{[^{}]*\}[^{}]*)*)\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
+_BRACED = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>.*))?", re.DOTALL)
+
+
+class _Unknown(Exception):
+    """A variable neither .env nor a default gives: set (or not) by the shell that runs compose."""
+
+
+def interpolate(value: str, variables: dict[str, str]) -> str | None:
+    """`value` with ${VAR}, $VAR, ${VAR:-default}, ${VAR-default}, ${VAR:?err}, ${VAR?err},
+    ${VAR:+alt} and ${VAR+alt} filled in from `variables`, $$ a literal $; None when it names a
+    variable `variables` does not have and no default replaces (the shell's environment decides)."""
+    if "$" not in value:
+        return value
+
+    def one(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        if match.group("bare"):
+            name = match.group("bare")
+            if name not in variables:
+                raise _Unknown(name)
+            return variables[name]
+        spec = _BRACED.fullmatch(match.group("braced") or "")
+        if spec is None:
+            raise _Unknown(match.group(0))
+        name, op, arg = spec.group("name"), spec.group("op"), spec.group("arg") or ""
+        present = name in variables
+        current = variables.get(name, "")
+        empty = not present or (current == "" and op is not None and op.startswith(":"))
+        if op in (":-", "-"):
+            return current if not empty else _nested(arg, variables)
+        if op in (":?", "?"):
+            if empty:
+                raise _Unknown(name)  # compose stops here unless the shell sets it
+            return current
+        if op in (":+", "+"):
+            return _nested(arg, variables) if not empty else ""
+        if not present:
+            raise _Unknown(name)
+        return current
+
+    try:
+        return _VAR.sub(one, value)
+    except _Unknown:
+        return None
+
+
+def _nested(text: str, variables: dict[str, str]) -> str:
+    out = interpolate(text, variables)
+    if out is None:
+        raise _Unknown(text)
+    return out
+
+
+def _interpolate_doc(doc: Any, variables: dict[str, str], found: list[tuple[Location, str, str]],
+                     seen: set[int] | None = None) -> None:
+    """Interpolate every string value of the document in place (keys are not interpolated), each
+    change recorded with where it was written."""
+    seen = set() if seen is None else seen
+    if id(doc) in seen:
+        return  # an alias: the anchored value, done once
+    seen.add(id(doc))
+    items: list[tuple[Any, Any, Location]] = []
+    if isinstance(doc, YMap):
+        items = [(key, doc[key], doc.at(key)) for key in list(doc)]
+    elif isinstance(doc, YSeq):
+        items = [(index, value, doc.at(index)) for index, value in enumerate(doc)]
+    for key, value, where in items:
+        if isinstance(value, str):
+            done = interpolate(value, variables)
+            if done is not None and done != value:
+                doc[key] = done
+                if (where, value, done) not in found:  # an anchor's value, merged into several services
+                    found.append((where, value, done))
+        else:
+            _interpolate_doc(value, variables, found, seen)
 
 
 # --- building the model ----------------------------------------------------------------------------
@@ -616,7 +747,44 @@ def build_compose(sources: list[SourceFile], provider: FileProvider, facts: Fact
         if over:
             doc = _merge(doc, docs[over])
             files.append(over)
+        env_path, variables = _project_env(path, provider)
+        interpolated: list[tuple[Location, str, str]] = []
+        if variables:
+            _interpolate_doc(doc, variables, interpolated)
         try:
-            facts.add("compose", _model(doc, path, files))
-        except ParseError as exc:  # the merge made something Compose would refuse
-            facts.problem("compose", f"cannot merge {' and '.join(files)}: {exc.message}", Location(path))
+            compose = _model(doc, path, files)
+        except ParseError as exc:  # the merge (or .env's values) made something Compose would refuse
+            what = " and ".join(files) + (f" with {env_path}" if interpolated else "")
+            facts.problem("compose", f"cannot merge {what}: {exc.message}", Location(path))
+            continue
+        compose.env_path, compose.variables, compose.interpolated = env_path, variables, interpolated
+        facts.add("compose", compose)
+
+
+def _project_env(path: str, provider: FileProvider | None) -> tuple[str | None, dict[str, str]]:
+    """The .env in the compose file's folder (the project directory when no --project-directory is
+    given), which docker compose interpolates the file's ${VAR} from; (None, {}) when there is none."""
+    folder = posixpath.dirname(path)
+    env = f"{folder}/.env" if folder else ".env"
+    if provider is None:
+        return None, {}
+    try:
+        data = provider.read(env)
+    except (OSError, ValueError):
+        return None, {}
+    return env, read_dotenv(data.decode("utf-8", "replace"))
+
+
+def settle_project_env(facts: FactSet) -> None:
+    """A compose project's .env holds docker compose's variables for the file's ${VAR}, not
+    Mastodon's settings (those come with env_file): unless a service passes it with env_file, it is
+    no .env.production, and Mastodon's checks do not judge it (recognised by name, it was read as
+    one). Said as a note, so that nothing is left out in silence."""
+    for compose in facts.all("compose"):
+        path = compose.env_path
+        if path is None or compose.uses_env_file(path):
+            continue
+        if facts.discard("mastodon_env", lambda env, path=path: env.path == path):
+            facts.problem("mastodon_env", f"{path} holds docker compose's variables for {compose.path} (no service "
+                          "passes it with env_file): read for that file's ${VAR}, not judged as Mastodon's settings",
+                          Location(path), Status.SKIP, SkipReason.NOT_APPLICABLE)

@@ -96,7 +96,7 @@ def _flatten(node: yaml.Node, prefix: str, source: SourceFile, out: dict[str, Es
 def parse_elasticsearch_yml(source: SourceFile) -> ElasticsearchConf:
     conf = ElasticsearchConf(source.path)
     try:
-        root = yamlsafe.compose(source.text)
+        root = yamlsafe.compose(source.text, templates=True)
     except yamlsafe.YamlError as exc:
         raise ParseError(exc.problem, exc.line) from None
     if root is None:

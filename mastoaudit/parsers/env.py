@@ -145,7 +145,7 @@ def _holds_secret(var: EnvVar) -> bool:
 
 
 def parse_mastodon_env(source: SourceFile) -> MastodonEnv:
-    lines = source.text.split("\n")
+    lines = source.config_text.split("\n")
     env = MastodonEnv(source.path)
     index = 0
     while index < len(lines):

@@ -29,7 +29,7 @@ from crossplane.errors import (
 from .. import templating
 from ..addresses import is_loopback, parse_ip, split_host_port
 from ..facts import FactSet
-from ..model import Location, Status
+from ..model import Location, SkipReason, Status
 from .base import ConfigFact, FileProvider, ParseError, SourceFile, vocabulary
 
 KIND = "nginx"
@@ -40,6 +40,8 @@ MAX_BLOCK_DEPTH = 64
 # files that include each other through a glob grow exponentially; past these, an input error.
 MAX_EXPANSIONS = 20_000
 MAX_DIRECTIVES_PER_ROOT = 500_000
+# The statuses add_header adds its header to without `always`.
+_ADD_HEADER_STATUSES = frozenset({200, 201, 204, 206, 301, 302, 303, 304, 307, 308})
 # Directories whose files nginx reads through an include from the directory above (the prefix).
 _SITE_DIRS = {"sites-enabled", "sites-available", "conf.d", "snippets", "vhosts.d", "sites", "http.d"}
 # Levels whose settings a location inherits (if / limit_except blocks are conditional: not followed).
@@ -67,6 +69,10 @@ class Directive:
     block: list[Directive] | None = None
     parent: Directive | None = field(default=None, repr=False)
     unresolved: bool = False  # an include whose files could not be read: its settings are unseen
+    template: bool = False  # a template's own insertion (`{{ extra_config }}`, `{% include %}`): unseen too
+    # The server block a file of location blocks is read inside when nothing in the tree includes it
+    # (an app package's snippet): not written anywhere, its own settings unknown.
+    implicit: bool = False
 
     @property
     def location(self) -> Location:
@@ -110,6 +116,12 @@ class Directive:
     def text(self) -> str:
         return " ".join([self.name, *(_quote(a) for a in self.args)])
 
+    def unseen_label(self) -> str:
+        """How a message names an unseen include: the include, or what a template inserts there."""
+        if self.template:
+            return f"what the template inserts at {self.file}:{self.line}"
+        return f"include {self.arg} ({self.file}:{self.line})"
+
 
 def _quote(arg: str) -> str:
     return f'"{arg}"' if (not arg or any(c.isspace() or c in ';{}' for c in arg)) else arg
@@ -137,6 +149,12 @@ class Server:
     names: tuple[str, ...]
 
     @property
+    def implicit(self) -> bool:
+        """The locations of a snippet nothing in the tree includes, read as a server of their own: the
+        server that includes them (its listen, TLS and other settings) is not in the tree."""
+        return self.directive.implicit
+
+    @property
     def ssl(self) -> bool:
         return any(x.ssl for x in self.listens) or _flag(self.directive.first("ssl"))
 
@@ -146,6 +164,8 @@ class Server:
 
     @property
     def label(self) -> str:
+        if self.implicit:
+            return f"locations of {self.directive.file} (included by a server not in the tree)"
         name = next((n for n in self.names if n not in ("_", '""', "")), None) or "(default)"
         ports = sorted({x.port for x in self.listens if x.port is not None})
         return f"server {name}:{'/'.join(map(str, ports)) or 'unix'}"
@@ -161,10 +181,92 @@ def _flag(d: Directive | None) -> bool:
 
 @dataclass(frozen=True)
 class Header:
+    """A response header nginx puts on the wire (add_header, or headers-more's more_set_headers)."""
+
     name: str  # as written
     value: str
-    always: bool
+    always: bool  # add_header ... always; more_set_headers applies to every status unless -s says otherwise
     directive: Directive
+    statuses: tuple[str, ...] = ()  # more_set_headers -s: only these statuses
+    types: tuple[str, ...] = ()  # more_set_headers -t: only these content types
+
+    @property
+    def module(self) -> str:
+        return "headers-more" if self.directive.name.startswith("more_") else "add_header"
+
+    @property
+    def only(self) -> str | None:
+        """The responses a filtered header is limited to, in words; None when it has no filter."""
+        parts = []
+        if self.statuses:
+            parts.append("status " + " ".join(self.statuses))
+        if self.types:
+            parts.append(" ".join(self.types))
+        return " and ".join(parts) or None
+
+
+@dataclass(frozen=True)
+class HeaderOp:
+    """One headers-more operation: `set` replaces every field of the name the response has when the
+    module's filter runs (the upstream's), `append` (-a) adds one, `clear` removes them (a trailing
+    * matches a prefix). add_header's fields come later and are not touched."""
+
+    action: str  # set | append | clear
+    name: str
+    value: str
+    directive: Directive
+    statuses: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+
+    def names(self, name: str) -> bool:
+        mine, other = self.name.lower(), name.lower()
+        return other.startswith(mine[:-1]) if mine.endswith("*") else mine == other
+
+
+@dataclass(frozen=True)
+class ResolvedHeader:
+    """What one header of a response from a location is, once add_header and headers-more have run:
+    the fields nginx itself sends (`added`), and what became of the upstream's own field of that
+    name (kept, replaced, cleared or hidden by proxy_hide_header)."""
+
+    added: tuple[Header, ...]
+    upstream: str  # kept | replaced | cleared | hidden
+    by: Directive | None = None  # the directive that replaced, cleared or hid the upstream's field
+
+
+def more_ops(d: Directive) -> list[HeaderOp]:
+    """The operations of a more_set_headers / more_clear_headers line (headers-more's syntax:
+    `[-s STATUSES]... [-t TYPES]... [-a] HEADER...`, options repeatable, lists blank-separated)."""
+    statuses: list[str] = []
+    types: list[str] = []
+    append = False
+    ops: list[HeaderOp] = []
+    args = list(d.args)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in ("-s", "-t") and i + 1 < len(args):
+            (statuses if arg == "-s" else types).extend(args[i + 1].split())
+            i += 2
+            continue
+        if arg == "-a":
+            append = True
+            i += 1
+            continue
+        i += 1
+        name, colon, value = arg.partition(":")
+        name, value = name.strip(), value.strip()
+        if not name:
+            continue
+        if d.name == "more_clear_headers" or not colon or not value:
+            ops.append(HeaderOp("clear", name, "", d, tuple(statuses), tuple(types)))
+        else:
+            ops.append(HeaderOp("append" if append else "set", name, value, d, tuple(statuses), tuple(types)))
+    return ops
+
+
+def _applies(statuses: tuple[str, ...], status: int) -> bool:
+    return not statuses or str(status) in statuses
 
 
 @dataclass(frozen=True)
@@ -211,6 +313,15 @@ class NginxConfig(ConfigFact):
             elif d.name == "secure_link_secret" and d.args:
                 found.append(d.arg)
         return tuple(v for v in found if len(v) >= 4)
+
+    def why_nothing(self) -> tuple[SkipReason, str] | None:
+        servers = self.server_blocks()
+        if not servers:
+            return SkipReason.NO_SERVER_BLOCK, f"no server block in {self.path} (a file read on its own)"
+        if all(s.implicit for s in servers):
+            return SkipReason.NO_SERVER_BLOCK, (f"{self.path} holds locations only: the server that includes it "
+                                                "(its listen, TLS and server-wide settings) is not in the tree")
+        return None
 
     # structure
     def http_blocks(self) -> list[Directive]:
@@ -275,8 +386,57 @@ class NginxConfig(ConfigFact):
                 out.append(Header(d.args[0], d.args[1], len(d.args) > 2 and d.args[2] == "always", d))
         return out
 
+    def more_header_ops(self, node: Directive) -> list[HeaderOp]:
+        """headers-more's operations for a response from `node`, in the order they run: unlike
+        add_header, every level's are inherited, the outer levels' first (the module's README)."""
+        ops: list[HeaderOp] = []
+        for level in reversed(self.levels(node)):
+            for d in level.children():
+                if d.name in ("more_set_headers", "more_clear_headers"):
+                    ops.extend(more_ops(d))
+        return ops
+
+    def resolve_header(self, node: Directive, name: str, status: int = 200) -> ResolvedHeader:
+        """The header `name` on a `status` response from `node`. headers-more's filter runs first, on
+        the response as the upstream (or nginx) made it: its operations replace, append or clear the
+        fields of the name; add_header's filter runs after it and adds its own fields (for 2xx and
+        3xx unless `always`), which headers-more therefore never replaces nor clears. (Checked
+        against nginx 1.22 with the module: tests/parsers/test_headers_more.py.) Operations limited
+        to some content types (-t) are kept as fields with that limit (`Header.types`)."""
+        fields: list[Header] = []
+        upstream, by = "kept", None
+        hidden = [d for d in self.effective_all(node, "proxy_hide_header") if d.arg.lower() == name.lower()]
+        if hidden:
+            upstream, by = "hidden", hidden[0]
+        for op in self.more_header_ops(node):
+            if not op.names(name) or not _applies(op.statuses, status):
+                continue
+            field = Header(op.name, op.value, True, op.directive, op.statuses, op.types)
+            if op.types:  # for some content types only: the other fields stay beside it
+                if op.action != "clear":
+                    fields.append(field)
+                continue
+            if op.action == "append":
+                fields.append(field)
+            elif op.action == "set":
+                fields = [field]
+                if upstream != "hidden":
+                    upstream, by = "replaced", op.directive
+            else:
+                fields = []
+                if upstream != "hidden":
+                    upstream, by = "cleared", op.directive
+        for h in self.add_headers(node):
+            if h.name.lower() == name.lower() and (h.always or status in _ADD_HEADER_STATUSES):
+                fields.append(h)
+        return ResolvedHeader(tuple(fields), upstream, by)
+
     def header(self, node: Directive, name: str) -> Header | None:
-        return next((h for h in self.add_headers(node) if h.name.lower() == name.lower()), None)
+        """The header nginx itself puts on a 200 response from `node` (add_header or headers-more),
+        the last one when there are several; None when nginx sends none."""
+        added = self.resolve_header(node, name).added
+        unfiltered = [h for h in added if not h.types]
+        return (unfiltered or added or [None])[-1]
 
     def proxy_headers(self, node: Directive) -> dict[str, Directive]:
         """proxy_set_header lines in effect (lower-cased header name -> directive)."""
@@ -295,7 +455,10 @@ class NginxConfig(ConfigFact):
         d = location.first("proxy_pass")
         if d is None or not d.args:
             return None
-        return classify_target(d, self.upstreams())
+        found = d.__dict__.get("_target")  # checks ask many times; the tree never changes after parsing
+        if found is None:
+            found = d.__dict__["_target"] = classify_target(d, self.upstreams())
+        return found
 
     def falls_back_to(self, server: Directive, location: Directive) -> Directive | None:
         """The named location a `try_files ... @name` in this location ends in, if any."""
@@ -307,6 +470,8 @@ class NginxConfig(ConfigFact):
 
 def parse_server(block: Directive) -> Server:
     listens = tuple(_listen(d) for d in block.children("listen") if d.args)
+    if block.implicit:
+        return Server(block, listens, ())
     if not listens:  # nginx's default: *:80 (8000 when not root; assume the service runs as root)
         listens = (Listen(None, 80, False, False, block),)
     names = tuple(a for d in block.children("server_name") for a in d.args)
@@ -336,6 +501,12 @@ def classify_target(d: Directive, upstreams: dict[str, Directive]) -> ProxyTarge
     hostport = re.split(r"[/?]", rest, maxsplit=1)[0]
     if "$" in hostport:
         return ProxyTarget(raw, scheme, hostport, None, "variable", d)
+    if any(c in hostport for c in "{_@<"):  # a template or placeholder may be in it
+        host, sep, port_text = hostport.rpartition(":")
+        if sep and host and templating.is_templated(port_text, "nginx") and not templating.is_templated(host, "nginx"):
+            hostport = host  # 127.0.0.1:__PORT__: the port is filled in later, the host is known
+        if templating.is_templated(hostport, "nginx"):
+            return ProxyTarget(raw, scheme, hostport, None, "variable", d)
     host, port = split_host_port(hostport, strict=False)
     if host in upstreams:
         return ProxyTarget(raw, scheme, host, port, "upstream", d, upstreams[host])
@@ -351,6 +522,22 @@ def host_kind(host: str) -> str:
 
 
 # --- location matching ---------------------------------------------------------------------------
+
+
+# A templated path prefix at the start of a location (`location __PATH__/`, `location ~ ^{{ path }}/system/`):
+# the sub-path an app package is installed under, filled in at install time.
+_TEMPLATED_PREFIX = re.compile(r"^(\^?)(?:__[A-Z][A-Z0-9_]*[A-Z0-9]__|\{\{.*?\}\}|\$\{[A-Z_][A-Z0-9_]*\}|<%=.*?%>)")
+
+
+def site_path(mod: str, path: str) -> str:
+    """A location's path for matching: a templated prefix is taken as the site's root (the locations
+    of an app package installed at its domain's root; the assumption a check then states)."""
+    if mod == "@":
+        return path
+    stripped = _TEMPLATED_PREFIX.sub(r"\1", path)
+    if stripped != path and not stripped.lstrip("^").startswith("/"):
+        stripped = stripped[:1] + "/" + stripped[1:] if stripped.startswith("^") else "/" + stripped
+    return stripped
 
 
 def location_spec(loc: Directive) -> tuple[str, str]:
@@ -383,7 +570,8 @@ def _regex(mod: str, pattern: str) -> re.Pattern[str] | None:
 def _find_location(parent: Directive, uri: str) -> Directive | None:
     """nginx's lookup: exact match wins; else the longest prefix; its nested locations are searched;
     then, unless that prefix was ^~, regex locations in file order (their nested ones too)."""
-    locs = [(loc, *location_spec(loc)) for loc in parent.children("location")]
+    locs = [(loc, mod, site_path(mod, path)) for loc in parent.children("location")
+            for mod, path in [location_spec(loc)]]
     for loc, mod, path in locs:
         if mod == "=" and uri == path:
             return loc
@@ -483,14 +671,46 @@ def _strip_if_parens(args: list[str]) -> None:
     args[:] = [a for a in args if a]
 
 
+# What a template's insertion becomes for the tokenizer: a directive of its own, turned into an
+# unseen include when the tree is built.
+_INSERT = "__mastoaudit_template_insert__"
+
+
+class TemplateError(ParseError):
+    """A template file whose literal parts do not make an nginx config (its blocks open and close
+    inside template conditions): not judged, which is not an error of the input."""
+
+
 def parse_text(source: SourceFile, scratch: Path) -> list[_Raw]:
-    """Tokenise and nest one file (no includes followed). Raises ParseError with a line."""
+    """Tokenise and nest one file (no includes followed). Raises ParseError with a line.
+
+    A template (Jinja/Ansible, Go/Helm, ERB) is read through its literal parts: control statements
+    become blank lines, each expression stays one value (and is judged as templated), and what a
+    tag inserts (`{{ extra_config }}` alone on a line, `{% include %}`) becomes an include that
+    cannot be read, so that checks hedge what it might set."""
     text = source.text
-    marker = templating.first_marker(text)
-    if marker:
-        line = text[: marker.start()].count("\n") + 1
-        raise ParseError("a template (Jinja/ERB markers), not an nginx config: values cannot be judged", line)
-    return _build(_tokens(text, scratch))
+    tpl = templating.neutralise(text, lambda n: f"{_INSERT} {n};")
+    try:
+        raw = _build(_tokens(tpl.text, scratch))
+    except ParseError as exc:
+        if tpl.is_template:
+            raise TemplateError("a template whose blocks depend on its variables (its literal parts are not a "
+                                "whole nginx config): not judged", exc.line) from None
+        raise
+    if tpl.is_template:
+        _restore(raw, tpl)
+    return raw
+
+
+def _restore(stmts: list[_Raw], tpl: templating.Neutralised) -> None:
+    for s in stmts:
+        if s.name == _INSERT and s.args and s.args[0].isdigit() and int(s.args[0]) < len(tpl.inserted):
+            s.args = [tpl.inserted[int(s.args[0])][1]]
+        else:
+            s.name = tpl.restore(s.name)
+            s.args = [tpl.restore(a) for a in s.args]
+        if s.block:
+            _restore(s.block, tpl)
 
 
 # --- building facts: roots, includes -------------------------------------------------------------
@@ -508,11 +728,12 @@ class _Builder:
     expansions: int = 0  # includes followed for the root being built
     directives: int = 0  # directives attached to it
 
-    def problem(self, message: str, where: Location, status: Status = Status.ERROR) -> None:
+    def problem(self, message: str, where: Location, status: Status = Status.ERROR,
+                reason: SkipReason | None = None) -> None:
         key = (where.file, where.line, message)
         if key not in self.reported:
             self.reported.add(key)
-            self.facts.problem(KIND, message, where, status)
+            self.facts.problem(KIND, message, where, status, reason)
 
     def raw(self, path: str) -> list[_Raw] | ParseError | OSError:
         if path in self.parsed:
@@ -577,12 +798,18 @@ class _Builder:
                 return sorted(dict.fromkeys(posixpath.normpath(h) for h in hits)), is_glob
         return [], is_glob
 
+    def unparsed(self, path: str, exc: ParseError) -> None:
+        if isinstance(exc, TemplateError):
+            self.problem(f"{path} is {exc.message}", Location(path, exc.line), Status.SKIP)
+        else:
+            self.problem(f"cannot parse {path}: {exc.message}", Location(path, exc.line))
+
     def expand(self, path: str, ctx: tuple[str, ...] | None, parent: Directive, prefix: str,
                stack: tuple[str, ...], seen: list[str]) -> None:
         """Append the file's directives to `parent`, following includes."""
         raw = self.raw(path)
         if isinstance(raw, ParseError):
-            self.problem(f"cannot parse {path}: {raw.message}", Location(path, raw.line))
+            self.unparsed(path, raw)
             raise _Unreadable
         if isinstance(raw, OSError):
             raise _Unreadable(str(raw))
@@ -594,6 +821,12 @@ class _Builder:
                 stack: tuple[str, ...], seen: list[str]) -> None:
         assert parent.block is not None
         for s in stmts:
+            if s.name == _INSERT:
+                parent.block.append(Directive("include", list(s.args), path, s.line, None, parent, unresolved=True,
+                                              template=True))
+                self.problem(f"the template inserts configuration at {path}:{s.line}: what it sets is not judged",
+                             Location(path, s.line), Status.SKIP)
+                continue
             if ctx is not None:
                 try:
                     analyze(path, {"directive": s.name, "args": s.args, "line": s.line}, s.term, ctx,
@@ -680,7 +913,7 @@ def _is_main(path: str, raw: list[_Raw] | ParseError | OSError) -> bool:
     names = {s.name for s in raw}
     if names & {"http", "events"}:
         return True
-    return posixpath.basename(path) == "nginx.conf" and not names & {"server", "upstream"}
+    return posixpath.basename(path) == "nginx.conf" and not names & {"server", "upstream", "location"}
 
 
 def _prefix(path: str, main: bool) -> str:
@@ -696,6 +929,8 @@ def _root_context(raw: list[_Raw]) -> tuple[str, tuple[str, ...] | None]:
         return "main", ()
     if names & {"server", "upstream", "map", "proxy_cache_path", "limit_req_zone", "geo", "split_clients"}:
         return "http", ("http",)
+    if "location" in names and not names & {"listen", "server_name"}:
+        return "locations", ("http", "server")  # location blocks: read inside the server that would include them
     if names & {"location", "listen", "server_name"}:
         return "http", None  # a server-level snippet audited alone: no context analysis
     return "http", None
@@ -720,14 +955,23 @@ def build_nginx(sources: list[SourceFile], provider: FileProvider, facts: FactSe
             roots.append(unreached[0])
         main_dirs = [posixpath.dirname(m) for m in mains if m in roots]
         enabled = {posixpath.dirname(posixpath.dirname(p)) for p in by_path if "/sites-enabled/" in f"/{p}"}
+        identity = getattr(provider, "identity", lambda _path: None)
+        read = {identity(h) for h in included} - {None}
         for path in roots:
-            if path not in mains and any(_inside(path, d) for d in main_dirs):
-                continue  # beside an nginx.conf that does not include it: not active
+            main_dir = next((d for d in main_dirs if path not in mains and _inside(path, d)), None)
             folder = posixpath.dirname(path)
             in_available = posixpath.basename(folder) == "sites-available"
-            if not main_dirs and in_available and posixpath.dirname(folder) in enabled:
-                continue  # sites-available beside sites-enabled: the enabled copy is audited
-            _add_root(b, path, path in mains)
+            if main_dir is None and not (not main_dirs and in_available and posixpath.dirname(folder) in enabled):
+                _add_root(b, path, path in mains)
+                continue
+            # Not active: nothing nginx reads includes it (beside an nginx.conf that does not, or in
+            # sites-available beside sites-enabled). Said, unless it is an included file under
+            # another name (sites-enabled/x -> ../sites-available/x): that one is audited.
+            if identity(path) is None or identity(path) not in read:
+                why = (f"no file the nginx.conf in {main_dir or '.'} reads includes it" if main_dir is not None
+                       else "it is not linked from sites-enabled")
+                b.problem(f"{path} is not active ({why}): not judged", Location(path), Status.SKIP,
+                          SkipReason.NOT_ACTIVE)
 
 
 def _reachable(roots: list[str], edges: dict[str, list[str]]) -> set[str]:
@@ -744,17 +988,22 @@ def _reachable(roots: list[str], edges: dict[str, list[str]]) -> set[str]:
 def _add_root(b: _Builder, path: str, main: bool) -> None:
     raw = b.raw(path)
     if isinstance(raw, ParseError):
-        b.problem(f"cannot parse {path}: {raw.message}", Location(path, raw.line))
+        b.unparsed(path, raw)
         return
     if isinstance(raw, OSError):
         b.problem(f"cannot read {path}: {raw}", Location(path))
         return
     name, ctx = ("main", ()) if main else _root_context(raw)
-    root = Directive(name, [], path, None, [])
+    root = Directive("http" if name == "locations" else name, [], path, None, [])
+    into = root
+    if name == "locations":
+        into = Directive("server", [], path, None, [], root, implicit=True)
+        assert root.block is not None
+        root.block.append(into)
     seen: list[str] = [path]
     b.expansions = b.directives = 0
     try:
-        b.expand(path, ctx, root, _prefix(path, main), (path,), seen)
+        b.expand(path, ctx, into, _prefix(path, main), (path,), seen)
     except _Unreadable:
         return
     except _TooLarge as exc:

@@ -133,7 +133,7 @@ def _unquote(text: str, start: int, line: int) -> tuple[str, int]:
 
 def _conf_lines(source: SourceFile):
     """Yield (line number, name, value, quoted) for each setting line of one file."""
-    for number, raw in enumerate(source.text.split("\n"), start=1):
+    for number, raw in enumerate(source.config_text.split("\n"), start=1):
         text = raw.strip()
         if not text or text.startswith("#"):
             continue
@@ -519,7 +519,7 @@ class _HbaReader(_Reader):
 
     def read_lines(self, source: SourceFile, depth: int) -> None:
         pending, start = "", 0
-        for number, raw in enumerate(source.text.split("\n"), start=1):
+        for number, raw in enumerate(source.config_text.split("\n"), start=1):
             text = raw.rstrip()
             if not pending:
                 start = number

@@ -71,6 +71,12 @@ def split_args(line: str, number: int) -> list[str]:
                     raise ParseError("unbalanced quotes (a closing quote must be followed by a space)", number)
                 i += 1
                 break
+            close = None if quote else templating.CLOSING.get(line[i:i + 2])
+            end = line.find(close, i + 2) if close and close != "}" else -1
+            if end >= 0:  # a template expression ({{ var }}, <%= x %>) is one token, blanks and all
+                current.append(line[i:end + len(close)])
+                i = end + len(close)
+                continue
             if quote:
                 current.append(ch)
             elif ch.isspace():
@@ -249,7 +255,7 @@ class RedisConf(ConfigFact):
         found = [d.args[0] for d in self.directives if d.name in SECRET_DIRECTIVES and d.args[0]]
         for user in self.users.values():
             found += [r[1:] for r in user.rules if r.startswith((">", "<")) and len(r) > 1]
-        return tuple(found)
+        return tuple(v for v in found if not templating.is_templated(v, "config"))
 
 
 def _rename(conf: RedisConf, directive: RedisDirective) -> None:
@@ -274,7 +280,7 @@ class _Reader:
 
     def read(self, source: SourceFile, depth: int = 0) -> None:
         self.conf.files.append(source.path)
-        for number, raw in enumerate(source.text.split("\n"), start=1):
+        for number, raw in enumerate(source.config_text.split("\n"), start=1):
             line = raw.strip()
             if not line or line.startswith("#"):
                 continue
@@ -332,7 +338,7 @@ class _Reader:
             return
         try:
             acl = SourceFile(hits[0], self.provider.read(hits[0]))  # type: ignore[union-attr]
-            for number, raw in enumerate(acl.text.split("\n"), start=1):
+            for number, raw in enumerate(acl.config_text.split("\n"), start=1):
                 if not raw.strip():
                     continue
                 args = split_args(raw.strip(), number)

@@ -32,7 +32,7 @@ class SshdConfig(ConfigFact):
 
 
 def _lines(source: SourceFile):
-    for number, raw in enumerate(source.text.split("\n"), start=1):
+    for number, raw in enumerate(source.config_text.split("\n"), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

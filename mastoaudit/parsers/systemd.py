@@ -150,7 +150,7 @@ def read_into(unit: SystemdUnit, source: SourceFile) -> None:
     settings: list[UnitSetting] = []
     sections: dict[str, Location] = {}
     ignored: list[tuple[Location, str]] = []
-    for number, line in _logical_lines(source.text):
+    for number, line in _logical_lines(source.config_text):
         text = line.strip()
         if not text or text[0] in "#;":
             continue
@@ -180,7 +180,8 @@ def read_into(unit: SystemdUnit, source: SourceFile) -> None:
 
 
 def parse_systemd_unit(source: SourceFile) -> SystemdUnit:
-    unit = SystemdUnit(source.path, name=source.path.rsplit("/", 1)[-1])
+    base = source.path.rsplit("/", 1)[-1]
+    unit = SystemdUnit(source.path, name=templating.template_name(base) or base)  # a template: the unit it renders
     read_into(unit, source)
     return unit
 

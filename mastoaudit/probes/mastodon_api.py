@@ -368,7 +368,7 @@ def mastodon_exposure(target: ScanTarget, ctx: ProbeContext) -> Iterable[ProbeFa
                           "headers": {"Accept": "application/jrd+json"}})
         third_results = _run(http, third)
         info = nodeinfo_job.result()
-    exposure = MastodonExposure(web, local, dict(target.expects))
+    exposure = MastodonExposure(web, local, dict(target.expects), unset=target.unset)
     exposure.endpoints = [e for e, _ in first + second_results + third_results]
     if not actor:
         exposure.actor_note = f"no local actor found by WebFinger (tried {', '.join(names)})"

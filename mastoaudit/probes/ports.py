@@ -351,8 +351,12 @@ def classify_http(answer: HttpAnswer) -> tuple[str, str, dict[str, Any]]:
     if "/graph" in answer.headers.get("location", "") or b"Prometheus Time Series" in answer.body:
         return "prometheus", "Prometheus", {"status": answer.status}
     server = answer.headers.get("server", "")
-    mastodonish = "content-security-policy" in answer.headers and "x-frame-options" in answer.headers
-    if mastodonish or b"mastodon" in answer.body[:4000].lower() or "x-runtime" in answer.headers:
+    # Named by what answered: Rails' own headers, or Mastodon in the page; a web server that merely
+    # adds security headers (nginx, Caddy ...) is that web server, whatever port it is on.
+    web_server = re.match(r"(?i)(nginx|apache|caddy|lighttpd|traefik|envoy|openresty|h2o)\b", server)
+    rails = "x-runtime" in answer.headers or ("x-request-id" in answer.headers and "x-frame-options" in answer.headers)
+    mastodonish = not web_server and "content-security-policy" in answer.headers and "x-frame-options" in answer.headers
+    if rails or mastodonish or b"mastodon" in answer.body[:4000].lower():
         return "mastodon-web", "Puma (Mastodon web)", {"status": answer.status}
     label = f"HTTP server {clean(server, 60)}".strip() if server else "HTTP server"
     return "http", label, {"status": answer.status}

@@ -146,12 +146,64 @@ def _deployment(dep: Any, host: str, custom_store: bool) -> CertDeployment:
     status = None
     if ocsp is not None:
         status = getattr(getattr(ocsp, "response_status", None), "name", None) or "unknown"
+    lenient: tuple[str, ...] = ()
+    if not trusted_by:
+        received = list(dep.received_certificate_chain[:10])
+        lenient = tuple(r.trust_store.name for r in failing if _chains_to(received, _roots(r.trust_store)))
     return CertDeployment(
-        leaf=chain[0], chain=chain, trusted=bool(trusted_by), trusted_by=trusted_by,
+        leaf=chain[0], chain=chain, trusted=bool(trusted_by), trusted_by=trusted_by, lenient_trusted_by=lenient,
         trust_error=None if trusted_by or shown is None else excerpt(str(shown.validation_error), 160),
         hostname_match=hostname_matches(host, chain[0].sans),
         ocsp_stapled=ocsp is not None, ocsp_status=status, ocsp_trusted=dep.ocsp_response_is_trusted,
     )
+
+
+_ROOTS: dict[str, list[Any]] = {}
+
+
+def _roots(store: Any) -> list[Any]:
+    """The root certificates of an sslyze trust store (its PEM file), read once."""
+    from cryptography.x509 import load_pem_x509_certificates
+
+    key = str(store.path)
+    if key not in _ROOTS:
+        try:
+            with warnings.catch_warnings():  # a store's old roots (a zero serial number) are still roots
+                warnings.simplefilter("ignore")
+                _ROOTS[key] = load_pem_x509_certificates(Path(store.path).read_bytes())
+        except (OSError, ValueError):
+            _ROOTS[key] = []
+    return _ROOTS[key]
+
+
+def _chains_to(chain: list[Any], roots: list[Any]) -> bool:
+    """Whether the received chain's signatures lead from the leaf to one of `roots`, each certificate
+    within its validity: OpenSSL's default verification, without strict X.509's checks of the CA
+    certificates' extensions (keyUsage, basicConstraints criticality, ...)."""
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    pool = list(chain[1:]) + list(roots)
+    current = chain[0]
+    for _ in range(len(pool) + 1):
+        if not current.not_valid_before_utc <= now <= current.not_valid_after_utc:
+            return False
+        issuers = [c for c in pool if c.subject == current.issuer and c is not current]
+        issuer = next((c for c in issuers if _signed_by(current, c)), None)
+        if issuer is None:
+            return False
+        if any(issuer == root for root in roots):
+            return issuer.not_valid_before_utc <= now <= issuer.not_valid_after_utc
+        current = issuer
+    return False
+
+
+def _signed_by(cert: Any, issuer: Any) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except Exception:  # a wrong signature, an unsupported key type: not this issuer
+        return False
+    return True
 
 
 def load_profile(name: str) -> ProfileSpec:

@@ -13,15 +13,15 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from ..ciphers import mozilla_profile
 from ..fixplan import checks_by_id
 
 FIXABLE_STATUS = ("fail", "warn")
 ENV_FILE = ".env.production"
 
-# Mozilla's intermediate configuration (TLS 1.2 suites; TLS 1.3 ones are OpenSSL's defaults).
-MOZILLA_INTERMEDIATE = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
-                        "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
-                        "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305")
+# Mozilla's intermediate configuration (TLS 1.2 suites; TLS 1.3 ones are OpenSSL's defaults): the
+# profile nginx.tls-ciphers judges by (mastoaudit.ciphers).
+MOZILLA_INTERMEDIATE = mozilla_profile("intermediate").openssl_string
 # As Mastodon's dist/nginx.conf sends it.
 HSTS = "max-age=63072000; includeSubDomains"
 MEDIA_CSP = "default-src 'none'; form-action 'none'"
@@ -30,6 +30,8 @@ MEDIA_CSP = "default-src 'none'; form-action 'none'"
 NGINX_DIRECTIVES = {
     "nginx.tls-protocols": ("ssl_protocols", "TLSv1.2 TLSv1.3"),
     "nginx.tls-ciphers": ("ssl_ciphers", MOZILLA_INTERMEDIATE),
+    # What the check expects: on while the list holds weaker suites; off, as Mozilla has it, when this
+    # plan also sets Mozilla's list (_preference below).
     "nginx.tls-prefer-server-ciphers": ("ssl_prefer_server_ciphers", "on"),
     "nginx.tls-session-tickets": ("ssl_session_tickets", "off"),
     "nginx.server-tokens": ("server_tokens", "off"),
@@ -198,6 +200,19 @@ def build(document: dict) -> Plan:
     return plan
 
 
+def _preference(nginx_files: dict[str, list]) -> None:
+    """ssl_prefer_server_ciphers as nginx.tls-prefer-server-ciphers expects it once the plan has run:
+    off, as Mozilla's profile has it, when the plan also sets Mozilla's cipher list on this host;
+    on while the list stays as it is (a waived or unfixed nginx.tls-ciphers)."""
+    mozilla_list = any(spec[1] == "nginx.tls-ciphers" for items in nginx_files.values() for _, spec in items)
+    if not mozilla_list:
+        return
+    for items in nginx_files.values():
+        for index, (claim, spec) in enumerate(items):
+            if spec[1] == "nginx.tls-prefer-server-ciphers":
+                items[index] = (claim, (*spec[:3], "off", *spec[4:]))
+
+
 def _plan_host(h: _Host) -> HostPlan:
     out = HostPlan(h.target)
     nginx_files: dict[str, list] = defaultdict(list)
@@ -221,7 +236,8 @@ def _plan_host(h: _Host) -> HostPlan:
             was = None if observed.startswith(("unset", "on,")) else observed
             nginx_files[path].append((claim, ("Directive", cid, name, value, subject, line, was)))
         elif cid in NGINX_HEADERS and path and subject and (
-                observed in ("missing", "no Strict-Transport-Security") or cid != "nginx.hsts"):
+                observed in ("missing", "no Strict-Transport-Security", "no Strict-Transport-Security on files")
+                or cid != "nginx.hsts"):
             header, value = NGINX_HEADERS[cid]
             nginx_files[path].append((claim, ("Header", cid, header, value, subject, line)))
         elif cid in SSHD:
@@ -282,6 +298,7 @@ def _plan_host(h: _Host) -> HostPlan:
                 out.manual.append(f)
         else:
             out.manual.append(f)
+    _preference(nginx_files)
     for path, items in sorted(nginx_files.items()):
         out.steps.append(Step("nginx", "fix", {"path": path, "changes": [spec for _, spec in items]},
                               [c for c, _ in items], f"nginx {path}"))

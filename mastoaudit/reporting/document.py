@@ -10,9 +10,10 @@ from typing import Any
 from ..engine import RunResult
 from ..model import COMPONENTS, Status
 from ..textsafe import safe_document, safe_text
+from ..verdict import skipped_by_reason
 
-SCHEMA_VERSION = "1.1"
-SCHEMA_ID = "https://mastoaudit.invalid/schema/report-1.1.json"
+SCHEMA_VERSION = "1.2"
+SCHEMA_ID = "https://mastoaudit.invalid/schema/report-1.2.json"
 
 _STATUS_ORDER = {Status.ERROR: 0, Status.FAIL: 1, Status.WARN: 2, Status.SKIP: 3, Status.PASS: 4}
 
@@ -29,6 +30,8 @@ def build_document(result: RunResult, findings: bool = True) -> dict:
     """The run as plain data. `findings=False` leaves the findings out (an empty list), for a
     writer that encodes them one at a time."""
     catalogue = result.registry.catalogue
+    skips = [{"status": f.status.value, "skip_reason": f.skip_reason.value if f.skip_reason else None,
+              "message": f.message} for f in result.findings if f.status is Status.SKIP]
     return {
         "$schema": SCHEMA_ID,
         "schema_version": SCHEMA_VERSION,
@@ -47,6 +50,7 @@ def build_document(result: RunResult, findings: bool = True) -> dict:
             "failed_by_severity": result.failed_by_severity(),
             "checks_run": len(result.checks),
             "waived": 0,  # compliance.py applies the waivers to the document
+            "skipped_by_reason": skipped_by_reason(skips),
         },
         "checks": [meta.to_dict() for meta in result.checks],
         "findings": [f.to_dict() for f in sorted_findings(result)] if findings else [],

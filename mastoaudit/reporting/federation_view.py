@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 
 from ..federation.decisions import HEADER
-from ..federation.report import advisory_labels, impact_of
+from ..federation.report import NO_NAME_RESOLVED, advisory_labels, impact_of, no_name_resolved
 
 MAX_ROWS = 200  # vulnerable peers, CSV rows, refederation candidates, unreachable peers shown
 MAX_VERSIONS = 12  # versions listed per software
@@ -110,7 +110,8 @@ def federation_view(doc: dict) -> dict | None:
     sweep = section.get("sweep")
     if sweep:
         sweep = {**sweep, "rate": sweep["peers"] / sweep["duration_s"] if sweep["duration_s"] else 0.0,
-                 "errors": sorted(sweep["errors"].items(), key=lambda kv: (-kv[1], kv[0]))}
+                 "errors": sorted(sweep["errors"].items(), key=lambda kv: (-kv[1], kv[0])),
+                 "no_name_resolved": NO_NAME_RESOLVED if no_name_resolved(sweep) else None}
     named = [{"domain": row["domain"], "alone": row.get("domain_alone"), "with": row.get("subdomains")}
              for row in section.get("impact") or []]
     unreachable = None

@@ -24,7 +24,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from ..engine import RunResult
-from ..model import Severity, Status
+from ..model import SKIP_LABELS, Severity, Status
 from . import charts
 from .compliance_view import compliance_view, diff_view
 from .document import DISPLAY_LIMITS, Omitted, build_document, capped, for_display, visible
@@ -83,11 +83,12 @@ _SOURCES = {
     "mail_mta_sts": ("network", "mail DNS"), "mail_tls_rpt": ("network", "mail DNS"), "dns_caa": ("network", "DNS"),
     "dns_dnssec": ("network", "DNS"),
     "mastodon_db": ("database", "Mastodon's database"), "database": ("database", "Mastodon's database"),
-    "federation_peers": ("database", "peers"), "peer_list": ("database", "peers"),
-    "advisories": ("database", "advisories"),
+    # A sweep reads peers from a file or another instance as well as from the database: its own heading.
+    "federation_peers": ("peers", "their software and versions"), "peer_list": ("peers", "the peer list"),
+    "advisories": ("peers", "the advisories they are matched against"),
 }
 _SOURCE_TITLES = {"files": "configuration files", "host": "the live host", "network": "the network",
-                  "database": "Mastodon's database", "other": "other sources"}
+                  "database": "Mastodon's database", "peers": "the fediverse peers", "other": "other sources"}
 _INTERNAL = {"host_info", "scan_target", "probe_timings"}  # bookkeeping, not something read
 
 
@@ -207,10 +208,13 @@ def _entries(listed: list, findings: list[dict], severities: dict[tuple[str, str
 
 
 def _by_reason(entries: list[dict]) -> list[dict]:
-    """Skipped entries grouped by what their first place says (the reason), largest group first."""
+    """Skipped entries grouped by their reason (SkipReason's label; a skip from an older document
+    without one by what its first place says), largest group first. Each entry still shows its
+    own words."""
     reasons: dict[str, list[dict]] = {}
     for e in entries:
-        reasons.setdefault(e["first"]["message"], []).append(e)
+        first = e["first"]
+        reasons.setdefault(SKIP_LABELS.get(first.get("skip_reason")) or first["message"], []).append(e)
     groups = [{"reason": r, "entries": es, "count": sum(e["count"] for e in es)} for r, es in reasons.items()]
     groups.sort(key=lambda g: -g["count"])
     return groups

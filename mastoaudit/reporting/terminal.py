@@ -91,6 +91,9 @@ def render_document(doc: dict, colour: bool = False, show_passed: bool = False, 
     out.append(paint.bold(_clean(f"mastoaudit {doc['tool']['version']} · {run['command']} · {targets}")))
     out.append(f"{summary['checks_run']} checks, {len(findings)} results in {run['duration_s']:.2f}s")
     out.append("  " + "  ".join(paint(s, f"{s}: {n}") for s, n in summary["by_status"].items()))
+    reasons = summary.get("skipped_by_reason") or []
+    if reasons:
+        out.append("  skipped: " + ", ".join(f"{r['count']} {r['label']}" for r in reasons))
     failed = summary["failed_by_severity"]
     waived = summary.get("waived", 0)
     out.append("  failed by severity: " + "  ".join(

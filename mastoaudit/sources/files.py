@@ -13,6 +13,7 @@ from ..facts import FactSet
 from ..model import Location
 from ..parsers import KINDS, Kind, ParseError, SourceFile
 from ..parsers.base import FileProvider
+from ..parsers.compose import settle_project_env
 
 
 def parse_sources(sources: dict[str, list[SourceFile]], provider: FileProvider, facts: FactSet) -> None:
@@ -47,6 +48,7 @@ def parse_sources(sources: dict[str, list[SourceFile]], provider: FileProvider, 
             except Exception as exc:  # as above
                 facts.problem(kind_name, f"cannot parse {source.path}: the parser failed ({type(exc).__name__}); "
                               "please report this", Location(source.path))
+    settle_project_env(facts)
 
 
 def group_by_kind(classified: list[tuple[Kind, SourceFile]]) -> dict[str, list[SourceFile]]:

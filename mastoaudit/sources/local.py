@@ -27,7 +27,7 @@ import stat
 from pathlib import Path
 
 from ..facts import FactSet
-from ..model import Location, Status
+from ..model import Location, SkipReason, Status
 from ..parsers import Kind, SourceFile, classify
 from ..parsers.base import MAX_CONFIG_BYTES
 from ..textsafe import shown_path
@@ -142,11 +142,24 @@ class LocalTree:
             if os.path.isabs(target):
                 target = os.path.normpath(target)
                 if not self._under_root(target):
-                    raise OutsideTree("leads outside the audited tree")
+                    target = self._mirrored(target)  # raises OutsideTree when the tree has no copy of it
                 current = self.root
                 target = target[len(self.root):]
             parts[:0] = [p for p in target.split("/") if p]
         return current
+
+    def _mirrored(self, target: str) -> str:
+        """An absolute link in a copy of a host's files names the path on the host
+        (`ln -s /etc/nginx/sites-available/mastodon /etc/nginx/sites-enabled/`, as Mastodon's guide
+        does it): the same file in the tree is the one it means. Tried as the tree's own path
+        (the tree is a copy of `/`), then its trailing parts, longest first, at least a folder and a
+        name (the tree is a copy of /etc/nginx). Never a path outside the tree."""
+        parts = [p for p in target.split("/") if p and p != "."]
+        for start in range(len(parts) - 1):
+            mirrored = os.path.join(self.root, *parts[start:])
+            if ".." not in parts[start:] and os.path.lexists(mirrored):
+                return mirrored
+        raise OutsideTree("leads outside the audited tree")
 
     def inside(self, path: str) -> bool:
         try:
@@ -204,6 +217,15 @@ class LocalTree:
             raise PermissionError(f"{path} is outside the audited tree") from None
         except NotRegular as exc:
             raise PermissionError(f"{path} is {exc.what}, not a regular file") from None
+
+    def identity(self, path: str) -> tuple[int, int] | None:
+        """The file a shown name is (device, inode), links resolved inside the tree; None when it
+        cannot be told. Two names of one file have one identity."""
+        try:
+            info = os.stat(self.resolve(self.disk_path(path)))
+        except OSError:
+            return None
+        return info.st_dev, info.st_ino
 
     def glob(self, pattern: str, relative_to: str | None = None) -> list[str]:
         """FileProvider: the files a pattern names, inside the tree only; shown names, sorted."""
@@ -283,7 +305,7 @@ def _walk(root: str, tree: LocalTree, facts: FactSet) -> list[str]:
             kept.append(name)
         dirnames[:] = kept
         for name in sorted(filenames):
-            if name.endswith(SKIP_SUFFIXES):
+            if name.endswith(SKIP_SUFFIXES) and not name.lower().endswith(".erb"):  # ERB templates are configs
                 continue
             full = os.path.join(dirpath, name)
             (links if os.path.islink(full) else files).append(full)
@@ -319,6 +341,13 @@ def collect_tree(root: Path) -> FactSet:
                 if len(data) >= SNIFF_BYTES:
                     data, info = tree.open_bytes(path)
         except OutsideTree:
+            if kind is not None and kind.name == "nginx" and "/modules-enabled/" in f"/{rel}":
+                # Debian's links to /usr/share/nginx/modules-available: load_module lines of the
+                # distribution's module packages, nothing the checks judge.
+                facts.problem("nginx", f"{shown} loads a module from outside the audited tree (a distribution's "
+                              "modules-enabled link): not read", Location(shown), Status.SKIP,
+                              SkipReason.NOT_COLLECTED)
+                continue
             facts.problem(kind.name if kind else "file",
                           f"{shown} is a link that leads outside the audited tree: not followed"
                           + (", not audited" if kind else ""), Location(shown), Status.ERROR if kind else Status.WARN)

@@ -212,6 +212,7 @@ def build_facts(inventory: Inventory, host: Host, results: dict[str, dict], fail
 
 ProgressFn = Callable[[str, str], None]
 ResultFn = Callable[[str, str, dict], None]
+STDERR_TAIL = 64 * 1024  # of the SSH worker's stderr, kept for the message when it stops early
 
 
 class SshCollection:
@@ -227,6 +228,7 @@ class SshCollection:
         self.planner = planner or plan  # which commands each host gets (the federation reads plan their own)
         self.proc: subprocess.Popen | None = None
         self.started = 0.0
+        self.stderr_tail = b""
 
     def start(self) -> SshCollection:
         job: dict = {"hosts": [], "command_log": self.command_log}
@@ -272,8 +274,7 @@ class SshCollection:
         results: dict[str, dict[str, dict]] = {h.name: {} for h in hosts}
         failures: dict[str, str] = {}
         done: set[str] = set()
-        stderr_chunks: list[bytes] = []
-        drain = threading.Thread(target=lambda: stderr_chunks.append(proc.stderr.read(65536)), daemon=True)
+        drain = threading.Thread(target=self._drain_stderr, args=(proc.stderr,), daemon=True)
         drain.start()
         timer = threading.Timer(max(1.0, limit - (time.monotonic() - self.started)), proc.kill)
         timer.start()
@@ -301,13 +302,23 @@ class SshCollection:
         finally:
             timer.cancel()
             proc.wait(timeout=10)
+            drain.join(timeout=10)
         if len(done) < len(results):
-            tail = b"".join(stderr_chunks).decode("utf-8", "replace").strip().splitlines()[-1:] or ["no detail"]
+            tail = self.stderr_tail.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no detail"]
             elapsed = time.monotonic() - self.started
             for name in results:
                 if name not in done:
                     failures.setdefault(name, f"SSH worker stopped ({tail[0][:200]}) after {elapsed:.0f} s")
         return results, failures
+
+    def _drain_stderr(self, stream) -> None:
+        """Read the worker's stderr to its end (a worker blocked on a full pipe never finishes),
+        keeping only the last STDERR_TAIL bytes for the failure message."""
+        tail = bytearray()
+        for chunk in iter(lambda: stream.read1(65536), b""):
+            tail += chunk
+            del tail[:-STDERR_TAIL]
+        self.stderr_tail = bytes(tail)
 
 
 def phases(steps: list[Planned]) -> list[list[Planned]]:

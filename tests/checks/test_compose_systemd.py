@@ -16,7 +16,7 @@ from mastoaudit.parsers import SourceFile
 from mastoaudit.parsers.compose import parse_compose
 from mastoaudit.sources.local import collect_tree
 
-from ..conftest import DEMO, FIXTURES, lint, results_for
+from ..conftest import DEMO, FIXTURES, ROOT, check_fn, lint, results_for
 
 COMPOSE_TAGS = ["tag:docker"]
 SYSTEMD_TAGS = ["tag:systemd"]
@@ -437,3 +437,66 @@ def test_sandboxing_verdicts_agree_with_systemd_analyze_security(registry):
             elif finding.status is Status.FAIL:
                 assert score >= 7.0, (tree, finding.subject, score)
     assert judged == 9
+
+
+CORPUS_COMPOSE = ROOT / "tests" / "corpus" / "compose-env" / "opt" / "mastodon"
+
+
+@needs_compose
+def test_interpolation_from_env_matches_compose(tmp_path):
+    """The corpus's compose project (${VAR:-default}, ${VAR?err}, anchors, .env beside it): images,
+    published ports and environment as `docker-compose config` interpolates them."""
+    for name in ("docker-compose.yml", ".env", ".env.production"):
+        shutil.copy(CORPUS_COMPOSE / name, tmp_path / name)
+    run = subprocess.run([DOCKER_COMPOSE, "--project-directory", str(tmp_path), "config"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0, run.stderr
+    theirs = yaml.safe_load(run.stdout)
+    [ours] = collect_tree(tmp_path).all("compose")
+    assert set(theirs["services"]) == set(ours.services)
+    for name, svc in theirs["services"].items():
+        mine = ours.services[name]
+        assert svc.get("image") == mine.image, name
+        assert _their_ports(svc) == {(p.host_ip, p.host_port, p.container_port) for p in mine.ports}, name
+        for key, value in (mine.environment or {}).items():  # environment: written in the file
+            assert str(svc["environment"][key]) == value.value, (name, key)
+
+
+def _compose_facts(tmp_path: Path, compose: str, env: str, extra: dict[str, str] | None = None):
+    (tmp_path / "docker-compose.yml").write_text(compose)
+    (tmp_path / ".env.production").write_text(env)
+    for rel, text in (extra or {}).items():
+        (tmp_path / rel).write_text(text)
+    return collect_tree(tmp_path)
+
+
+def test_a_service_on_an_external_network_says_its_isolation_is_unknown(tmp_path):
+    facts = _compose_facts(tmp_path, "services:\n  redis:\n    image: redis:7\n    networks: [proxy]\n"
+                                     "networks:\n  proxy:\n    external: true\n", "REDIS_HOST=redis\n")
+    [f] = check_fn("redis.compose-no-password")(facts)
+    assert f.status is Status.FAIL and f.severity.value == "medium"
+    assert "created outside this file (external: true)" in f.message and "not known from here" in f.message
+    [env_side] = check_fn("redis.env-password")(facts)
+    assert env_side.status is Status.WARN and "redis.compose-no-password judges that" in env_side.message
+
+
+def test_mastodons_own_compose_redis_is_not_a_missing_password(tmp_path):
+    facts = _compose_facts(tmp_path, "services:\n  redis:\n    image: redis:7\n    networks: [internal]\n"
+                                     "networks:\n  internal:\n    internal: true\n", "REDIS_HOST=redis\n")
+    [f] = check_fn("redis.env-password")(facts)
+    assert f.status is Status.PASS and "only containers on its internal network reach" in f.message
+
+
+@pytest.mark.parametrize(("server", "status"), [
+    ("172.17.0.1", Status.PASS),  # the Docker host from a container: never leaves the machine
+    ("host.docker.internal", Status.PASS),
+    ("postfix", Status.PASS),  # a service of the project
+    ("smtp.example.net", Status.FAIL),
+])
+def test_a_relay_truly_on_the_host(tmp_path, server, status):
+    facts = _compose_facts(
+        tmp_path, "services:\n  web:\n    image: ghcr.io/mastodon/mastodon:v4.5.11\n    env_file: .env.production\n"
+                  "  postfix:\n    image: boky/postfix\n",
+        f"LOCAL_DOMAIN=example.org\nSMTP_SERVER={server}\nSMTP_PORT=25\nSMTP_OPENSSL_VERIFY_MODE=none\n")
+    [f] = check_fn("smtp.env-certificate-verify")(facts)
+    assert f.status is status, f.message

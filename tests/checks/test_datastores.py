@@ -137,6 +137,21 @@ def test_hba_any_address(registry):
     assert [(o.status.value, o.location.line) for o in outcomes] == [("fail", 1), ("warn", 2), ("fail", 3)]
 
 
+@pytest.mark.parametrize(("conf", "severity", "words"), [
+    (None, None, "not known (no postgresql.conf read)"),  # the check's own: critical
+    ("port = 5432\n", "medium", "listens on localhost only (the default"),
+    ("listen_addresses = 'localhost'\n", "medium", "listens on localhost only (listen_addresses at"),
+    ("listen_addresses = '*'\n", None, ""),
+])
+def test_a_broad_rule_is_judged_with_what_postgresql_listens_on(registry, conf, severity, words):
+    texts = {"pg_hba": "host all all 0.0.0.0/0 scram-sha-256\n"}
+    if conf is not None:
+        texts["postgresql_conf"] = conf
+    f = one(judge(registry, "postgresql.hba-any-address", **texts))
+    assert f.status is Status.FAIL and (f.severity.value if f.severity else None) == severity
+    assert words in f.message
+
+
 def test_hba_cleartext_password(registry):
     outcomes = judge(registry, "postgresql.hba-cleartext-password", pg_hba=(
         "local all all password\n"

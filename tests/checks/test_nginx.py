@@ -5,15 +5,17 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import ssl
 import subprocess
 from pathlib import Path
 
 import pytest
-from mastoaudit_checks.nginx import cipher_verdict, csp_blocks_scripts, csp_script_weakness
+from mastoaudit_checks.nginx import csp_blocks_scripts, csp_script_weakness
 
+from mastoaudit import ciphers
 from mastoaudit.model import Finding, Status
 
-from ..conftest import DEMO, FIXTURES, lint
+from ..conftest import DEMO, FIXTURES, check_fn, lint
 
 NGINX = "/usr/sbin/nginx"
 
@@ -83,28 +85,50 @@ def test_tls_protocols(registry, tmp_path, http, server, want, line):
 
 
 @pytest.mark.parametrize(("spec", "verdict"), [
-    ("HIGH:!aNULL:!MD5", "pass"),
-    ("HIGH:!MEDIUM:!LOW:!aNULL:!NULL:!SHA", "pass"),
     ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305", "pass"),
     ("DEFAULT:@SECLEVEL=0", "fail"),
     ("HIGH:@SECLEVEL=0", "fail"),
-    ("RC4-SHA:HIGH", "fail"),
-    ("HIGH:RC4:!RC4", "pass"),  # removed again with "!"
+    ("RC4-SHA:HIGH", "fail"),  # named: this OpenSSL lacks RC4, the server's may not
+    ("HIGH:RC4:!RC4:!aNULL", "weak"),  # RC4 removed again with "!"; HIGH still holds static RSA
+    ("HIGH:!MD5", "fail"),  # HIGH holds anonymous suites (ADH-AES256-GCM-SHA384) unless !aNULL says otherwise
     ("ECDHE-RSA-DES-CBC3-SHA:HIGH", "fail"),
     ("EXP-RC4-MD5", "fail"),
     ("aNULL:HIGH", "fail"),
     ("ALL", "fail"),  # includes anonymous suites
-    ("ALL:!aNULL:!eNULL", "warn"),
-    ("DEFAULT", "warn"),
-    ("HIGH+kEECDH:HIGH+kEDH", "pass"),
+    ("ALL:!aNULL:!eNULL", "weak"),
+    ("DEFAULT", "weak"),
+    ("HIGH:!MEDIUM:!LOW:!aNULL:!NULL:!SHA", "weak"),  # Mastodon's sample: static RSA, CBC
+    ("HIGH:!aNULL:!MD5", "weak"),  # nginx's default
+    ("ECDHE+AES", "outside"),  # forward secret and authenticated, but CBC and CCM suites
+    ("EECDH+AESGCM:EDH+AESGCM", "pass"),  # AEAD with forward secrecy (DHE-DSS ones are never negotiated)
+    ("NO-SUCH-SUITE", "unusable"),
 ])
-def test_cipher_verdicts(spec, verdict):
-    assert cipher_verdict(spec)[0] == verdict
+def test_cipher_strings_as_openssl_expands_them(spec, verdict):
+    assert ciphers.judge(spec).verdict == verdict
 
 
 def test_tls_ciphers_unset_is_nginx_default(registry, tmp_path):
+    """nginx's default HIGH:!aNULL:!MD5 is judged as OpenSSL expands it."""
     found = results(registry, tmp_path, "nginx.tls-ciphers", {"sites-enabled/x": site(CERT)})
-    assert one(found, Status.PASS).observed.startswith("unset")
+    f = one(found, Status.FAIL)
+    assert f.observed.startswith("unset (HIGH:!aNULL:!MD5") and f.severity.value == "medium"
+
+
+def test_tls_ciphers_names_the_suites_and_the_openssl_that_expanded_them(registry, tmp_path):
+    found = results(registry, tmp_path, "nginx.tls-ciphers",
+                    {"sites-enabled/x": site(CERT + "    ssl_ciphers HIGH:!MEDIUM:!LOW:!aNULL:!NULL:!SHA;\n")})
+    f = one(found, Status.FAIL)
+    assert "no forward secrecy (static RSA key exchange): AES256-GCM-SHA384" in f.message
+    assert "CBC mode: " in f.message and "ECDHE-RSA-AES256-SHA384" in f.message
+    assert f"expanded with {ssl.OPENSSL_VERSION} (mastoaudit's; the server's OpenSSL may differ)" in f.message
+    assert "Mozilla's intermediate profile" in f.expected
+    mozilla = ciphers.mozilla_profile().openssl_string
+    ok = one(results(registry, tmp_path / "ok", "nginx.tls-ciphers",
+                     {"sites-enabled/x": site(CERT + f"    ssl_ciphers {mozilla};\n")}), Status.PASS)
+    assert "protocols are judged by nginx.tls-protocols" in ok.message  # says what it covers
+    forward_secret = one(results(registry, tmp_path / "fs", "nginx.tls-ciphers",
+                                 {"sites-enabled/x": site(CERT + "    ssl_ciphers ECDHE+AES;\n")}), Status.WARN)
+    assert forward_secret.severity.value == "low" and "none broken" in forward_secret.message
 
 
 def test_tls_ciphers_templated_is_skipped(registry, tmp_path):
@@ -115,8 +139,10 @@ def test_tls_ciphers_templated_is_skipped(registry, tmp_path):
 
 @pytest.mark.parametrize(("lines", "want"), [
     ("ssl_prefer_server_ciphers on; ssl_ciphers DEFAULT:@SECLEVEL=0;", Status.PASS),
-    ("ssl_prefer_server_ciphers off; ssl_ciphers ECDHE-RSA-AES128-GCM-SHA256;", Status.PASS),
-    ("ssl_ciphers ALL:!aNULL;", Status.WARN),  # unset (off) with a broad group
+    ("ssl_prefer_server_ciphers off; ssl_ciphers ECDHE-RSA-AES128-GCM-SHA256;", Status.PASS),  # Mozilla's way
+    ("ssl_prefer_server_ciphers on; ssl_ciphers ECDHE-RSA-AES128-GCM-SHA256;", Status.PASS),  # safe too
+    ("ssl_ciphers ALL:!aNULL;", Status.FAIL),  # unset (off) with static-RSA suites in the list
+    ("ssl_prefer_server_ciphers off; ssl_ciphers ECDHE+AES;", Status.WARN),  # CBC and CCM: outside, not broken
     ("ssl_prefer_server_ciphers off; ssl_ciphers RC4-SHA:HIGH;", Status.FAIL),
 ])
 def test_prefer_server_ciphers(registry, tmp_path, lines, want):
@@ -160,8 +186,35 @@ def test_certificate_in_a_snippet_and_reject_handshake_servers(registry, tmp_pat
 
 
 def test_hsts_only_app_responses_pass(registry, tmp_path):
-    found = results(registry, tmp_path, "nginx.hsts", {"sites-enabled/x": site(CERT + APP)})
-    assert "app" in one(found, Status.PASS).message
+    proxied = (f"    location / {{\n{PROXY}        proxy_pass http://backend;\n    }}\n")
+    found = results(registry, tmp_path, "nginx.hsts", {"sites-enabled/x": site(CERT + proxied)})
+    assert "every response comes from the Mastodon app" in one(found, Status.PASS).message
+
+
+def test_hsts_on_files_served_before_the_proxy_is_judged(registry, tmp_path):
+    """try_files $uri @proxy (Mastodon's documented shape): the files nginx finds on disk carry no
+    HSTS of their own, but every page comes from the app with its header and a browser keeps HSTS
+    for the whole host: a pass that says so. A fallback that removes the app's header fails."""
+    found = results(registry, tmp_path / "docs", "nginx.hsts", {"sites-enabled/x": site(CERT + APP)})
+    p = one(found, Status.PASS)
+    assert "try_files before the proxy" in p.message and "location /" in p.message
+    assert "keeps HSTS for the whole host" in p.message
+    # the same with HSTS at the server level: a pass that gives the true reason
+    body = CERT + '    add_header Strict-Transport-Security "max-age=63072000" always;\n' + APP
+    passed = one(results(registry, tmp_path / "server", "nginx.hsts", {"sites-enabled/x": site(body)}), Status.PASS)
+    assert "nginx sets HSTS (add_header at" in passed.message and "the app sets its own" in passed.message
+    # the fallback hides the app's header: the host never sends HSTS
+    hidden = APP.replace("proxy_pass http://backend;", "proxy_hide_header Strict-Transport-Security;\n"
+                         "        proxy_pass http://backend;")
+    f = one(results(registry, tmp_path / "hidden", "nginx.hsts", {"sites-enabled/x": site(CERT + hidden)}),
+            Status.FAIL)
+    assert "removed where nginx falls back to it" in f.message and "proxy_hide_header" in f.message
+    # HSTS set for the server and silently dropped on the files by a location's own add_header: the
+    # admin's intent defeated by nginx's inheritance rule, a low warning
+    dropped = (CERT + '    add_header Strict-Transport-Security "max-age=63072000" always;\n'
+               + APP.replace("{ try_files", '{ add_header Cache-Control "public"; try_files'))
+    w = one(results(registry, tmp_path / "dropped", "nginx.hsts", {"sites-enabled/x": site(dropped)}), Status.WARN)
+    assert w.severity.value == "low" and "does not inherit" in w.message and "try_files before the proxy" in w.message
 
 
 def test_hsts_static_location_drops_the_servers_header(registry, tmp_path):
@@ -202,7 +255,10 @@ def test_hsts_object_storage_proxy_needs_its_own(registry):
     found = lint(registry, FIXTURES / "nginx" / "object-storage", select=["nginx.hsts"]).findings
     assert {f.subject.split(" location")[0] for f in found if f.status is Status.FAIL} == {
         "server files.example.org:443"}
-    assert any(f.status is Status.PASS and "social" in f.subject for f in found)
+    # the Mastodon server's own static files (try_files before the proxy) lack HSTS: a pass that says
+    # why that is enough (the app's pages carry it)
+    assert any(f.status is Status.PASS and "try_files before the proxy" in f.message and "social" in f.subject
+               for f in found)
 
 
 # --- plain HTTP ----------------------------------------------------------------------------------
@@ -399,6 +455,13 @@ def test_streaming_through_the_app_fallback(registry, tmp_path):
     ("proxy_hide_header Content-Security-Policy; add_header Content-Security-Policy \"default-src 'none'\";",
      Status.PASS),
     ("proxy_hide_header Content-Security-Policy; add_header Content-Security-Policy \"default-src *\";", Status.FAIL),
+    # headers-more: more_set_headers replaces the app's own policy, more_clear_headers removes it
+    ("more_set_headers \"Content-Security-Policy: script-src 'self' 'unsafe-eval'\";", Status.FAIL),
+    ("more_set_headers \"Content-Security-Policy: default-src 'self'\";", Status.WARN),
+    ("more_clear_headers Content-Security-Policy;", Status.FAIL),
+    ("more_clear_headers 'Content-Security-*';", Status.FAIL),
+    ("more_set_headers -a \"Content-Security-Policy: script-src *\";", Status.WARN),  # beside the app's
+    ("more_set_headers -s 404 \"Content-Security-Policy: script-src *\";", Status.PASS),  # error pages only
 ])
 def test_app_csp(registry, tmp_path, lines, want):
     body = CERT + f"    location / {{\n{PROXY}        {lines}\n        proxy_pass http://backend;\n    }}\n"
@@ -443,6 +506,51 @@ def test_alias_into_the_checkout_fails(registry, tmp_path):
     body = CERT + APP + "    location /files/ { alias /home/mastodon/live/; }\n"
     found = results(registry, tmp_path, "nginx.document-root", {"sites-enabled/x": site(body)})
     assert one(found, Status.FAIL).observed == "/home/mastodon/live/"
+
+
+def _roots(registry, tmp_path, body: str, extra: dict[str, str] | None = None) -> list[Finding]:
+    return results(registry, tmp_path, "nginx.document-root", {"sites-enabled/x": site(body), **(extra or {})})
+
+
+def test_a_root_is_judged_by_what_it_serves_not_by_its_name(registry, tmp_path):
+    """certbot's webroot named after the site serves /.well-known/acme-challenge/ only; a checkout set
+    as root where every location proxies serves nothing from disk."""
+    acme = "    location ^~ /.well-known/acme-challenge/ { root /var/www/mastodon; }\n"
+    found = _roots(registry, tmp_path / "acme", CERT + "    root /home/mastodon/live/public;\n" + APP + acme)
+    assert statuses(found) == ["pass", "pass"]
+    assert any("/var/www/mastodon/.well-known/acme-challenge" in f.message for f in found)
+    proxied = f"    root /home/mastodon/live;\n    location / {{\n{PROXY}        proxy_pass http://backend;\n    }}\n"
+    assert "nothing is served from disk" in one(_roots(registry, tmp_path / "proxy", CERT + proxied),
+                                                Status.PASS).message
+
+
+def test_the_checkout_served_says_which_file_downloads(registry, tmp_path):
+    f = one(_roots(registry, tmp_path / "open", CERT + "    root /home/mastodon/live;\n" + APP), Status.FAIL)
+    assert "GET /.env.production" in f.message and f.severity.value == "critical"
+    dotfiles = "    location ~ /\\. { deny all; }\n"
+    f = one(_roots(registry, tmp_path / "denied", CERT + "    root /home/mastodon/live;\n" + APP + dotfiles),
+            Status.FAIL)
+    assert f.severity.value == "high" and "is refused" in f.message
+
+
+def test_the_checkout_is_where_the_tree_puts_it(registry, tmp_path):
+    """A root that is not a documented path is the checkout when the tree shows .env.production there,
+    a unit's WorkingDirectory, or the directory above a served public/."""
+    env = {"srv/social/.env.production": "LOCAL_DOMAIN=social.example.org\n"}
+    f = one(_roots(registry, tmp_path / "env", CERT + "    root /srv/social;\n" + APP, env), Status.FAIL)
+    assert "/srv/social" in f.message and ".env.production" in f.message
+    unit = {"etc/systemd/system/mastodon-web.service": "[Service]\nUser=social\nWorkingDirectory=/opt/social\n"
+                                                       "ExecStart=/opt/social/bin/bundle exec puma\n"}
+    f = one(_roots(registry, tmp_path / "unit", CERT + "    root /opt/social;\n" + APP, unit), Status.FAIL)
+    assert "WorkingDirectory" in f.message
+    body = (CERT + "    root /usr/share/mastodon/public;\n" + APP
+            + "    location /app/ { alias /usr/share/mastodon/; }\n")
+    found = _roots(registry, tmp_path / "above", body)
+    assert "the directory above /usr/share/mastodon/public" in one(found, Status.FAIL).message
+    f = one(_roots(registry, tmp_path / "slash", CERT + "    root /;\n" + APP), Status.FAIL)
+    assert f.severity.value == "critical" and "GET /home/mastodon/live/.env.production" in f.message
+    f = one(_roots(registry, tmp_path / "var", CERT + "    root /var;\n" + APP), Status.FAIL)
+    assert f.severity.value == "high"
 
 
 # --- the demo trees against the real nginx -------------------------------------------------------
@@ -553,3 +661,93 @@ def test_a_local_object_storage_proxy_is_not_judged_as_the_app(registry, tmp_pat
     found = results(registry, tmp_path / "app", "nginx.proxy-headers",
                     {"sites-enabled/mastodon": site(CERT + APP) + media_server.replace(media, app_like)})
     assert "fail" in statuses([f for f in found if "media." in (f.subject or "")])
+
+
+def test_app_csp_replaced_at_the_server_level_by_headers_more(registry, tmp_path):
+    """Unlike add_header, more_set_headers at the server level reaches every location, however many
+    headers the location adds itself, and replaces what the app sends."""
+    body = (CERT + "    more_set_headers \"Content-Security-Policy: default-src 'self' 'unsafe-inline'\";\n"
+            + f"    location / {{\n{PROXY}        add_header X-Cached $upstream_cache_status;\n"
+            "        proxy_pass http://backend;\n    }\n")
+    f = one(results(registry, tmp_path, "nginx.app-csp", {"sites-enabled/x": site(body)}), Status.FAIL)
+    assert "replaced (more_set_headers)" in f.message and "'unsafe-inline'" in f.message and f.location.line == 9
+
+
+def test_headers_more_sets_hsts_and_media_headers(registry, tmp_path):
+    """HSTS, nosniff and the media CSP set with more_set_headers count, whatever add_header lines the
+    locations have; a header limited to some content types (-t) covers the others not."""
+    media = ("    location ~ ^/system/ {\n        add_header Cache-Control public;\n"
+             "        more_set_headers \"Content-Security-Policy: default-src 'none'; form-action 'none'\";\n"
+             "        try_files $uri =404;\n    }\n")
+    body = (CERT + '    more_set_headers "Strict-Transport-Security: max-age=63072000";\n'
+            "    root /home/mastodon/live/public;\n" + APP + media)
+    files = {"etc/nginx/nginx.conf": "events {}\nhttp {\n  more_set_headers 'X-Content-Type-Options: nosniff';\n"
+                                     "  include /etc/nginx/sites-enabled/*;\n}\n",
+             "etc/nginx/sites-enabled/x": site(body)}
+    hsts = one(results(registry, tmp_path, "nginx.hsts", files), Status.PASS)
+    assert "headers-more" in hsts.message
+    assert one(results(registry, tmp_path, "nginx.media-csp", files), Status.PASS)
+    assert one(results(registry, tmp_path, "nginx.media-nosniff", files), Status.PASS)
+    files["etc/nginx/nginx.conf"] = files["etc/nginx/nginx.conf"].replace("more_set_headers '", "more_set_headers -t "
+                                                                          "text/html '")
+    f = one(results(registry, tmp_path / "typed", "nginx.media-nosniff", files), Status.WARN)
+    assert "only for text/html" in f.message
+
+
+def test_headers_more_clearing_the_apps_hsts_fails(registry, tmp_path):
+    body = CERT + f"    location / {{\n{PROXY}        more_clear_headers Strict-Transport-Security;\n" \
+        "        proxy_pass http://backend;\n    }\n"
+    f = one(results(registry, tmp_path, "nginx.hsts", {"sites-enabled/x": site(body)}), Status.FAIL)
+    assert "the app's own HSTS header is removed" in f.message
+
+
+# --- words that are true for the versions in front of them -----------------------------------------
+
+
+def _with_packages(tmp_path: Path, body: str, versions: dict[str, str] | None):
+    from mastoaudit.parsers.live import Packages
+    from mastoaudit.sources.local import collect_tree
+
+    (tmp_path / "sites-enabled").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "sites-enabled/x").write_text(site(CERT + body))
+    facts = collect_tree(tmp_path)
+    if versions is not None:
+        facts.add("packages", Packages("web1", versions))
+    return facts
+
+
+@pytest.mark.parametrize(("versions", "cache", "want", "words"), [
+    (None, "shared:SSL:10m", Status.WARN, "nginx's version is not known from the files"),
+    (None, "builtin", Status.FAIL, "no shared ssl_session_cache"),
+    ({"nginx": "1.22.1-9+deb12u1"}, "shared:SSL:10m", Status.FAIL, "nginx 1.22.1-9+deb12u1 predates key rotation"),
+    ({"nginx": "1.26.3-3~bookworm"}, "shared:SSL:10m", Status.PASS, "rotates their key itself"),
+    ({"nginx-core": "1.24.0-2ubuntu7"}, "builtin", Status.FAIL, "without a shared ssl_session_cache"),
+])
+def test_session_tickets_know_that_nginx_1_23_2_rotates_their_key(tmp_path, versions, cache, want, words):
+    facts = _with_packages(tmp_path, f"    ssl_session_cache {cache};\n", versions)
+    [f] = check_fn("nginx.tls-session-tickets")(facts)
+    assert f.status is want and words in f.message, f.message
+
+
+def test_the_cipher_string_names_the_hosts_openssl_when_it_is_known(tmp_path):
+    facts = _with_packages(tmp_path, "    ssl_ciphers HIGH:!aNULL:!MD5;\n", {"libssl3": "3.0.15-1~deb12u1"})
+    [f] = check_fn("nginx.tls-ciphers")(facts)
+    assert "the host has libssl3 3.0.15-1~deb12u1" in f.message and ssl.OPENSSL_VERSION in f.message
+
+
+def test_plain_http_behind_a_tls_terminating_proxy(registry, tmp_path):
+    """A sidecar behind an ingress (Helm) or a load balancer: it takes client addresses from the proxy
+    and passes the proxy's X-Forwarded-Proto on. Its plain HTTP is that proxy's hop, not the visitor's."""
+    proxied = ("    set_real_ip_from 10.0.0.0/8;\n    real_ip_header X-Forwarded-For;\n    location / {\n"
+               "        proxy_set_header Host $host;\n"
+               "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
+               "        proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto;\n"
+               "        proxy_set_header Proxy \"\";\n        proxy_pass http://backend;\n    }\n")
+    files = {"sites-enabled/x": site(proxied, listen="8080")}
+    redirect = one(results(registry, tmp_path, "nginx.http-redirect", files), Status.PASS)
+    assert "terminates TLS" in redirect.message and "set_real_ip_from" in redirect.message
+    headers = one(results(registry, tmp_path, "nginx.proxy-headers", files), Status.PASS)
+    assert "$http_x_forwarded_proto" in headers.message
+    # where TLS ends here, the client's own X-Forwarded-Proto is no truth: $scheme is
+    tls = {"sites-enabled/x": site(CERT + proxied)}
+    one(results(registry, tmp_path / "tls", "nginx.proxy-headers", tls), Status.FAIL)

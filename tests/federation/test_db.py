@@ -402,3 +402,87 @@ def test_a_db_host_behind_a_bastion_is_reached_through_it(monkeypatch, tmp_path)
     monkeypatch.setattr(remote, "SshCollection", Collector)
     remote.read_over_ssh(load_inventory(inventory), ["a.example"])
     assert jumps and jumps[0]["address"] == "203.0.113.9" and jumps[0]["port"] == 2222 and jumps[0]["user"] == "jumper"
+
+
+# --- deadlines: a database that stops answering -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stall_db(cluster):
+    _posture_db(cluster, "stall", weak=False)
+    return "stall"
+
+
+def _backend_waiting_on_a_lock(cluster, dbname: str, proc: subprocess.Popen) -> int:
+    import psycopg
+
+    with psycopg.connect(_socket_dsn(cluster, dbname), autocommit=True) as watcher:
+        while proc.poll() is None:
+            row = watcher.execute("SELECT pid FROM pg_stat_activity WHERE application_name = 'mastoaudit' "
+                                  "AND wait_event_type = 'Lock'").fetchone()
+            if row:
+                return row[0]
+            watcher.execute("SELECT pg_sleep(0.02)")
+    raise AssertionError(f"mastoaudit ended before it waited on the lock: {proc.communicate()}")
+
+
+def test_a_stalled_database_ends_the_run_incomplete_within_its_deadline(cluster, stall_db, tmp_path):
+    """A backend that stops running mid-query (SIGSTOP: as a frozen VM, a stuck pooler or a network
+    that drops every packet would look): its statement_timeout never fires and a cancel is never
+    acted on. Before, `federation impact` waited for it forever; now the client-side deadline closes
+    the connection, the run ends incomplete (exit 3) and says why."""
+    import signal
+
+    import psycopg
+
+    holder = psycopg.connect(_socket_dsn(cluster, stall_db))
+    holder.execute("LOCK TABLE follows IN ACCESS EXCLUSIVE MODE")  # the impact query waits for it
+    out = tmp_path / "r.json"
+    proc = subprocess.Popen([sys.executable, "-m", "mastoaudit", "federation", "impact", "x.example",
+                             "--db", _socket_dsn(cluster, stall_db), "--statement-timeout", "4",
+                             "-f", "json", "-f", "terminal", "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    pid = None
+    try:
+        pid = _backend_waiting_on_a_lock(cluster, stall_db, proc)
+        os.kill(pid, signal.SIGSTOP)
+        stdout, stderr = proc.communicate(timeout=120)  # a guard against a hang, not a measure
+    finally:
+        proc.kill()
+        if pid is not None:
+            os.kill(pid, signal.SIGCONT)
+        holder.close()
+        if pid is not None:
+            cluster.psql(f"SELECT pg_terminate_backend({pid})")
+    assert proc.returncode == 3, stdout + stderr
+    report = json.loads(out.read_text())
+    assert report["run"]["complete"] is False
+    errors = report["extra"]["federation"]["database"]["errors"]
+    assert "mastoaudit closed the connection" in errors["impact"] and "no answer 8 s" in errors["impact"]
+    assert all(message.startswith("not run: the database stopped answering") for name, message in errors.items()
+               if name != "impact")
+    assert report["extra"]["federation"]["database"]["peers"] is not None  # the query before it answered
+    assert "Incomplete" in stdout
+
+
+def test_a_lock_held_by_another_session_ends_at_the_statement_timeout(cluster, stall_db):
+    """The server-side half: a query waiting on a lock is cancelled by its statement_timeout; the
+    connection stays usable and the queries after it answer."""
+    import psycopg
+
+    with psycopg.connect(_socket_dsn(cluster, stall_db)) as holder:
+        holder.execute("LOCK TABLE follows IN ACCESS EXCLUSIVE MODE")
+        facts = read_database(_socket_dsn(cluster, stall_db), ["x.example"], timeout_s=0.5)
+    assert facts.errors == {"impact": "took longer than the 0.5 s statement timeout"}
+    assert not facts.stalled and facts.staff is not None and facts.blocks is not None
+
+
+def test_a_server_that_accepts_and_never_speaks_is_unreachable(monkeypatch):
+    """The connection's own deadline: connect_timeout covers the start-up, not only the TCP connect."""
+    import socket
+
+    from mastoaudit.federation import database
+
+    monkeypatch.setattr(database, "CONNECT_TIMEOUT_S", 2)
+    with socket.create_server(("127.0.0.1", 0)) as silent, pytest.raises(DatabaseUnreachable, match="timeout"):
+        read_database(f"host=127.0.0.1 port={silent.getsockname()[1]} user=x dbname=x", ["x.example"])

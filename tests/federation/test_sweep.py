@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import socket
 from pathlib import Path
 
 import jsonschema
@@ -296,7 +297,9 @@ def test_shards_of_a_sweep_merge_finding_for_finding(tmp_path, capsys):
     its "no peer runs a version with a known advisory" pass all landed in the merged report."""
     listed = tmp_path / "peers.txt"
     listed.write_text("".join(f"p{i}.example\n" for i in range(12)) + "10.0.0.1\nfoo\nhttps://x.example/\n")
-    common = ["federation", "peers", "--from-file", str(listed), "--no-dns", "-q", "-f", "json", "--fail-on", "never"]
+    # Names that resolve to an address the sweep refuses: every peer read to an error, no network.
+    common = ["federation", "peers", "--from-file", str(listed), "--no-dns", "--resolve", "*.example=127.0.0.1",
+              "-q", "-f", "json", "--fail-on", "never"]
     assert main([*common, "-o", str(tmp_path / "whole.json")]) == 0
     for i in (1, 2, 3):
         assert main([*common, "-o", str(tmp_path / f"s{i}.json"), "--shard", f"{i}/3"]) == 0
@@ -307,6 +310,73 @@ def test_shards_of_a_sweep_merge_finding_for_finding(tmp_path, capsys):
     assert _verdicts(merged) == _verdicts(whole)
     assert merged["summary"]["by_status"] == whole["summary"]["by_status"]
     assert sum(f["check_id"] == "input.peer_list" for f in merged["findings"]) == 3
+
+
+def test_a_shard_that_holds_no_peers_says_so(tmp_path, capsys):
+    """Before, a shard with no peers of its own skipped the advisory check as "not applicable: no
+    federation_peers found for this target", as if the sweep had not run; and that skip stayed in
+    the merged report beside the other shards' verdict."""
+    listed = tmp_path / "peers.txt"
+    listed.write_text("p0.example\n")
+    owner = shard_of("p0.example", 3)
+    common = ["federation", "peers", "--from-file", str(listed), "--no-dns", "--resolve", "*.example=127.0.0.1",
+              "-q", "-f", "json", "--fail-on", "never"]
+    assert main([*common, "-o", str(tmp_path / "whole.json")]) == 0
+    for i in (1, 2, 3):
+        assert main([*common, "-o", str(tmp_path / f"s{i}.json"), "--shard", f"{i}/3"]) == 0
+    assert main(["merge", *(str(tmp_path / f"s{i}.json") for i in (1, 2, 3)), "-f", "json",
+                 "-o", str(tmp_path / "merged.json")]) == 0
+    capsys.readouterr()
+    for i in {1, 2, 3} - {owner}:
+        part = json.loads((tmp_path / f"s{i}.json").read_text())
+        advisory = [f for f in part["findings"] if f["check_id"] == "federation.vulnerable-peers"]
+        assert [(f["status"], f["message"]) for f in advisory] == [
+            ("skip", f"this shard ({i} of 3) holds none of the 1 peer")]
+    whole, merged = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("whole", "merged"))
+    assert _verdicts(merged) == _verdicts(whole)
+    assert not any("holds none" in f["message"] for f in merged["findings"])
+
+
+def test_a_sweep_where_no_name_resolves_is_incomplete_and_says_why(tmp_path, capsys):
+    """A resolver that answers nothing (no DNS reachable from here): every peer fails DNS. Before,
+    the run ended "clean" (exit 0, the advisory check passed over peers it never read)."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # takes the queries, answers none
+    silent.bind(("127.0.0.1", 0))
+    try:
+        listed = tmp_path / "peers.txt"
+        listed.write_text("".join(f"p{i}.example\n" for i in range(4)))
+        out = tmp_path / "out"
+        code = main(["federation", "peers", "--from-file", str(listed), "--resolver",
+                     f"127.0.0.1:{silent.getsockname()[1]}", "--dns-timeout", "0.5",
+                     "-f", "json", "-f", "html", "-f", "terminal", "-o", str(out)])
+    finally:
+        silent.close()
+    printed = capsys.readouterr()
+    assert code == 3
+    assert "warning: no peer name resolved: is DNS reachable from here?" in printed.err
+    assert "! no peer name resolved: is DNS reachable from here?" in printed.out
+    report = json.loads((out / "mastoaudit-federation.json").read_text())
+    assert report["run"]["complete"] is False
+    assert [f["message"] for f in report["findings"] if f["status"] == "error"] == [
+        "no peer name resolved: is DNS reachable from here?"]
+    assert {p["error"] for p in report["extra"]["federation"]["peers"]} == {"dns"}
+    assert "no peer name resolved: is DNS reachable from here?</strong>" in \
+        (out / "mastoaudit-federation.html").read_text()
+
+
+def test_one_name_that_resolves_is_enough(tmp_path, capsys):
+    """Only a sweep where every peer failed DNS is suspect: one unknown name among others is that
+    peer's own error, and --no-dns says what it means."""
+    listed = tmp_path / "peers.txt"
+    listed.write_text("gone.example\nthere.example\n")
+    common = ["federation", "peers", "--from-file", str(listed), "--no-dns", "-q", "-f", "json", "--fail-on", "never"]
+    assert main([*common, "--resolve", "there.example=127.0.0.1", "-o", str(tmp_path / "one.json")]) == 0
+    assert main([*common, "-o", str(tmp_path / "none.json")]) == 3
+    capsys.readouterr()
+    none = json.loads((tmp_path / "none.json").read_text())
+    assert [f["message"] for f in none["findings"] if f["status"] == "error"] == [
+        "no peer name resolved: is DNS reachable from here? (--no-dns: only the names in --resolve/--resolve-file "
+        "resolve)"]
 
 
 def test_a_pass_about_the_whole_sweep_gives_way_to_a_shard_that_found_otherwise():

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from mastoaudit.facts import FactSet
+from mastoaudit.model import Status
 from mastoaudit.parsers import ParseError, SourceFile
-from mastoaudit.parsers.compose import build_compose, parse_compose
+from mastoaudit.parsers.compose import build_compose, interpolate, parse_compose, read_dotenv
+from mastoaudit.sources.local import collect_tree
 
 from ..conftest import FIXTURES
 
@@ -281,3 +283,49 @@ def test_extends_in_the_same_file():
     assert "circular" in caught.value.message
     with pytest.raises(ParseError, match="not in the file"):
         parse("services:\n  a:\n    extends: nothere\n")
+
+
+# --- interpolation from the .env beside the file -----------------------------------------------------
+
+
+
+@pytest.mark.parametrize(("value", "want"), [
+    ("${A}", "a"), ("$A", "a"), ("$$A", "$A"), ("x-${A}-y", "x-a-y"), ("$${A}", "${A}"),
+    ("${E:-d}", "d"), ("${E-d}", ""), ("${U:-d}", "d"), ("${U-d}", "d"),  # E is set but empty, U unset
+    ("${A:?must}", "a"), ("${U:?must}", None), ("${E:?must}", None), ("${E?must}", ""), ("${U?must}", None),
+    ("${A:+alt}", "alt"), ("${E:+alt}", ""), ("${E+alt}", "alt"), ("${U+alt}", ""),
+    ("${U:-${A}}", "a"), ("${U:-${V}}", None), ("${U}", None), ("$U", None), ("no variables", "no variables"),
+])
+def test_interpolation_as_compose_does_it(value, want):
+    assert interpolate(value, {"A": "a", "E": ""}) == want
+
+
+def test_the_env_file_as_compose_reads_it():
+    text = ("# comment\nA=1\nexport B=two words # trailing comment\nC='${A} literal'\nD=\"x ${A}\"\n"
+            "E=${A}${A}\nnot a line\nF=\n")
+    assert read_dotenv(text) == {"A": "1", "B": "two words", "C": "${A} literal", "D": "x 1", "E": "11", "F": ""}
+
+
+def test_a_project_env_fills_the_file_in(tmp_path):
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n  web:\n    image: ghcr.io/mastodon/mastodon:${V:-v4.3.8}\n    ports:\n"
+        "      - \"${BIND:-0.0.0.0}:3000:3000\"\n      - \"${UNSET_IN_ENV}:4000:4000\"\n")
+    (tmp_path / ".env").write_text("LOCAL_DOMAIN=example.org\nV=v4.2.10\nBIND=127.0.0.1\nDB_PASS=s3cret-value-long\n")
+    facts = collect_tree(tmp_path)
+    [compose] = facts.all("compose")
+    web = compose.services["web"]
+    assert web.mastodon_version == "4.2.10" and compose.env_path.endswith("/.env")
+    assert [p.raw for p in web.ports] == ["127.0.0.1:3000:3000", "${UNSET_IN_ENV}:4000:4000"]  # unknown stays
+    assert compose.written(web.image_location) == "ghcr.io/mastodon/mastodon:${V:-v4.3.8}"
+    assert "s3cret-value-long" in facts.secrets  # a secret of .env is scrubbed from every report
+    # .env is compose's, not Mastodon's settings: not judged as .env.production, and said so
+    assert not facts.all("mastodon_env")
+    [note] = [p for p in facts.problems if p.kind == "mastodon_env"]
+    assert note.status is Status.SKIP and "docker compose's variables" in note.message
+
+
+def test_an_env_file_a_service_passes_is_mastodons_too(tmp_path):
+    (tmp_path / "docker-compose.yml").write_text("services:\n  web:\n    image: x\n    env_file: .env\n")
+    (tmp_path / ".env").write_text("LOCAL_DOMAIN=example.org\nSECRET_KEY_BASE=" + "ab12" * 32 + "\n")
+    facts = collect_tree(tmp_path)
+    assert [e.path for e in facts.all("mastodon_env")] == [f"{tmp_path}/.env"]

@@ -154,11 +154,77 @@ def test_bad_arguments_are_warned_and_the_rest_is_read(tmp_path):
     assert server.first("add_header") is None and server.first("server_tokens").arg == "off"
 
 
-def test_templated_file_is_not_judged(tmp_path):
-    facts = collect(tmp_path, {"sites-enabled/x": "server {\n    listen {{ nginx_port }};\n}\n"})
+def test_a_template_is_read_through_its_literal_parts(tmp_path):
+    """An Ansible role's nginx.conf.j2: the literal settings are there to judge, each expression is one
+    templated value, control statements are blank lines (line numbers stay true)."""
+    facts = collect(tmp_path, {"roles/web/templates/mastodon.conf.j2": (
+        "# {{ ansible_managed }}\n"
+        "server {\n"
+        "  listen {{ nginx_port | default(443) }} ssl;\n"
+        "{% if letsencrypt %}\n"
+        "  ssl_certificate /etc/letsencrypt/live/{{ domain }}/fullchain.pem;\n"
+        "{% else %}\n"
+        "  ssl_certificate /etc/ssl/{{ domain }}.pem;\n"
+        "{% endif %}\n"
+        "  add_header Strict-Transport-Security \"max-age={{ hsts_age }}\";\n"
+        "  ssl_protocols TLSv1 TLSv1.2;\n"
+        "}\n")})
+    conf = only(facts)
+    server = conf.server_blocks()[0]
+    assert server.first("listen").args == ["{{ nginx_port | default(443) }}", "ssl"]
+    assert [(d.arg, d.line) for d in server.children("ssl_certificate")] == [
+        ("/etc/letsencrypt/live/{{ domain }}/fullchain.pem", 5), ("/etc/ssl/{{ domain }}.pem", 7)]
+    assert server.first("add_header").args[1] == "max-age={{ hsts_age }}"
+    assert server.first("ssl_protocols").line == 10
+    assert not problems(facts)
+
+
+@pytest.mark.parametrize("text", [
+    # Go template (a Helm chart's files/), with trim marks and a range
+    "server {\n  listen 8080;\n  {{- range .Values.realIpFrom }}\n  set_real_ip_from {{ . }};\n  {{- end }}\n"
+    "  server_tokens off;\n}\n",
+    # ERB (Chef, Puppet)
+    "server {\n  listen 8080;\n  <% @real_ip_from.each do |net| -%>\n  set_real_ip_from <%= net %>;\n  <% end -%>\n"
+    "  server_tokens off;\n}\n",
+])
+def test_go_and_erb_templates(tmp_path, text):
+    conf = only(collect(tmp_path, {"files/nginx.conf.tpl": text}))
+    server = conf.server_blocks()[0]
+    assert server.first("set_real_ip_from").line == 4
+    assert server.first("server_tokens").line == 6
+
+
+def test_what_a_template_inserts_is_an_unseen_include(tmp_path):
+    """`{{ extra }}` alone on a line (or `{% include %}`) inserts configuration the file does not show:
+    it is an include that cannot be read, and the run says so as a skip, not an error."""
+    facts = collect(tmp_path, {"templates/site.conf.j2": "server {\n  listen 443 ssl;\n  {{ nginx_extra_config }}\n"
+                                                           "  {% include 'tls.j2' %}\n}\n"})
+    conf = only(facts)
+    inserted = conf.unseen(conf.server_blocks()[0])
+    assert [(d.line, d.template) for d in inserted] == [(3, True), (4, True)]
+    assert "what the template inserts at" in inserted[0].unseen_label()
+    found = problems(facts, Status.SKIP)
+    assert [line for _, _, line in found] == [3, 4] and all("not judged" in m for m, _, _ in found)
+    assert not problems(facts, Status.ERROR)
+
+
+def test_a_template_whose_blocks_depend_on_variables_is_skipped_not_an_error(tmp_path):
+    facts = collect(tmp_path, {"templates/nginx.conf.j2": "{% if tls %}\nserver {\n  listen 443 ssl;\n{% else %}\n"
+                                                           "server {\n  listen 80;\n{% endif %}\n  root /srv;\n}\n"})
     assert not configs(facts)
-    [(message, _file, line)] = problems(facts)
-    assert "template" in message and line == 2
+    [(message, _file, _line)] = problems(facts, Status.SKIP)
+    assert "template whose blocks depend on its variables" in message
+    assert not problems(facts, Status.ERROR)
+
+
+def test_envsubst_placeholders_are_templated_values(tmp_path):
+    """The official nginx image's templates/*.template: ${VAR} and $VAR in upper case are envsubst's."""
+    conf = only(collect(tmp_path, {"nginx/templates/default.conf.template": (
+        "server {\n  listen 443 ssl;\n  server_name ${MASTODON_DOMAIN};\n  set $backend $UPSTREAM;\n}\n")}))
+    server = conf.server_blocks()[0]
+    assert server.first("server_name").arg == "${MASTODON_DOMAIN}"
+    from mastoaudit.templating import is_templated
+    assert is_templated(server.first("set").args[1], "nginx") and not is_templated(server.first("set").arg, "nginx")
 
 
 def test_if_condition_parentheses_are_stripped(tmp_path):
@@ -671,3 +737,58 @@ def test_files_fetched_from_a_host_resolve_their_includes():
     tickets = conf.effective(conf.server_blocks()[0], "ssl_session_tickets")
     assert tickets.file == "web1:/etc/letsencrypt/options-ssl-nginx.conf" and tickets.line == 1
     assert len(conf.files) == 4
+
+
+# --- files of location blocks, files nothing reads -------------------------------------------------
+
+
+LOCATIONS_ONLY = ("location / {\n  try_files $uri @app;\n}\nlocation ~ ^/system/ {\n  try_files $uri =404;\n}\n"
+                  "location @app {\n  proxy_pass http://127.0.0.1:3000;\n}\n")
+
+
+def test_a_file_of_locations_included_nowhere_is_read_as_the_locations_of_a_server(tmp_path):
+    """An app package's snippet (the distribution's server includes it): judged as locations, never
+    silently skipped, and never as the main context (where nginx would refuse `location`)."""
+    for name in ("conf/nginx.conf", "snippets/mastodon.conf"):
+        facts = collect(tmp_path / name.replace("/", "-"), {name: LOCATIONS_ONLY})
+        conf = only(facts)
+        [server] = conf.servers()
+        assert server.implicit and server.listens == () and "not in the tree" in server.label
+        assert [loc.arg for loc in conf.locations(server.directive)] == ["/", "~", "@app"]
+        assert conf.match_location(server.directive, "/system/x.png").args == ["~", "^/system/"]
+        assert not facts.problems
+        reason, message = conf.why_nothing()
+        assert reason.value == "no-server-block" and "holds locations only" in message
+
+
+def test_a_file_included_in_a_server_is_judged_there(tmp_path):
+    conf = only(collect(tmp_path, {
+        "etc/nginx/nginx.conf": "events {}\nhttp { include /etc/nginx/sites-enabled/*; }\n",
+        "etc/nginx/sites-enabled/x": "server {\n  listen 443 ssl;\n  include snippets/static.conf;\n}\n",
+        "etc/nginx/snippets/static.conf": LOCATIONS_ONLY}))
+    [server] = conf.servers()
+    assert not server.implicit and len(conf.locations(server.directive)) == 3
+
+
+def test_files_nginx_does_not_read_are_said_to_be_inactive(tmp_path):
+    write(tmp_path, {
+        "etc/nginx/nginx.conf": "events {}\nhttp { include /etc/nginx/sites-enabled/*; }\n",
+        "etc/nginx/sites-available/default": "server { listen 80 default_server; }\n",
+        "etc/nginx/sites-available/site": "server { listen 80; server_name a.example; }\n"})
+    (tmp_path / "etc/nginx/sites-enabled").mkdir()
+    os.symlink("../sites-available/site", tmp_path / "etc/nginx/sites-enabled/site")
+    facts = collect_tree(tmp_path)
+    [(message, file, _line)] = problems(facts, Status.SKIP)
+    assert file.endswith("sites-available/default") and "not active" in message
+    assert [p.reason.value for p in facts.problems] == ["not-active"]
+
+
+def test_placeholder_path_prefixes_match_as_the_site_root(tmp_path):
+    conf = only(collect(tmp_path, {"conf/nginx.conf": (
+        "location __PATH__/ {\n  try_files $uri @p;\n}\nlocation ~ ^__PATH__/system/ {\n  alias __DATA__/system/;\n}\n"
+        "location ^~ {{ path }}/api/v1/streaming {\n  proxy_pass http://127.0.0.1:__PORT__;\n}\n")}))
+    server = conf.server_blocks()[0]
+    assert conf.match_location(server, "/system/a.png").args == ["~", "^__PATH__/system/"]
+    streaming = conf.match_location(server, "/api/v1/streaming")
+    target = conf.proxy_target(streaming)
+    assert (target.kind, target.host) == ("ip", "127.0.0.1")  # the port is a placeholder, the host is known

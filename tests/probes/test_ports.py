@@ -130,6 +130,23 @@ def test_metrics_mastodon_and_plain_http():
     assert P.classify_http(plain)[1] == "HTTP server " + "x" * 60
 
 
+def test_a_port_is_named_by_what_answered_there():
+    """nginx adding security headers on Puma's port is nginx, not Puma; and what answered sets the
+    severity, not the port's usual owner: an SSH or web server on 5432 is not PostgreSQL."""
+    nginx = http("200 OK", {"Server": "nginx/1.22.1", "Content-Security-Policy": "default-src 'self'",
+                            "X-Frame-Options": "DENY"}, b"<html>welcome</html>")
+    service, label, _ = P.classify_http(P.parse_http(nginx))
+    assert (service, label) == ("http", "HTTP server nginx/1.22.1")
+    rails = http("200 OK", {"X-Runtime": "0.01", "Server": "nginx"}, b"<html>")
+    assert P.classify_http(P.parse_http(rails))[0] == "mastodon-web"  # Rails' own header behind nginx
+    from mastoaudit_checks.host import _label, _severity
+
+    ssh = FP.PortResult("203.0.113.5", 5432, "open", service="ssh", label="SSH OpenSSH_9.2")
+    assert (_label(ssh), _severity(ssh)) == ("SSH OpenSSH_9.2", "medium")
+    unknown = FP.PortResult("203.0.113.5", 5432, "open", service="unknown", label="unidentified service")
+    assert _label(unknown) == "unidentified service on the PostgreSQL port" and _severity(unknown) == "critical"
+
+
 @pytest.mark.parametrize("data", [
     b"HTTP/1.1 abc Bad\r\n\r\n",
     b"HTTP/1.1\r\n\r\n",

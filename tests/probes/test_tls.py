@@ -572,6 +572,79 @@ def test_the_probe_is_registered():
     assert p.timeout > tls.BUDGET_S
 
 
+# --- a CA that only strict X.509 validation refuses ------------------------------------------------------
+
+
+def _ca_without_key_usage(folder: Path) -> tuple[Path, Path, Path]:
+    """A private CA with basicConstraints but no keyUsage (as many hand-made CAs are), and a server
+    certificate for strict.test it signs: OpenSSL's default verification accepts the pair, strict
+    RFC 5280 validation (cryptography's, sslyze's) refuses the CA."""
+    name = lambda cn: x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])  # noqa: E731
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("Hand-made CA")).issuer_name(name("Hand-made CA"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(NOW - dt.timedelta(days=1)).not_valid_after(NOW + dt.timedelta(days=60))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (x509.CertificateBuilder().subject_name(name("strict.test")).issuer_name(name("Hand-made CA"))
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - dt.timedelta(days=1)).not_valid_after(NOW + dt.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("strict.test")]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = folder / "ca.pem", folder / "chain.pem", folder / "key.pem"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(leaf.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
+
+
+def test_a_certificate_only_strict_validation_rejects_says_so(tmp_path):
+    ca, chain, key = _ca_without_key_usage(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(chain, key)
+    client = ssl.create_default_context(cafile=str(ca))  # OpenSSL's default verification: accepts the chain
+    client.verify_flags &= ~getattr(ssl, "VERIFY_X509_STRICT", 0)
+
+    def handshake(sock):
+        with contextlib.suppress(ssl.SSLError, OSError), context.wrap_socket(sock, server_side=True) as tls_sock:
+            tls_sock.recv(64)
+
+    server = serve("127.0.0.1", 0, handshake)
+    port = server.server_address[1]
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+                client.wrap_socket(raw, server_hostname="strict.test") as verified:
+            assert verified.version()  # the lenient handshake succeeds
+        target = _target(web_domain="strict.test", addresses=("127.0.0.1",), ca_bundle=str(ca))
+        candidate = tls_endpoints.Candidate("strict.test", port, "127.0.0.1", HTTPS, "strict.test", True,
+                                            f"strict.test:{port}")
+        request = tls_sslyze.scan_request(target, candidate)
+        results, trouble = tls_sslyze.run_scanner([request], time.monotonic() + 25)
+        assert trouble is None
+        e = tls_sslyze.endpoint_from_result(candidate, results[request.uuid], target,
+                                            tls_sslyze.load_profile("intermediate"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    [dep] = e.certificates
+    assert not dep.trusted and "Supplied CA file" in dep.lenient_trusted_by
+    [trust] = judge("tls.certificate-trusted", e)
+    assert trust.status is Status.FAIL and trust.severity.value == "medium"
+    assert "strict X.509 validation (RFC 5280) rejects it" in trust.message and "OpenSSL's default" in trust.message
+    assert "2.5.29.15" in trust.message  # the missing keyUsage, as the validator names it
+
+
+def test_an_untrusted_chain_is_not_called_strictness(tmp_path):
+    [o] = judge("tls.certificate-trusted", endpoint(certificates=(deployment(
+        trusted=False, trusted_by=(), trust_error="validation failed: candidates exhausted"),)))
+    assert "strict" not in o.message and o.severity is None
+
+
 def test_scans_in_the_worker_process_equal_scans_here(weak_tls_server, monkeypatch):
     """The TLS worker (net/workers.py, net/tls_worker.py) scans each endpoint in a process of its
     own; what comes back is the same TlsEndpoint as a scan in this process. When the worker has

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from mastoaudit import ciphers
 from mastoaudit.operations import conf_text, nginx_text, shell
 from mastoaudit.operations.nginx import Directive, Header, apply_changes
 from mastoaudit.operations.transaction import Control, script
@@ -360,6 +361,29 @@ def test_plan_fixes_what_it_can_and_lists_the_rest():
     assert by_module["systemd"].kwargs["settings"] == [("LockPersonality", "true"), ("ProtectClock", "true")]
     assert by_module["redis"].kwargs["env"] == ENV_PATH and by_module["redis"].kwargs["password"] is True
     assert plan.incomplete == 1
+
+
+def _nginx_changes(findings: list[dict]) -> dict[str, str]:
+    checks = [{"id": f["check_id"], "remediation": {"text": "x", "snippet": None}} for f in findings]
+    plan = build({"schema_version": "1.2", "run": {"command": "lint", "complete": True}, "checks": checks,
+                  "findings": findings})
+    (host,) = plan.hosts
+    return {c[2]: c[3] for step in host.steps if step.module == "nginx" for c in step.kwargs["changes"]}
+
+
+def test_cipher_preference_follows_what_the_check_expects():
+    """nginx.tls-prefer-server-ciphers expects on while the list holds weaker suites, and Mozilla's off
+    with Mozilla's list: the plan writes off when it also writes the list, on when the list stays."""
+    prefer = _finding("nginx.tls-prefer-server-ciphers", file=SITE_PATH, line=8, subject="server s:443",
+                      observed="off")
+    listed = _finding("nginx.tls-ciphers", file=SITE_PATH, line=7, subject="server s:443",
+                      observed="HIGH:!aNULL:!MD5")
+    both = _nginx_changes([prefer, listed])
+    assert both["ssl_prefer_server_ciphers"] == "off"
+    assert both["ssl_ciphers"] == ciphers.mozilla_profile().openssl_string
+    assert ciphers.judge(both["ssl_ciphers"]).verdict == "pass"  # what the plan writes passes the check
+    waived = {**listed, "waiver": {"reason": "old clients", "owner": "ops", "expires": "2099-01-01"}}
+    assert _nginx_changes([prefer, waived])["ssl_prefer_server_ciphers"] == "on"
 
 
 def test_deploy_reads_well_and_compiles():

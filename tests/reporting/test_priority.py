@@ -139,3 +139,11 @@ def test_what_was_read_is_named_in_words_for_every_declared_kind():
         # never the internal name itself (nginx or s3 are also the product's name; pg_hba.conf the file's)
         assert all(label != kind.name or "_" not in label for s in shown for label in s["labels"]), kind.name
         assert all(s["title"] != "other sources" for s in shown), kind.name
+
+
+def test_a_sweep_without_the_database_does_not_claim_to_have_read_it():
+    from mastoaudit.reporting.html import sources
+
+    titles = {s["title"] for s in sources(["federation_peers", "peer_list", "advisories"])}
+    assert titles == {"the fediverse peers"}
+    assert "Mastodon's database" in {s["title"] for s in sources(["mastodon_db", "federation_peers"])}

@@ -79,7 +79,7 @@ def test_json_report_validates_against_its_schema(any_run, report_validator):
     doc = json.loads(json_report.render(any_run))
     errors = [f"{e.json_path}: {e.message}" for e in report_validator.iter_errors(doc)]
     assert not errors
-    assert doc["schema_version"] == "1.1"
+    assert doc["schema_version"] == "1.2"
 
 
 def test_schema_enums_match_the_model(report_schema):
@@ -401,5 +401,5 @@ def test_cli_writes_one_file(tmp_path):
     proc = _cli("lint", "demo/weak", "--format", "json", "-o", str(out))
     assert proc.returncode == 1, proc.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["file.json"]
-    assert json.loads(out.read_text())["schema_version"] == "1.1"
+    assert json.loads(out.read_text())["schema_version"] == "1.2"
     assert Path(proc.stderr.strip().split()[-1]) == out
