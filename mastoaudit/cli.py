@@ -347,14 +347,22 @@ def cmd_audit(args: argparse.Namespace) -> int:
              describe(shard, "host", [h.name for h in mine], [h.name for h in chosen]) if shard else None)
     if not mine:  # an empty shard: a complete run of nothing, so that the merge finds every part
         return _finish(args, run("audit", _registry(args), selection, [], args.began), "mastoaudit-audit")
-    # The SSH worker starts first: the checks load while it imports pyinfra and connects. The
-    # network half starts as soon as the web host's .env.production is in (sources/overlap.py).
+    # The SSH worker starts first: the network half and the checks load while it imports pyinfra
+    # and connects (what the network half waits for, .env.production, comes from it: every tenth of
+    # a second it starts earlier is one the relay's and the media host's TLS scans start earlier;
+    # the TLS worker, started by the network half a moment later, gives the SSH worker's imports a
+    # head start on the two cores). The network half starts as soon as the web host's
+    # .env.production is in (sources/overlap.py).
     clock = args.began[1]
     with Progress.for_stream(sys.stderr, quiet=args.quiet) as progress:
-        network = _network_half(args, inventory, chosen, mine, clock, progress)
         ssh_started = perf_counter()
         collection = SshCollection(inventory, str(args.command_log) if args.command_log else None,
                                    hosts=mine).start()
+        try:
+            network = _network_half(args, inventory, chosen, mine, clock, progress)
+        except UsageError:
+            collection.stop()  # nothing of this run will be used
+            raise
         try:
             registry = _registry(args)
         except CheckLoadError:

@@ -4,7 +4,7 @@ each in a process forked from it (it has no thread of its own, so forking is saf
     python -m mastoaudit.net.tls_worker      (started by mastoaudit.net.workers, never by hand)
 
 Input (stdin): frames of a 4-byte big-endian length and a pickle of (task id, target, candidate,
-deadline); an empty stdin ends the worker. Output (stdout): frames of (task id, outcome), the
+deadline, part of the scan or None); an empty stdin ends the worker. Output (stdout): frames of (task id, outcome), the
 outcome being what mastoaudit.probes.tls_sslyze.scan_endpoint returns (plain data) or the text of an
 error. Frames are pickled because both ends are this program, run by the same user; nothing here
 reads a frame that came from the network.
@@ -35,24 +35,24 @@ def frame(payload: bytes) -> bytes:
     return _HEADER.pack(len(payload)) + payload
 
 
-def _scan(target, candidate, deadline):
+def _scan(target, candidate, deadline, part):
     from mastoaudit.probes.tls import BUDGET_S
     from mastoaudit.probes.tls_sslyze import scan_endpoint
 
     try:
-        return scan_endpoint(target, candidate, deadline, BUDGET_S)
+        return scan_endpoint(target, candidate, deadline, BUDGET_S, part)
     except Exception as exc:  # a scan that breaks is that endpoint's error
         return f"{type(exc).__name__}: {exc}"
 
 
 def _start(task, children: dict, selector) -> None:
     """Fork the process that scans one endpoint; its result comes back on a pipe of its own."""
-    task_id, target, candidate, deadline = task
+    task_id, target, candidate, deadline, part = task
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the scan's own process
         os.close(read_end)
-        outcome = _scan(target, candidate, deadline)
+        outcome = _scan(target, candidate, deadline, part)
         try:
             data = pickle.dumps((task_id, outcome))
         except Exception as exc:

@@ -48,11 +48,12 @@ class TlsScanner:
         self.reader = threading.Thread(target=self._read, name="tls-worker-results", daemon=True)
         self.reader.start()
 
-    def submit(self, target, candidate, deadline: float) -> Future:
+    def submit(self, target, candidate, deadline: float, part: str | None = None) -> Future:
+        """Scan an endpoint (or one part of its scan: probes/tls_sslyze.py PARTS) in a process of its own."""
         future: Future = Future()
         task_id = next(self.ids)
         try:
-            payload = frame(pickle.dumps((task_id, target, candidate, deadline)))
+            payload = frame(pickle.dumps((task_id, target, candidate, deadline, part)))
         except Exception as exc:
             future.set_exception(WorkerGone(f"the task could not be sent: {exc}"))
             return future

@@ -35,7 +35,7 @@ from ..net.sockets import TcpGate
 from ..net.target import ScanTarget
 from ..net.text import excerpt
 from .tls_endpoints import Candidate, postgres_candidates, smtp_candidates, web_candidates, web_domain_candidates
-from .tls_sslyze import EHLO_NAME, load_profile, run_scanner, scan_endpoint, scan_request
+from .tls_sslyze import EHLO_NAME, PARTS, joined, load_profile, run_scanner, scan_endpoint, scan_request, splits
 from .tls_sslyze import outcome as scan_outcome
 
 BUDGET_S = 30.0  # the whole probe; the runner's limit is a little longer
@@ -184,17 +184,22 @@ def _scan_all(target: ScanTarget, to_scan: list[Candidate], deadline: float) -> 
         return []
     scanner = workers.scanner()
     if scanner is not None:
-        futures = [workers.take_prefetched(_scan_key(target, c)) or scanner.submit(target, c, deadline)
+        # An endpoint that `splits` is scanned in two parts, each in a process of its own.
+        futures = [[scanner.submit(target, c, deadline, part) for part in PARTS] if splits(c)
+                   else [workers.take_prefetched(_scan_key(target, c)) or scanner.submit(target, c, deadline)]
                    for c in to_scan]
         found: list[ProbeFact | ProbeProblem] = []
-        for c, future in zip(to_scan, futures, strict=True):
-            try:
-                found.append(future.result(timeout=max(0.1, deadline - time.monotonic() + 1)))
-            except FutureTimeout:
-                found.append(scan_outcome(c, None, "the TLS scan did not finish in time", target,
-                                     load_profile(target.tls_profile), BUDGET_S))
-            except workers.WorkerGone:
-                found.append(scan_endpoint(target, c, deadline, BUDGET_S))
+        for c, parts in zip(to_scan, futures, strict=True):
+            outcomes = []
+            for part, future in zip(PARTS if len(parts) > 1 else [None], parts, strict=True):
+                try:
+                    outcomes.append(future.result(timeout=max(0.1, deadline - time.monotonic() + 1)))
+                except FutureTimeout:
+                    outcomes.append(scan_outcome(c, None, "the TLS scan did not finish in time", target,
+                                                 load_profile(target.tls_profile), BUDGET_S, part))
+                except workers.WorkerGone:
+                    outcomes.append(scan_endpoint(target, c, deadline, BUDGET_S, part))
+            found.append(joined(c, **dict(zip(PARTS, outcomes, strict=True))) if len(outcomes) > 1 else outcomes[0])
         return found
     profile = load_profile(target.tls_profile)
     requests, problems = {}, {}

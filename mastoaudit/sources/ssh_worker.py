@@ -7,7 +7,8 @@ process leaves the network probes (threads, sslyze) untouched.
 
 Input (stdin, JSON): {"hosts": [{"name", "address", "port", "user", "key", "known_hosts", "tofu",
 "sudo", "jump", "connect_timeout", "command_timeout", "host_timeout", "commands": [{"key", "id",
-"params"}], "early": [keys run in a round trip of their own, before the rest]}], "command_log": optional path}
+"params"}], "early": [keys run in a round trip of their own, before the rest], "beside": [keys run
+beside the rest, at the same time, on a channel of their own]}], "command_log": optional path}
 Output (stdout, JSON lines): {"host", "event": "connected"|"failed"|"result"|"done", ...}
 """
 
@@ -128,13 +129,19 @@ def audit_host(spec: dict, log_path: str | None, tmpdir: str) -> None:
     emit({"host": name, "event": "connected"})
     # The early commands (the .env.production the network probes wait for) in a round trip of
     # their own, then the rest. (Both at once on two channels was slower: the rest's commands
-    # held up the early read.)
+    # held up the early read.) The rest go in two round trips at once on two channels: the
+    # database reads ("beside") wait on their servers while the other commands run.
     early = [i for i in spec["commands"] if i["key"] in spec.get("early", ())]
-    rest = [i for i in spec["commands"] if i not in early]
+    beside = [i for i in spec["commands"] if i["key"] in spec.get("beside", ()) and i not in early]
+    rest = [i for i in spec["commands"] if i not in early and i not in beside]
+
+    def trip(items: list[dict]) -> None:
+        if items:
+            run_bundle(host, name, {**spec, "commands": items}, deadline - time.monotonic(), log_path)
+
     try:
-        for items in (early, rest):
-            if items:
-                run_bundle(host, name, {**spec, "commands": items}, deadline - time.monotonic(), log_path)
+        trip(early)
+        gevent.joinall([gevent.spawn(trip, items) for items in (rest, beside) if items], raise_error=True)
     finally:
         with contextlib.suppress(Exception):  # a failed goodbye changes nothing
             host.disconnect()

@@ -32,6 +32,7 @@ from mastoaudit.facts import FactSet
 from mastoaudit.facts.tls import (
     HTTPS,
     SMTP_STARTTLS,
+    SMTPS,
     CertDeployment,
     Cipher,
     ProfileSpec,
@@ -687,3 +688,49 @@ def test_prefetch_lists_what_the_probe_scans_first():
     listed = tls_endpoints.web_candidates(target, None, set(), [], [])
     assert early and early == [c for c in listed if c.host == "m.example"]
     assert tls_endpoints.web_domain_candidates(_target(web_domain="m.example", addresses=())) == []
+
+
+def test_a_relay_scanned_in_two_parts_is_judged_as_one_scan(weak_tls_server, monkeypatch):
+    """A mail relay's scan runs in two processes of the TLS worker (its TLS 1.2 cipher suites apart
+    from the rest); the merged fact is the one a single scan gives: same protocols, suites, certificate,
+    vulnerabilities, no errors. Such an endpoint is never scanned for curves nor held to Mozilla's
+    profile (nothing reads them), and HTTPS endpoints are scanned whole."""
+    from mastoaudit.net import workers
+
+    port = weak_tls_server
+    target = _target(web_domain="weak.test", addresses=("127.0.0.1",))
+    relay = tls_endpoints.Candidate("weak.test", port, "127.0.0.1", SMTPS, "weak.test", False, f"weak.test:{port}")
+    assert tls_sslyze.splits(relay)
+    assert not tls_sslyze.splits(replace(relay, kind=HTTPS))
+    monkeypatch.delenv("MASTOAUDIT_WORKERS", raising=False)
+    assert workers.scanner() is not None
+    [parts] = tls._scan_all(target, [relay], time.monotonic() + 25)
+    monkeypatch.setenv("MASTOAUDIT_WORKERS", "0")
+    [whole] = tls._scan_all(target, [relay], time.monotonic() + 25)
+    workers.shutdown()
+
+    def comparable(outcome):
+        e = outcome.fact
+        return (e.where, e.protocols, e.protocols_scanned, tuple(sorted(c.name for c in e.ciphers)), e.curves,
+                e.min_dh_bits, e.min_ecdh_bits, e.certificates[0].leaf.key_size, e.certificates[0].trusted,
+                e.vulnerabilities, e.errors, e.mozilla_deviations, e.mozilla_error)
+
+    assert isinstance(parts, ProbeFact) and parts.fact.tls_offered
+    assert comparable(parts) == comparable(whole)
+    e = parts.fact
+    assert "TLS 1.2" in e.protocols and "TLS 1.2" in e.protocols_scanned and not e.errors
+    assert any(c.protocol == "TLS 1.2" for c in e.ciphers) and e.curves == ()
+    assert set(e.vulnerabilities) >= {"heartbleed", "robot", "ccs_injection"} and e.mozilla_error
+    [key] = judge("tls.key-size", e)
+    assert key.status is Status.FAIL and key.observed == "RSA 1024"
+    # a part that fails is that command's error, as in a whole scan; a refusal of the rest is the answer
+    lost = ProbeProblem("tls_endpoint", "the TLS scan did not finish in time", relay.where)
+    rest_only = tls_sslyze.joined(relay, ProbeFact("tls_endpoint", replace(e, ciphers=tuple(
+        c for c in e.ciphers if c.protocol != "TLS 1.2"), protocols_scanned=tuple(
+        p for p in e.protocols_scanned if p != "TLS 1.2"))), lost)
+    assert "TLS 1.2" not in rest_only.fact.protocols_scanned and "did not finish" in rest_only.fact.errors[
+        "tls_1_2_cipher_suites"]
+    refused = ProbeFact("tls_endpoint", TlsEndpoint("weak.test", port, "127.0.0.1", SMTPS, "weak.test",
+                                                    relay.where, tls_offered=False, refusal="no"))
+    assert tls_sslyze.joined(relay, refused, parts) is refused
+    assert tls_sslyze.joined(relay, lost, parts) is lost
