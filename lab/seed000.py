@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         env = args.out / ".env.production"
         env.write_text("LOCAL_DOMAIN=hachyderm.example\nAUTHORIZED_FETCH=false\nLIMITED_FEDERATION_MODE=false\n")
         run = command(cluster.port, server, hosts, nowhere, args.out, env)
-        print("$ " + " ".join(run[1:]).replace(sys.executable, "python"), file=sys.stderr)
+        shown = ["mastoaudit", *run[3:]] if run[1:3] == ["-m", "mastoaudit"] else run
+        print("$ " + " ".join(shown), file=sys.stderr)
         done = subprocess.run(run, env={**os.environ, "PGPASSWORD": "demo-password"})
         if args.keep:
             print(f"database left running: postgresql://{AUDIT_ROLE}:demo-password@127.0.0.1:{cluster.port}/"

@@ -129,7 +129,7 @@ def _affected_split(adv_id: str, domains: list[str], peers: dict[str, dict]) -> 
              and adv_id not in {a["id"] for a in p["advisories"]}]
     if fixed:
         names = "/".join(sorted(s for s in software if s))
-        split += f"; {len(fixed)} {names} peers on a fixed version"
+        split += f"; {len(fixed)} {names} peer{'s' * (len(fixed) != 1)} on a fixed version"
     return split
 
 

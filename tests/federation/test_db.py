@@ -486,3 +486,11 @@ def test_a_server_that_accepts_and_never_speaks_is_unreachable(monkeypatch):
     monkeypatch.setattr(database, "CONNECT_TIMEOUT_S", 2)
     with socket.create_server(("127.0.0.1", 0)) as silent, pytest.raises(DatabaseUnreachable, match="timeout"):
         read_database(f"host=127.0.0.1 port={silent.getsockname()[1]} user=x dbname=x", ["x.example"])
+
+
+def test_one_peer_on_a_fixed_version_is_one_peer():
+    from mastoaudit.federation.report import _affected_split
+
+    peers = {"old.example": {"software": "lemmy", "version": "0.16.7", "advisories": [{"id": "A"}]},
+             "new.example": {"software": "lemmy", "version": "0.19.17", "advisories": []}}
+    assert _affected_split("A", ["old.example"], peers) == " (1 on 0.16.7); 1 lemmy peer on a fixed version"
