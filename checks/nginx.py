@@ -509,10 +509,13 @@ def hsts_max_age(value: str) -> int | None:
     needs=[kinds.NGINX],
     rationale="""Strict-Transport-Security makes browsers refuse plain HTTP to the instance, which
         closes the window an SSL-stripping attacker uses. Responses nginx proxies to Mastodon get
-        HSTS from Rails (force_ssl), so only what nginx answers itself needs the header. The trap is
-        nginx's inheritance rule: a location with any add_header of its own inherits none from the
-        server, so a static location adding Cache-Control silently drops the server's HSTS.
-        Mastodon's sample repeats the HSTS line in every such location.""",
+        HSTS from Rails (force_ssl), and a browser keeps HSTS for the whole host once any response
+        carries it, so files nginx serves before falling back to the app (try_files $uri @proxy) do
+        without it; what needs the header is content nginx serves on its own, and the app's header
+        must not be removed on the way out. The trap is nginx's inheritance rule: a location with
+        any add_header of its own inherits none from the server, so a static location adding
+        Cache-Control silently drops the server's HSTS. Mastodon's sample repeats the HSTS line in
+        every such location.""",
     remediation=Remediation(
         "Add HSTS with max-age of at least 31536000 in the server and again in every location that has "
         "add_header lines of its own (an include of one snippet keeps them in step).",
