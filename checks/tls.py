@@ -14,7 +14,7 @@ from mastoaudit import kinds
 from mastoaudit.checkdef import Remediation, check, errored, failed, passed, warned
 from mastoaudit.facts import FactSet
 from mastoaudit.facts.mail import where
-from mastoaudit.facts.tls import HTTPS, SMTP_STARTTLS, CertDeployment, CertSummary, TlsEndpoint
+from mastoaudit.facts.tls import HTTPS, PROTOCOLS, SMTP_STARTTLS, CertDeployment, CertSummary, TlsEndpoint
 from mastoaudit.model import Location, Outcome
 
 OLD_PROTOCOLS = {  # protocol -> (severity, why)
@@ -161,6 +161,12 @@ def ciphers(facts: FactSet) -> Iterator[Outcome]:
             yield failed(f"{e.where} offers {len(set(outside))} cipher suites outside Mozilla's "
                          f"{profile.name} profile", at=e.at(), subject=subject, observed=_names(outside),
                          expected=expected, severity="medium")
+        elif unscanned := [(ours, e.errors[field]) for field, ours, _ in PROTOCOLS
+                           if ours not in e.protocols_scanned and field in e.errors]:
+            # nothing broken in what was scanned, but a protocol's suites were not (a scan, or the
+            # split-off half of one, that failed): that is no evidence of a clean list
+            yield errored(f"{e.where}: the {', '.join(p for p, _ in unscanned)} cipher suites could not be "
+                          f"scanned ({_names((why for _, why in unscanned), 2)})", at=e.at(), subject=subject)
         else:
             note = ""
             if mx and (outside or anonymous_only):

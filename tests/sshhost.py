@@ -88,7 +88,7 @@ class SshHost:
             self.process.kill()
 
 
-def start(directory: Path) -> SshHost:
+def start(directory: Path, extra_config: tuple[str, ...] = ()) -> SshHost:
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o755)
     for name in ("hostkey", "client"):
@@ -110,7 +110,7 @@ def start(directory: Path) -> SshHost:
         f"AuthorizedKeysFile {directory / 'authorized_keys'}", f"PidFile {directory / 'sshd.pid'}",
         "StrictModes no", "UsePAM no", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
         "PermitRootLogin prohibit-password", f"ForceCommand {wrapper}", "MaxStartups 100:30:200",
-        "LogLevel ERROR", "",
+        "LogLevel ERROR", *extra_config, "",
     ]))
     Path("/run/sshd").mkdir(exist_ok=True)
     process = subprocess.Popen([SSHD, "-D", "-f", str(config), "-E", str(directory / "sshd.log")])

@@ -135,26 +135,42 @@ def audit_host(spec: dict, log_path: str | None, tmpdir: str) -> None:
     beside = [i for i in spec["commands"] if i["key"] in spec.get("beside", ()) and i not in early]
     rest = [i for i in spec["commands"] if i not in early and i not in beside]
 
-    def trip(items: list[dict]) -> None:
-        if items:
-            run_bundle(host, name, {**spec, "commands": items}, deadline - time.monotonic(), log_path)
+    def trip(items: list[dict], log: str | None = log_path, one_of_two: bool = False) -> bool:
+        return not items or run_bundle(host, name, {**spec, "commands": items}, deadline - time.monotonic(), log,
+                                       one_of_two)
 
     try:
         trip(early)
-        gevent.joinall([gevent.spawn(trip, items) for items in (rest, beside) if items], raise_error=True)
+        both = [(items, gevent.spawn(trip, items, log_path, True)) for items in (rest, beside) if items]
+        gevent.joinall([greenlet for _, greenlet in both], raise_error=True)
+        # A host that allows one session at a time (sshd's MaxSessions 1, a hardening setting)
+        # refuses the second channel: those commands run after the others, on the channel then free
+        # (already in the command log: sent once).
+        for items, greenlet in both:
+            if greenlet.value is False:
+                trip(items, None)
     finally:
         with contextlib.suppress(Exception):  # a failed goodbye changes nothing
             host.disconnect()
 
 
-def run_bundle(host, name: str, spec: dict, remaining: float, log_path: str | None) -> None:
+def _channel_refused(exc: BaseException) -> bool:
+    from paramiko import ChannelException
+
+    return isinstance(exc, ChannelException)
+
+
+def run_bundle(host, name: str, spec: dict, remaining: float, log_path: str | None,
+               one_of_two: bool = False) -> bool:
+    """Run one round trip and report its results; False (nothing reported) when it is `one_of_two`
+    channels at once and the host refused to open this one."""
     items = spec["commands"]
     try:
         text = bundle([(i["key"], i["id"], i.get("params") or {}) for i in items], spec["command_timeout"])
     except CommandRefused as exc:
         for item in items:
             emit({"host": name, "event": "result", "key": item["key"], "error": f"refused: {exc}"})
-        return
+        return True
     use_sudo = spec["user"] != "root" and bool(spec.get("sudo")) and needs_root([i["id"] for i in items])
     if log_path:
         with _out_lock, open(log_path, "a", encoding="utf-8") as log:
@@ -173,6 +189,8 @@ def run_bundle(host, name: str, spec: dict, remaining: float, log_path: str | No
     except TimeoutError:
         failure = f"timed out after {remaining:.0f} s (host time limit)"
     except Exception as exc:  # a broken channel is a result, not a crash
+        if one_of_two and _channel_refused(exc):
+            return False
         failure = _describe(exc)
     if failure is None and output is not None and any(
         line.strip() in ("sudo: a password is required", "sudo-rs: interactive authentication is required")
@@ -195,6 +213,7 @@ def run_bundle(host, name: str, spec: dict, remaining: float, log_path: str | No
             if rc == 124:
                 event["error"] = f"timed out after {spec['command_timeout']:.0f} s"
             emit(event)
+    return True
 
 
 def parse_bundle(lines: list[str]) -> dict[str, tuple[bytes, int | None]]:

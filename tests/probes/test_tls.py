@@ -299,6 +299,21 @@ def test_ciphers_port_25_tolerates_anonymous_but_not_broken():
     assert o.status is Status.FAIL and "RC4" in o.observed
 
 
+def test_ciphers_unscanned_protocol_is_no_pass():
+    """A relay whose TLS 1.2 suites were not scanned (the split-off half of its scan timed out, or
+    that one sslyze command failed) has not shown it offers no broken suites: an error, not a pass."""
+    relay = endpoint(kind=SMTP_STARTTLS, port=587, where="mx.example:587", protocols=("TLS 1.3",),
+                     protocols_scanned=("SSL 2.0", "SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.3"),
+                     ciphers=(Cipher("TLS_AES_128_GCM_SHA256", "TLS 1.3", 128),),
+                     errors={"tls_1_2_cipher_suites": "mx.example:587: the TLS scan did not finish in time"})
+    [o] = judge("tls.ciphers", relay)
+    assert o.status is Status.ERROR and "TLS 1.2" in o.message and "did not finish" in o.message
+    # broken suites found in what was scanned still fail
+    weak = replace(relay, ciphers=(Cipher("TLS_RSA_WITH_RC4_128_SHA", "TLS 1.1", 128),))
+    [o] = judge("tls.ciphers", weak)
+    assert o.status is Status.FAIL and "RC4" in o.observed
+
+
 def test_certificate_untrusted_and_wrong_name():
     [o] = judge("tls.certificate-trusted", endpoint(certificates=(deployment(
         trusted=False, trusted_by=(), trust_error="validation failed: candidates exhausted"),)))

@@ -277,3 +277,33 @@ def test_env_production_comes_first_in_a_round_trip_of_its_own(host, tmp_path):
     expected = {p.key for p in plan(inventory, inventory.hosts[0])} - {"env-file"}
     assert arrived[0] == "env-file" and set(arrived[1:]) == expected
     assert facts.has("mastodon_env") and facts.first("mastodon_env").get("LOCAL_DOMAIN") is not None
+
+
+def test_a_host_allowing_one_session_at_a_time_still_answers_every_command(tmp_path):
+    """The worker runs the database reads on a second channel beside the rest; a host whose sshd
+    allows one session per connection (MaxSessions 1, a hardening setting) refuses that channel.
+    Those reads then run after the rest, each command sent and logged once, instead of every one
+    ending as "ChannelException: Connect failed"."""
+    from mastoaudit.inventory import load_inventory
+    from mastoaudit.sources.ssh import BESIDE_KEYS, SshCollection
+
+    sshhost.ensure_test_users()
+    base = Path(tempfile.mkdtemp(prefix="mastoaudit-ssh-"))
+    os.chmod(base, 0o755)  # the audit user reads the authorized keys
+    strict = sshhost.start(base / "sshd", ("MaxSessions 1",))
+    try:
+        path = _mini_inventory(tmp_path / "inv.yaml", strict, strict.known_hosts)
+        path.write_text(path.read_text().replace("roles: [app]", "roles: [app, db, redis]"))
+        inventory = load_inventory(path)
+        log = tmp_path / "commands.jsonl"
+        results, failures = SshCollection(inventory, str(log)).start().gather()
+        planned = [p.key for p in plan(inventory, inventory.hosts[0])]
+        assert failures == {} and set(BESIDE_KEYS) <= set(planned)
+        assert set(results["first"]) == set(planned)
+        for key, result in results["first"].items():
+            assert "error" not in result and result["rc"] is not None, (key, result)
+        sent = [json.loads(line)["id"] for line in log.read_text().splitlines()]
+        assert sorted(sent) == sorted(p.id for p in plan(inventory, inventory.hosts[0]))
+    finally:
+        strict.stop()
+        shutil.rmtree(base, ignore_errors=True)
