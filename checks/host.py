@@ -519,7 +519,8 @@ def sshd_password_auth(facts: FactSet) -> Iterator[Outcome]:
                     for s, name in ((kbd, "KbdInteractiveAuthentication"), (pam, "UsePAM"))]
             yield failed("keyboard-interactive authentication through PAM still asks for passwords ("
                          + ", ".join(said) + ")", at=kbd.location if kbd else pam.location if pam else conf.at(),
-                         observed=f"{kbd.keyword if kbd else 'KbdInteractiveAuthentication'} yes with UsePAM yes", expected="no")
+                         observed=f"{kbd.keyword if kbd else 'KbdInteractiveAuthentication'} yes with UsePAM yes",
+                         expected="no")
         else:
             yield passed("password authentication is off" + ("" if pw else f" (PasswordAuthentication {unset} no)"),
                          at=pw.location if pw else conf.at(), observed=pw.value if pw else "unset (no)",
