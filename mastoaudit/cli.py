@@ -366,7 +366,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         try:
             registry = _registry(args)
         except CheckLoadError:
-            collection.finish()
+            collection.stop()  # a usage error: nothing the worker reads will be used
             raise
         part = f" (shard {shard} of {len(chosen)})" if shard else ""
         progress.stage(f"auditing {len(mine)} host{'s' if len(mine) != 1 else ''}{part} of {inventory.web_domain} "

@@ -177,7 +177,7 @@ def modes(needs: Iterable[FactKind[Any]], reads: Iterable[FactKind[Any]] = ()) -
 # Problems are reported as `input.<kind>` findings under the kind's component; these problem areas
 # are not fact kinds (a host that cannot be reached, a file that cannot be read, a probe that failed).
 PROBLEM_AREAS = {"ssh": "host", "file": "host", "network": "host", "redis": "redis", "database": "federation",
-                 "peer_list": "federation", "advisories": "federation"}
+                 "peer_list": "federation", "advisories": "federation", "sweep": "federation"}
 
 
 def component_of_problem(kind: str) -> str:

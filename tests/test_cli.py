@@ -208,3 +208,33 @@ def test_lint_does_not_load_the_network_stack(tmp_path):
     assert not {m.split(".")[0] for m in loaded} & heavy
     assert not [m for m in loaded if m.startswith(("mastoaudit.probes", "mastoaudit.net.dns", "mastoaudit.net.http",
                                                    "mastoaudit.net.runner", "mastoaudit.sources.ssh"))]
+
+
+def test_audit_with_checks_that_fail_to_load_ends_without_waiting_for_ssh(capsys, tmp_path, monkeypatch):
+    """Checks that cannot load end an audit as a usage error at once: the SSH worker, started
+    first, is stopped rather than waited for (it could take a host's whole time limit)."""
+    from mastoaudit.sources.ssh import SshCollection
+
+    def waited(self, *args, **kwargs):
+        raise AssertionError("the audit waited for the SSH worker's results")
+
+    monkeypatch.setattr(SshCollection, "finish", waited)
+    monkeypatch.setattr(SshCollection, "gather", waited)
+    (tmp_path / "checks").mkdir()
+    (tmp_path / "checks/bad.py").write_text(textwrap.dedent('''
+        from mastoaudit.checkdef import Remediation, check
+        @check(id="local.bad", title="x", component="host", severity="low", threats=["T-NOPE"],
+               needs=[], rationale="x", remediation=Remediation("x"))
+        def bad(facts):
+            return []
+    '''))
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(textwrap.dedent('''
+        instance: {local_domain: example.social}
+        network: {enabled: false}
+        ssh: {connect_timeout: 30, host_timeout: 60, known_hosts: /dev/null}
+        hosts:
+          web1: {address: 192.0.2.1, roles: [web]}
+    '''))
+    code, _, err = run_cli(capsys, "audit", "-i", str(inventory), "--checks-dir", str(tmp_path / "checks"))
+    assert code == 2 and "T-NOPE" in err

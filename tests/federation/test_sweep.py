@@ -357,8 +357,12 @@ def test_a_sweep_where_no_name_resolves_is_incomplete_and_says_why(tmp_path, cap
     assert "! no peer name resolved: is DNS reachable from here?" in printed.out
     report = json.loads((out / "mastoaudit-federation.json").read_text())
     assert report["run"]["complete"] is False
-    assert [f["message"] for f in report["findings"] if f["status"] == "error"] == [
-        "no peer name resolved: is DNS reachable from here?"]
+    assert [(f["message"], f["component"]) for f in report["findings"] if f["status"] == "error"] == [
+        ("no peer name resolved: is DNS reachable from here?", "federation")]
+    assert report["findings"] and all(f["component"] == "federation" for f in report["findings"])
+    # nothing was read of any peer: the advisory check says so instead of passing
+    [advisory] = [f for f in report["findings"] if f["check_id"] == "federation.vulnerable-peers"]
+    assert advisory["status"] == "skip" and "could be read" in advisory["message"]
     assert {p["error"] for p in report["extra"]["federation"]["peers"]} == {"dns"}
     assert "no peer name resolved: is DNS reachable from here?</strong>" in \
         (out / "mastoaudit-federation.html").read_text()
