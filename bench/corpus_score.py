@@ -4,6 +4,7 @@
     python bench/corpus_score.py --rev main      # another revision's code, on this checkout's corpus
     python bench/corpus_score.py --rev 2fc54c5 --details
     python bench/corpus_score.py --json          # the figures as JSON (tests/test_corpus.py reads them)
+    python bench/corpus_score.py --corpus tests/holdout   # the holdout: trees the judgments were not tuned on
 
 Each tree's `<tree>.yaml` says what a Mastodon-aware reviewer flags (written before the tool ran on
 it; tests/corpus/README.md gives the format). Per tree this prints:
@@ -95,7 +96,7 @@ def _shown(finding: dict) -> str:
     return f"{finding['status']} {finding['severity']} {finding['check_id']} @ {where}: {finding['message'][:160]}"
 
 
-def lint_tree(path: Path) -> list[dict]:
+def lint_tree(path: Path, corpus: Path = CORPUS) -> list[dict]:
     """The findings of `mastoaudit lint PATH` as plain dicts (imported here so that --rev can put
     another revision's package first on the path)."""
     from mastoaudit.engine import run
@@ -105,7 +106,7 @@ def lint_tree(path: Path) -> list[dict]:
 
     registry = default_registry(plugins=False)
     old = os.getcwd()
-    os.chdir(CORPUS)  # findings name files relative to the corpus, as a user in that folder sees them
+    os.chdir(corpus)  # findings name files relative to the corpus, as a user in that folder sees them
     try:
         result = run("lint", registry, Selection(), [collect_tree(Path(path.name))])
     finally:
@@ -148,12 +149,12 @@ def score(spec: dict, findings: list[dict]) -> TreeScore:
     return out
 
 
-def specs() -> list[dict]:
-    return [yaml.safe_load(p.read_text()) for p in sorted(CORPUS.glob("*.yaml"))]
+def specs(corpus: Path = CORPUS) -> list[dict]:
+    return [yaml.safe_load(p.read_text()) for p in sorted(corpus.glob("*.yaml"))]
 
 
-def score_all() -> list[TreeScore]:
-    return [score(spec, lint_tree(CORPUS / spec["tree"])) for spec in specs()]
+def score_all(corpus: Path = CORPUS) -> list[TreeScore]:
+    return [score(spec, lint_tree(corpus / spec["tree"], corpus)) for spec in specs(corpus)]
 
 
 def _percent(part: int, whole: int) -> str:
@@ -203,7 +204,7 @@ def _from_json(text: str) -> list[TreeScore]:
     return [TreeScore(**row) for row in json.loads(text)]
 
 
-def at_revision(rev: str) -> list[TreeScore]:
+def at_revision(rev: str, corpus: Path = CORPUS) -> list[TreeScore]:
     """Score another revision's code: its package first on the path, this corpus and scorer."""
     with tempfile.TemporaryDirectory(prefix="mastoaudit-corpus-") as tmp:
         tree = Path(tmp) / "tree"
@@ -215,7 +216,8 @@ def at_revision(rev: str) -> list[TreeScore]:
                                  ("mastoaudit_templates", "templates")):
                 (shim / name).symlink_to(tree / folder)
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(shim), os.environ.get("PYTHONPATH")]))}
-            done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--json", "--inner"], env=env,
+            done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--json", "--inner",
+                                   "--corpus", str(corpus)], env=env,
                                   capture_output=True, text=True, check=True)
             return _from_json(done.stdout)
         finally:
@@ -227,20 +229,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rev", help="score this git revision's code instead of this checkout's")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--details", action="store_true", help="list what was missed and each false positive")
+    parser.add_argument("--corpus", type=Path, default=CORPUS,
+                        help="the folder of trees and their <tree>.yaml (default: tests/corpus)")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    corpus = args.corpus.resolve()
     if args.rev and not args.inner:
-        scores = at_revision(args.rev)
+        scores = at_revision(args.rev, corpus)
         label = f"revision {args.rev}"
     else:
-        scores = score_all()
+        scores = score_all(corpus)
         import mastoaudit
 
         label = f"this checkout ({Path(mastoaudit.__file__).resolve().parent.parent})"
     if args.json:
         print(_as_json(scores))
         return 0
-    print(table(scores, f"mastoaudit lint on tests/corpus, {label}"))
+    shown = corpus.relative_to(ROOT) if corpus.is_relative_to(ROOT) else corpus
+    print(table(scores, f"mastoaudit lint on {shown}, {label}"))
     if args.details:
         print(details(scores))
     return 0

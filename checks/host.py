@@ -464,7 +464,10 @@ SSHD_MAN = "https://man.openbsd.org/sshd_config"
 def sshd_root_login(facts: FactSet) -> Iterator[Outcome]:
     for conf in facts.all(kinds.SSHD_CONFIG):
         setting = conf.get("PermitRootLogin")
-        if setting is None:
+        if setting is None and conf.default("PermitRootLogin") == "no":
+            yield passed(f"root logins are refused (PermitRootLogin is not set: {conf.defaults_of}'s sshd "
+                         "then refuses root)", at=conf.at(), observed="unset (no)", expected="no")
+        elif setting is None:
             yield warned("PermitRootLogin is not set: OpenSSH then allows root logins with a key",
                          at=conf.at(), observed="unset (prohibit-password)", expected="no")
         elif setting.value.lower() == "no":
@@ -502,18 +505,26 @@ def sshd_password_auth(facts: FactSet) -> Iterator[Outcome]:
         pw = conf.get("PasswordAuthentication")
         kbd = conf.get("KbdInteractiveAuthentication") or conf.get("ChallengeResponseAuthentication")
         pam = conf.get("UsePAM")
+        unset = f"unset: {conf.defaults_of}'s default"
         if pw is not None and pw.value.lower() not in ("yes", "no"):
             yield warned("PasswordAuthentication has a value sshd does not take (templated or mistyped)",
                          at=pw.location, observed=pw.value, expected="no")
-        elif pw is None or pw.value.lower() == "yes":
-            yield failed("SSH accepts passwords" + ("" if pw else " (PasswordAuthentication unset: default yes)"),
+        elif conf.value("PasswordAuthentication") == "yes":
+            yield failed("SSH accepts passwords" + ("" if pw else f" (PasswordAuthentication {unset} yes)"),
                          at=pw.location if pw else conf.at(), observed=pw.value if pw else "unset (yes)",
                          expected="no")
-        elif kbd is not None and kbd.value.lower() == "yes" and pam is not None and pam.value.lower() == "yes":
-            yield failed("keyboard-interactive authentication through PAM still asks for passwords",
-                         at=kbd.location, observed=f"{kbd.keyword} yes with UsePAM yes", expected="no")
+        elif (kbd.value.lower() if kbd else conf.default("KbdInteractiveAuthentication")) == "yes" and \
+                conf.value("UsePAM") == "yes":
+            said = [f"{s.keyword} {s.value}" if s else f"{name} {unset} {conf.default(name)}"
+                    for s, name in ((kbd, "KbdInteractiveAuthentication"), (pam, "UsePAM"))]
+            yield failed("keyboard-interactive authentication through PAM still asks for passwords ("
+                         + ", ".join(said) + ")", at=kbd.location if kbd else pam.location if pam else conf.at(),
+                         observed=f"{kbd.keyword if kbd else 'KbdInteractiveAuthentication'} yes with UsePAM yes",
+                         expected="no")
         else:
-            yield passed("password authentication is off", at=pw.location, observed=pw.value, expected="no")
+            yield passed("password authentication is off" + ("" if pw else f" (PasswordAuthentication {unset} no)"),
+                         at=pw.location if pw else conf.at(), observed=pw.value if pw else "unset (no)",
+                         expected="no")
 
 
 @check(

@@ -682,6 +682,13 @@ def http_redirect(facts: FactSet) -> Iterator[Outcome]:
             public = facts.public_addresses()
             if not server.plain or all(x.loopback_only and x.address not in public for x in plain):
                 continue
+            named = _named_plain_server_beside(facts.all(kinds.NGINX), server)
+            if named is not None:
+                yield passed("this catch-all server answers only host names no other server claims, and serves "
+                             "no page of the app (nothing is proxied); plain HTTP for the site is "
+                             f"{named.label}'s, judged on its own", at=server.location, subject=server.label,
+                             observed="catch-all default server (no proxy_pass)", expected="301/308 to https")
+                continue
             front = behind_proxy(conf, server) if not server.ssl else None
             if front is not None:
                 yield passed("plain HTTP here is the hop from a proxy in front that terminates TLS (this server "
@@ -691,6 +698,28 @@ def http_redirect(facts: FactSet) -> Iterator[Outcome]:
                              expected="301/308 to https (at the TLS-terminating proxy)")
                 continue
             yield from _redirect_server(conf, server)
+
+
+_PASSES = ("proxy_pass", "fastcgi_pass", "uwsgi_pass", "scgi_pass", "grpc_pass")
+
+
+def _named_plain_server_beside(confs: list[NginxConfig], server: Server) -> Server | None:
+    """A distribution's stock catch-all (`listen 80 default_server; server_name _;` serving its
+    welcome page, as Debian and Ubuntu leave sites-enabled/default) is not the site when another
+    plain-HTTP server on the same port carries real names: a browser asking for the site reaches
+    that one (in the same configuration, or in a site file read on its own). Returns it; None when
+    the catch-all may be what visitors reach, or proxies anything."""
+    if server.ssl or server.implicit or any(n not in ("_", '""', "", "localhost") for n in server.names):
+        return None
+    if any(d.name in _PASSES for d in server.directive.walk()):
+        return None
+    ports = {x.port for x in server.listens if not x.ssl}
+    for other in (o for conf in confs for o in conf.servers()):
+        if other is not server and other.plain and not other.implicit and \
+                any(n not in ("_", '""', "", "localhost") for n in other.names) and \
+                ports & {x.port for x in other.listens if not x.ssl}:
+            return other
+    return None
 
 
 def behind_proxy(conf: NginxConfig, server: Server) -> Directive | None:

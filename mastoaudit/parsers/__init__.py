@@ -64,7 +64,10 @@ KINDS: dict[str, Kind] = {
         ),
         Kind(
             "redis_conf", "redis",
-            names=("redis.conf", "*/redis.conf", "redis-*.conf", "*/redis-*.conf", "*/redis/*.conf"),
+            # A folder named redis is only a config folder under etc/ (a jail or a role named redis
+            # holds other files); elsewhere the content says whether a .conf is Redis's.
+            names=("redis.conf", "*/redis.conf", "redis-*.conf", "*/redis-*.conf", "etc/redis/*.conf",
+                   "*/etc/redis/*.conf"),
             sniff=_rx(r"^\s*(requirepass|protected-mode|rename-command|appendonly|maxmemory-policy)\s+\S"),
             sniff_suffixes=(".conf",),
         ),

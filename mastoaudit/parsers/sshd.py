@@ -5,6 +5,7 @@ The same parser reads `sshd -T` output (the effective config, one lower-case key
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 
@@ -13,6 +14,15 @@ from ..model import Location
 from .base import ConfigFact, FileProvider, IncludeBudget, IncludeLimit, ParseError, SourceFile
 
 MAX_INCLUDE_DEPTH = 8
+
+# What sshd does with a keyword left unset. OpenSSH's own defaults, and FreeBSD's build of it,
+# which changes four of them (its stock sshd_config says so in a comment, and lists them commented
+# out): root and plain passwords refused, but PAM on and keyboard-interactive left on, so PAM
+# still asks for the password.
+OPENSSH_DEFAULTS = {"permitrootlogin": "prohibit-password", "passwordauthentication": "yes",
+                    "kbdinteractiveauthentication": "yes", "usepam": "no"}
+FREEBSD_DEFAULTS = {**OPENSSH_DEFAULTS, "permitrootlogin": "no", "passwordauthentication": "no", "usepam": "yes"}
+_FREEBSD_STOCK = re.compile(r"^\s*#.*\b(FreeBSD's defaults|VersionAddendum\s+FreeBSD)", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -26,9 +36,20 @@ class SshdSetting:
 class SshdConfig(ConfigFact):
     settings: dict[str, SshdSetting] = field(default_factory=dict)  # global section, first value wins
     match_blocks: list[tuple[str, Location]] = field(default_factory=list)
+    defaults_of: str = "OpenSSH"  # whose compiled-in defaults apply to keywords left unset
 
     def get(self, keyword: str) -> SshdSetting | None:
         return self.settings.get(keyword.lower())
+
+    def default(self, keyword: str) -> str | None:
+        """The value sshd uses when the keyword is not set (None: not a keyword this knows)."""
+        table = FREEBSD_DEFAULTS if self.defaults_of == "FreeBSD" else OPENSSH_DEFAULTS
+        return table.get(keyword.lower())
+
+    def value(self, keyword: str) -> str | None:
+        """The value in force, set or by default, lower-cased."""
+        setting = self.get(keyword)
+        return setting.value.lower() if setting is not None else self.default(keyword)
 
 
 def _lines(source: SourceFile):
@@ -84,6 +105,11 @@ def _read_into(config: SshdConfig, source: SourceFile, provider: FileProvider | 
 def parse_sshd_config(source: SourceFile, provider: FileProvider | None = None,
                       facts: FactSet | None = None) -> SshdConfig:
     config = SshdConfig(source.path)
+    try:
+        if _FREEBSD_STOCK.search(source.text):
+            config.defaults_of = "FreeBSD"
+    except ParseError:
+        pass  # not text: _read_into says so
     _read_into(config, source, provider, facts, 0, [False], IncludeBudget())
     return config
 

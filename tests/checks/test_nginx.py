@@ -291,6 +291,38 @@ def test_mixed_server_needs_a_scheme_redirect(registry, tmp_path):
     one(found, Status.PASS)
 
 
+STOCK_DEFAULT = """server {
+    listen 80 default_server;
+    listen [::]:80 default_server;
+    root /var/www/html;
+    index index.html index.nginx-debian.html;
+    server_name _;
+    location / { try_files $uri $uri/ =404; }
+}
+"""
+REDIRECTS = ("    location /.well-known/acme-challenge/ { allow all; }\n"
+             "    location / { return 301 https://$host$request_uri; }\n")
+
+
+@pytest.mark.parametrize(("files", "default_verdict"), [
+    # Ubuntu's stock default site left enabled beside a site whose port-80 server redirects
+    # (holdout: ubuntu-certbot): the welcome page for unclaimed names is not the site
+    ({"sites-enabled/mastodon": site(REDIRECTS, listen="80")}, Status.PASS),
+    # no named port-80 server: http://social.example.org reaches the catch-all, which does not redirect
+    ({"sites-enabled/mastodon": site(CERT + APP)}, Status.FAIL),
+])
+def test_a_stock_catch_all_beside_the_site(registry, tmp_path, files, default_verdict):
+    found = results(registry, tmp_path, "nginx.http-redirect", {"sites-enabled/default": STOCK_DEFAULT, **files})
+    verdict = one([f for f in found if f.subject == "server (default):80"], default_verdict)
+    if default_verdict is Status.PASS:
+        assert "server social.example.org:80" in verdict.message
+    # a catch-all that proxies to the app serves the site: judged as any server
+    proxied = STOCK_DEFAULT.replace("try_files $uri $uri/ =404;", "proxy_pass http://backend;")
+    found = results(registry, tmp_path / "p", "nginx.http-redirect",
+                    {"sites-enabled/default": proxied, "sites-enabled/mastodon": site(REDIRECTS, listen="80")})
+    one([f for f in found if f.subject == "server (default):80"], Status.FAIL)
+
+
 def test_loopback_only_plain_listener_is_not_judged(registry, tmp_path):
     text = "server {\n    listen 127.0.0.1:8080;\n    location /status { stub_status; }\n}\n"
     found = results(registry, tmp_path, "nginx.http-redirect", {"sites-enabled/x": text})

@@ -416,6 +416,24 @@ def test_classification_of_the_demo_files():
     assert classify("etc/elasticsearch/elasticsearch.yml", None).name == "elasticsearch_yml"
 
 
+def test_a_jail_named_redis_is_not_a_redis_config_folder(tmp_path):
+    # FreeBSD/Bastille: the jail's own files sit in a folder named after it (holdout: freebsd-jails)
+    jail = "usr/local/bastille/jails/redis"
+    for rel, text in ((f"{jail}/jail.conf", "redis {\n  ip4.addr = 10.17.0.3;\n}\n"),
+                      (f"{jail}/root/etc/rc.conf", 'redis_enable="YES"\n'),
+                      (f"{jail}/root/usr/local/etc/redis.conf", "bind 10.17.0.3\nrequirepass Long-Pass-42\n")):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    assert classify(f"{jail}/jail.conf", None) is None
+    assert classify(f"{jail}/root/etc/rc.conf", None) is None
+    assert classify(f"{jail}/root/usr/local/etc/redis.conf", None).name == "redis_conf"
+    assert classify("etc/redis/sentinel.conf", None).name == "redis_conf"  # Debian's config folder still is
+    facts = collect_tree(tmp_path)
+    assert not [p for p in facts.problems if p.kind == "redis_conf"], facts.problems
+    (conf,) = facts.all("redis_conf")
+    assert conf.path.endswith("usr/local/etc/redis.conf")
+
+
 def test_a_broken_file_leaves_the_rest_audited():
     facts = collect_tree(DATA / "broken")
     where = {(p.location.file.split("datastores/broken/", 1)[1], p.location.line) for p in facts.problems}
