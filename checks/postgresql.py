@@ -73,6 +73,23 @@ def listen_scope(conf: PostgresConf) -> tuple[str | None, PgSetting | None]:
     return widest_reach(parts), setting
 
 
+def _hba_admits(facts: FactSet) -> str | None:
+    """"loopback addresses", "loopback and private addresses" (or "no client") when every pg_hba.conf rule read on
+    this target that admits TCP clients names such addresses only; None when none was read, a rule
+    is templated or names what cannot be judged here (a host name, samenet: the server's own
+    networks), or any rule admits more."""
+    hbas = facts.all(kinds.PG_HBA)
+    if not hbas:
+        return None
+    rules = [r for h in hbas for r in h.rules if r.conn_type != "local" and r.method != "reject"]
+    if any(r.templated or r.address in (None, "samenet") for r in rules):
+        return None
+    if not rules:
+        return "no client"
+    widest = widest_reach(r.address for r in rules if r.address is not None)
+    return {"loopback": "loopback addresses", "private": "loopback and private addresses"}.get(widest)
+
+
 @check(
     id="postgresql.listen-addresses",
     title="PostgreSQL listens on loopback (or a private address) only",
@@ -80,6 +97,7 @@ def listen_scope(conf: PostgresConf) -> tuple[str | None, PgSetting | None]:
     severity="high",
     threats=["T-DB-EXPOSED"],
     needs=[kinds.POSTGRESQL_CONF],
+    reads=[kinds.PG_HBA],
     rationale="""Mastodon reaches PostgreSQL over the local socket or 127.0.0.1 when both run on one
         host, and over a private network when the database has a host of its own. A server that
         listens on every interface or on a public address can be reached, probed and brute-forced
@@ -103,9 +121,19 @@ def listen_addresses(facts: FactSet) -> Iterator[Outcome]:
             yield skipped("listen_addresses is a template value; it cannot be judged", at=where,
                           observed=observed, expected=expected)
         elif scope in ("any", "public"):
-            yield failed(f"PostgreSQL listens on {'every interface' if scope == 'any' else 'a public address'}",
-                         at=where, observed=observed, expected=expected,
-                         severity="critical" if scope == "any" else None)
+            heard = "every interface" if scope == "any" else "a public address"
+            admits = _hba_admits(facts)
+            if admits is not None:
+                # What the rest of the tree shows: pg_hba refuses every other client before a
+                # password is asked; the port still answers (pre-authentication code) and one
+                # pg_hba edit opens it.
+                yield failed(f"PostgreSQL listens on {heard}; pg_hba.conf admits only {admits} over TCP, so "
+                             "other clients are refused before a password is asked, but the port still answers "
+                             "every network it is reachable from, one pg_hba.conf line away from exposure",
+                             at=where, observed=observed, expected=expected, severity="medium")
+            else:
+                yield failed(f"PostgreSQL listens on {heard}", at=where, observed=observed, expected=expected,
+                             severity="critical" if scope == "any" else None)
         elif scope in ("private", "name"):
             what = "a private address" if scope == "private" else "a host name that cannot be judged here"
             yield warned(f"PostgreSQL listens on {what}: make sure only the Mastodon hosts can reach it",

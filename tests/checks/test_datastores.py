@@ -71,6 +71,30 @@ def test_pg_listen_every_interface_is_critical(registry):
     assert outcome.severity is Severity.CRITICAL and outcome.observed == "*"
 
 
+@pytest.mark.parametrize(("hba", "severity", "admits"), [
+    ("local all postgres peer\nhost all all 127.0.0.1/32 scram-sha-256\nhostssl mastodon_production mastodon "
+     "10.0.0.5/32 scram-sha-256\n", Severity.MEDIUM, "loopback and private addresses"),
+    ("local all all peer\nhost all all ::1/128 scram-sha-256\n", Severity.MEDIUM, "loopback addresses"),
+    ("local all all peer\n", Severity.MEDIUM, "no client"),
+    ("host all all 0.0.0.0/0 scram-sha-256\n", Severity.CRITICAL, None),
+    ("host all all 203.0.113.7/32 scram-sha-256\n", Severity.CRITICAL, None),
+    ("host all all app.internal scram-sha-256\n", Severity.CRITICAL, None),  # a name: not judged here
+    ("host all all samenet scram-sha-256\n", Severity.CRITICAL, None),  # the server's own networks
+    ("host all all 10.0.0.0/8 reject\nhost all all 127.0.0.1/32 md5\n", Severity.MEDIUM, "loopback addresses"),
+])
+def test_pg_listen_every_interface_in_the_context_of_pg_hba(registry, hba, severity, admits):
+    """'*' is critical unless the pg_hba.conf beside it admits TCP clients from loopback and
+    private addresses only: then other clients are refused before a password is asked (medium,
+    and the message says what pg_hba admits)."""
+    outcome = one(judge(registry, "postgresql.listen-addresses", postgresql_conf="listen_addresses = '*'\n",
+                        pg_hba=hba))
+    assert outcome.status.value == "fail" and outcome.severity is severity
+    if admits:
+        assert f"pg_hba.conf admits only {admits} over TCP" in outcome.message
+    else:
+        assert outcome.message == "PostgreSQL listens on every interface"
+
+
 def test_pg_unread_include_turns_a_pass_into_a_warning(registry):
     conf = "listen_addresses = 'localhost'\ninclude 'more.conf'\n"
     outcome = one(judge(registry, "postgresql.listen-addresses", postgresql_conf=conf))
