@@ -53,6 +53,20 @@ def _clean(expr: str, limit: int) -> str:
 # The setting's value as Mastodon stores it (YAML, "--- open\n"), reduced to the bare word.
 _MODE = _clean("btrim(replace(value, '---', ''), E' \\n\\r\\t''\"')", 40)
 
+def _follow_counts(joined_on: str, alias: str) -> str:
+    """The follow rows whose account on `joined_on`'s side is on the domain's names: by accounts
+    there (target_account_id: they are followed from here; account_id: they follow here), for the
+    names and subdomains (k.sub) and for the domain alone (k.query)."""
+    return f"""CROSS JOIN LATERAL (
+  SELECT count(*) FILTER (WHERE a.domain = ANY (k.sub)) AS follow_rows,
+         count(DISTINCT f.account_id) FILTER (WHERE a.domain = ANY (k.sub)) AS followers,
+         count(DISTINCT f.target_account_id) FILTER (WHERE a.domain = ANY (k.sub)) AS followed,
+         count(*) FILTER (WHERE a.domain = k.query) AS rows_d,
+         count(DISTINCT f.account_id) FILTER (WHERE a.domain = k.query) AS followers_d,
+         count(DISTINCT f.target_account_id) FILTER (WHERE a.domain = k.query) AS followed_d
+  FROM accounts a JOIN follows f ON f.{joined_on} = a.id WHERE a.domain = ANY (k.sub || k.query)) {alias}"""
+
+
 QUERIES: tuple[Query, ...] = (
     Query("peers", "peer", (str, bool), """
 SELECT 'peer', d.domain, (u.domain IS NOT NULL)
@@ -92,22 +106,8 @@ SELECT 'impact', k.query, s.scope,
        CASE s.scope WHEN 'domain' THEN i.rows_d ELSE i.follow_rows END,
        CASE s.scope WHEN 'domain' THEN o.rows_d ELSE o.follow_rows END
 FROM k
-CROSS JOIN LATERAL (
-  SELECT count(*) FILTER (WHERE a.domain = ANY (k.sub)) AS follow_rows,
-         count(DISTINCT f.account_id) FILTER (WHERE a.domain = ANY (k.sub)) AS followers,
-         count(DISTINCT f.target_account_id) FILTER (WHERE a.domain = ANY (k.sub)) AS followed,
-         count(*) FILTER (WHERE a.domain = k.query) AS rows_d,
-         count(DISTINCT f.account_id) FILTER (WHERE a.domain = k.query) AS followers_d,
-         count(DISTINCT f.target_account_id) FILTER (WHERE a.domain = k.query) AS followed_d
-  FROM accounts a JOIN follows f ON f.target_account_id = a.id WHERE a.domain = ANY (k.sub || k.query)) i
-CROSS JOIN LATERAL (
-  SELECT count(*) FILTER (WHERE a.domain = ANY (k.sub)) AS follow_rows,
-         count(DISTINCT f.account_id) FILTER (WHERE a.domain = ANY (k.sub)) AS followers,
-         count(DISTINCT f.target_account_id) FILTER (WHERE a.domain = ANY (k.sub)) AS followed,
-         count(*) FILTER (WHERE a.domain = k.query) AS rows_d,
-         count(DISTINCT f.account_id) FILTER (WHERE a.domain = k.query) AS followers_d,
-         count(DISTINCT f.target_account_id) FILTER (WHERE a.domain = k.query) AS followed_d
-  FROM accounts a JOIN follows f ON f.account_id = a.id WHERE a.domain = ANY (k.sub || k.query)) o
+{_follow_counts("target_account_id", "i")}
+{_follow_counts("account_id", "o")}
 CROSS JOIN (VALUES ('domain'), ('subdomains')) s(scope)
 ORDER BY 2, 3""", needs_domains=True),
     Query("registrations", "setting", (str, str), f"""

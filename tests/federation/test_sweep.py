@@ -292,12 +292,9 @@ def test_resolver_maps_and_their_errors():
     assert asyncio.run(resolver("unmapped.example")) == []  # a closed world: no DNS at all
 
 
-def test_shards_of_a_sweep_merge_finding_for_finding(tmp_path, capsys):
-    """The shards share one target (the peer list): before, each shard's copy of every junk line and
-    its "no peer runs a version with a known advisory" pass all landed in the merged report."""
-    listed = tmp_path / "peers.txt"
-    listed.write_text("".join(f"p{i}.example\n" for i in range(12)) + "10.0.0.1\nfoo\nhttps://x.example/\n")
-    # Names that resolve to an address the sweep refuses: every peer read to an error, no network.
+def _sweep_whole_and_in_three_shards(tmp_path: Path, listed: Path, capsys) -> None:
+    """whole.json, s1..s3.json (--shard i/3) and merged.json in tmp_path. The names resolve to an
+    address the sweep refuses: every peer read to an error, no network."""
     common = ["federation", "peers", "--from-file", str(listed), "--no-dns", "--resolve", "*.example=127.0.0.1",
               "-q", "-f", "json", "--fail-on", "never"]
     assert main([*common, "-o", str(tmp_path / "whole.json")]) == 0
@@ -306,6 +303,14 @@ def test_shards_of_a_sweep_merge_finding_for_finding(tmp_path, capsys):
     assert main(["merge", *(str(tmp_path / f"s{i}.json") for i in (1, 2, 3)), "-f", "json",
                  "-o", str(tmp_path / "merged.json")]) == 0
     capsys.readouterr()
+
+
+def test_shards_of_a_sweep_merge_finding_for_finding(tmp_path, capsys):
+    """The shards share one target (the peer list): before, each shard's copy of every junk line and
+    its "no peer runs a version with a known advisory" pass all landed in the merged report."""
+    listed = tmp_path / "peers.txt"
+    listed.write_text("".join(f"p{i}.example\n" for i in range(12)) + "10.0.0.1\nfoo\nhttps://x.example/\n")
+    _sweep_whole_and_in_three_shards(tmp_path, listed, capsys)
     whole, merged = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("whole", "merged"))
     assert _verdicts(merged) == _verdicts(whole)
     assert merged["summary"]["by_status"] == whole["summary"]["by_status"]
@@ -319,14 +324,7 @@ def test_a_shard_that_holds_no_peers_says_so(tmp_path, capsys):
     listed = tmp_path / "peers.txt"
     listed.write_text("p0.example\n")
     owner = shard_of("p0.example", 3)
-    common = ["federation", "peers", "--from-file", str(listed), "--no-dns", "--resolve", "*.example=127.0.0.1",
-              "-q", "-f", "json", "--fail-on", "never"]
-    assert main([*common, "-o", str(tmp_path / "whole.json")]) == 0
-    for i in (1, 2, 3):
-        assert main([*common, "-o", str(tmp_path / f"s{i}.json"), "--shard", f"{i}/3"]) == 0
-    assert main(["merge", *(str(tmp_path / f"s{i}.json") for i in (1, 2, 3)), "-f", "json",
-                 "-o", str(tmp_path / "merged.json")]) == 0
-    capsys.readouterr()
+    _sweep_whole_and_in_three_shards(tmp_path, listed, capsys)
     for i in {1, 2, 3} - {owner}:
         part = json.loads((tmp_path / f"s{i}.json").read_text())
         advisory = [f for f in part["findings"] if f["check_id"] == "federation.vulnerable-peers"]
